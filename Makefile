@@ -1,0 +1,41 @@
+# smtpcore: every set-up step lives here, so that a fresh machine needs only
+# Python >= 3.10 with venv and pip.  `make demo` runs the main job, `make test`
+# the whole test suite (lint, format, types, tests with coverage).
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: install demo test lint typecheck unit fuzz fuzz-smoke bench bench-quick interop-setup clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]' --config-settings editable_mode=strict
+	touch $(STAMP)
+
+# The strict editable install links files one by one: new modules need a
+# reinstall, which is cheap, so every entry point below does it.
+install: $(STAMP)
+	$(BIN)/python -m pip install --quiet --no-deps -e . --config-settings editable_mode=strict
+
+demo: install
+	$(BIN)/python -m smtpcore demo
+
+lint: install
+	$(BIN)/ruff check src tests fuzz bench
+	$(BIN)/ruff format --check src tests fuzz bench
+
+typecheck: install
+	$(BIN)/mypy --strict src tests
+
+unit: install
+	$(BIN)/python -m pytest --cov --cov-branch --cov-report=term $(PYTEST_ARGS)
+
+test: lint typecheck unit
+
+clean:
+	rm -rf $(VENV) build *.egg-info .coverage .mypy_cache .pytest_cache .ruff_cache .hypothesis

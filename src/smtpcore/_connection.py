@@ -1,0 +1,417 @@
+"""The protocol connection: commands out, replies in, each reply bound to its command.
+
+Theory of operation
+-------------------
+:class:`Connection` is the h11-style protocol layer under the session. It
+knows the SMTP grammar and the ordering rules, not the policy:
+
+* ``send(command)`` checks that the command may be sent now (the transition
+  table in :mod:`smtpcore._state` and the RFC 2920 grouping rules), pushes the
+  reply it expects onto a FIFO, and returns the bytes to write.
+* ``send_body(data)`` passes already-encoded message data, legal only after a
+  354 reply to DATA or inside a BDAT chunk (exactly the announced size).
+* ``receive_data(data)`` buffers server bytes (``b""`` means EOF), and
+  ``next_event()`` returns the next :class:`ReplyReceived` (bound to the
+  command it answers), :class:`ServiceClosing` (an unsolicited 421),
+  :class:`ConnectionClosed` (EOF) or :data:`NEED_DATA`.
+
+Pipelining is bookkeeping, not special cases: every command sent pushes the
+reply it expects onto the FIFO and every complete reply pops one, so replies
+that arrive together are all delivered, in order, to the right command.
+
+After any protocol error the connection is dead: it raises on every call and
+produces no more bytes.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import dataclass
+from typing import Final, NoReturn, final
+
+from ._commands import (
+    Auth,
+    AuthCancel,
+    AuthResponse,
+    Bdat,
+    Command,
+    Data,
+    EndOfData,
+    Lhlo,
+    Quit,
+    Rcpt,
+    StartTLS,
+)
+from ._errors import LocalProtocolError, RemoteProtocolError
+from ._replies import (
+    DEFAULT_MAX_LINE_LENGTH,
+    DEFAULT_MAX_LINES,
+    DEFAULT_MAX_REPLY_SIZE,
+    Reply,
+    ReplyParser,
+)
+from ._state import ConnState, next_state
+
+__all__ = [
+    "NEED_DATA",
+    "Connection",
+    "ConnectionClosed",
+    "NeedData",
+    "ReplyReceived",
+    "ServiceClosing",
+]
+
+
+@final
+class NeedData(enum.Enum):
+    """Sentinel type: more bytes are needed before the next event."""
+
+    NEED_DATA = "NEED_DATA"
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA: Final = NeedData.NEED_DATA
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplyReceived:
+    """A complete reply, bound to the command it answers.
+
+    ``command`` is None for the server's greeting. In LMTP mode the end of
+    the data gets one reply per accepted recipient: ``index`` counts them.
+    """
+
+    command: Command | None
+    reply: Reply
+    index: int = 0
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceClosing:
+    """RFC 5321 3.8: an unsolicited 421, the server is shutting the channel."""
+
+    reply: Reply
+
+    def __post_init__(self) -> None:
+        if self.reply.code != 421:
+            raise ValueError("ServiceClosing carries a 421 reply")
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionClosed:
+    """The server closed the connection (EOF).
+
+    ``outstanding`` names the commands whose replies never came (None stands
+    for the greeting); ``partial_reply`` is True if EOF cut a reply short.
+    """
+
+    outstanding: tuple[Command | None, ...] = ()
+    partial_reply: bool = False
+
+    def describe(self) -> str:
+        """A one-line description for error messages."""
+        if not self.outstanding:
+            return "connection closed by the server"
+        names = ", ".join("greeting" if c is None else c.verb for c in self.outstanding)
+        return f"connection closed by the server with replies outstanding for: {names}"
+
+
+Event = ReplyReceived | ServiceClosing | ConnectionClosed
+
+
+@dataclass(slots=True)
+class _Transaction:
+    accepted: int = 0  # RCPTs answered positively so far
+
+
+@dataclass(slots=True)
+class _Pending:
+    command: Command | None
+    # LMTP end of data: one reply per accepted recipient of ``txn``, counted
+    # when the first of them arrives (all RCPT replies come before it).
+    txn: _Transaction | None = None
+    per_recipient: bool = False
+    received: int = 0
+
+    def expected(self) -> int:
+        if self.per_recipient and self.txn is not None:
+            return max(self.txn.accepted, 1)
+        return 1
+
+
+@final
+class Connection:
+    """The SMTP client protocol layer (see the module docstring).
+
+    Args:
+        lmtp: speak LMTP (RFC 2033): LHLO, and one reply per accepted
+            recipient after the data.
+        max_line_length, max_lines, max_reply_size: reply parser limits.
+    """
+
+    def __init__(
+        self,
+        *,
+        lmtp: bool = False,
+        max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
+        max_lines: int = DEFAULT_MAX_LINES,
+        max_reply_size: int = DEFAULT_MAX_REPLY_SIZE,
+    ) -> None:
+        self.lmtp = lmtp
+        self._limits = (max_line_length, max_lines, max_reply_size)
+        self._parser = ReplyParser(
+            max_line_length=max_line_length, max_lines=max_lines, max_reply_size=max_reply_size
+        )
+        # The greeting is the first reply we wait for (RFC 5321 3.1).
+        self._pending: deque[_Pending] = deque([_Pending(None)])
+        self._group_enders = 1  # pending entries whose command ends a pipelined group
+        self._state = ConnState.GREETING
+        self._pipelining = False
+        self._bdat_remaining = 0
+        self._txn = _Transaction()  # the transaction being sent, for LMTP
+        self._eof = False
+        self._closed_reported = False
+        self._error: Exception | None = None
+
+    # -- inspection ------------------------------------------------------------
+
+    @property
+    def state(self) -> ConnState:
+        """Where the conversation stands on the send side."""
+        return self._state
+
+    @property
+    def pipelining(self) -> bool:
+        """Whether commands may be pipelined (RFC 2920); set after EHLO."""
+        return self._pipelining
+
+    @pipelining.setter
+    def pipelining(self, value: bool) -> None:
+        self._pipelining = value
+
+    @property
+    def outstanding(self) -> tuple[Command | None, ...]:
+        """The commands still waiting for their reply, oldest first."""
+        return tuple(p.command for p in self._pending)
+
+    @property
+    def buffered(self) -> int:
+        """Received octets not yet handed out in an event."""
+        return self._parser.buffered
+
+    def can_send(self) -> bool:
+        """True if a new command may be sent now without breaking RFC 2920.
+
+        Without PIPELINING only one command may be outstanding; with it, a
+        command that ends a group (EHLO, DATA, VRFY, EXPN, QUIT, NOOP,
+        STARTTLS, AUTH) must get its reply before anything else is sent.
+        """
+        if self._error is not None or self._eof:
+            return False
+        if not self._pending:
+            return True
+        return self._pipelining and self._group_enders == 0
+
+    # -- sending ---------------------------------------------------------------
+
+    def send(self, command: Command) -> bytes:
+        """Check ``command`` against the state and the grouping rules, record
+        the reply it expects, and return its bytes.
+
+        Raises:
+            LocalProtocolError: the command may not be sent now.
+        """
+        self._check_usable()
+        if self._bdat_remaining:
+            raise LocalProtocolError(
+                f"cannot send {command.verb}: {self._bdat_remaining} octets of the BDAT chunk are due"
+            )
+        if not self.can_send():
+            what = "a reply" if not self._pipelining else "the reply that ends the pipelined group"
+            raise LocalProtocolError(f"cannot send {command.verb} while waiting for {what}")
+        new_state = next_state(self._state, command)
+        if isinstance(command, Lhlo):
+            self.lmtp = True
+        per_recipient = False
+        if isinstance(command, Bdat):
+            self._bdat_remaining = command.size
+            # RFC 2033 4.2 with RFC 3030: BDAT LAST is answered per recipient.
+            per_recipient = command.last and self.lmtp
+        elif isinstance(command, EndOfData):
+            # RFC 2033 4.2: after the final dot, one reply for each RCPT that
+            # succeeded, in the order of the RCPT commands.
+            per_recipient = self.lmtp
+        self._state = new_state
+        self._pending.append(_Pending(command, self._txn, per_recipient))
+        if command.ends_group:
+            self._group_enders += 1
+        if new_state is ConnState.READY and isinstance(command, (EndOfData, Bdat)):
+            self._txn = _Transaction()
+        return command.to_bytes()
+
+    def send_body(self, data: bytes) -> bytes:
+        """Pass encoded message data through, checking that it is due now."""
+        self._check_usable()
+        if self._state is ConnState.BODY:
+            return data
+        if self._bdat_remaining:
+            if len(data) > self._bdat_remaining:
+                raise LocalProtocolError(
+                    f"BDAT chunk overrun: {len(data)} octets given, {self._bdat_remaining} due"
+                )
+            self._bdat_remaining -= len(data)
+            return data
+        if not data:
+            return data
+        raise LocalProtocolError(
+            f"message data may only follow a 354 reply to DATA or a BDAT command "
+            f"(state {self._state.name})"
+        )
+
+    # -- receiving -------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Buffer bytes from the server; ``b""`` signals EOF.
+
+        Raises:
+            RemoteProtocolError: bytes arrived where none may (after the 220
+                to STARTTLS and before TLS is up), or the line limit is hit.
+        """
+        self._check_usable()
+        if not data:
+            self._eof = True
+            return
+        if self._eof:
+            raise LocalProtocolError("data received after EOF")
+        if self._state is ConnState.TLS_PENDING:
+            # RFC 3207 4.2 and the STARTTLS command injection attacks (CVE-2011-0411,
+            # NO STARTTLS 2021): nothing may arrive in plaintext between the 220
+            # and the TLS handshake.
+            self._fail(
+                RemoteProtocolError(
+                    "server sent data after its 220 to STARTTLS (response injection)"
+                )
+            )
+        try:
+            self._parser.feed(data)
+        except RemoteProtocolError as exc:
+            self._fail(exc)
+
+    def next_event(self) -> Event | NeedData:
+        """Return the next event, or :data:`NEED_DATA`.
+
+        Raises:
+            RemoteProtocolError: the server broke the protocol.
+        """
+        self._check_usable()
+        try:
+            reply = self._parser.next_reply()
+        except RemoteProtocolError as exc:
+            self._fail(exc)
+        if reply is None:
+            if self._eof:
+                if self._closed_reported:
+                    raise LocalProtocolError("the connection is closed")
+                self._closed_reported = True
+                event = ConnectionClosed(
+                    outstanding=self.outstanding, partial_reply=self._parser.in_reply
+                )
+                self._pending.clear()
+                self._group_enders = 0
+                self._state = ConnState.CLOSED
+                return event
+            return NEED_DATA
+        if not self._pending:
+            # RFC 5321 3.8: a server may send 421 at any time and close.
+            if reply.code == 421:
+                self._state = ConnState.CLOSED
+                return ServiceClosing(reply=reply)
+            self._fail(RemoteProtocolError(f"unsolicited reply: {reply.describe()}"))
+        return self._deliver(reply)
+
+    def _deliver(self, reply: Reply) -> ReplyReceived:
+        pending = self._pending[0]
+        command = pending.command
+        index = pending.received
+        pending.received += 1
+        if reply.code == 421 or pending.received >= pending.expected():
+            self._pending.popleft()
+            if command is None or command.ends_group:
+                self._group_enders -= 1
+        self._after_reply(command, reply, pending.txn)
+        return ReplyReceived(command=command, reply=reply, index=index)
+
+    def _after_reply(
+        self, command: Command | None, reply: Reply, txn: _Transaction | None
+    ) -> None:
+        # Replies move the state only where the server decides what comes next.
+        if reply.code == 421:
+            # RFC 5321 3.8: 421 to any command means the server is closing.
+            self._state = ConnState.CLOSED
+            return
+        if command is None:
+            # RFC 5321 3.1 / 4.3.1: only a 220 greeting opens the session; after
+            # a 554 the client may only send QUIT.
+            self._state = ConnState.HELLO if reply.code == 220 else ConnState.REFUSED
+        elif isinstance(command, Data):
+            # RFC 5321 4.1.1.4: message data follows a 354 only.
+            self._state = ConnState.BODY if reply.code == 354 else ConnState.RCPT_SENT
+        elif isinstance(command, (Auth, AuthResponse)):
+            # RFC 4954 4: 334 asks for a continuation line; anything else ends AUTH.
+            self._state = ConnState.AUTH_CONTINUE if reply.code == 334 else ConnState.READY
+        elif isinstance(command, AuthCancel):
+            self._state = ConnState.READY
+        elif isinstance(command, StartTLS):
+            if reply.code == 220:
+                # RFC 3207 4.2 / NO STARTTLS (USENIX Security 2021): anything
+                # already buffered after the 220 was injected in plaintext.
+                if self._parser.buffered:
+                    self._fail(
+                        RemoteProtocolError(
+                            "server sent data after its 220 to STARTTLS (response injection)"
+                        )
+                    )
+                self._state = ConnState.TLS_PENDING
+            else:
+                self._state = ConnState.READY
+        elif isinstance(command, Rcpt) and reply.is_positive and txn is not None:
+            txn.accepted += 1
+        elif isinstance(command, Quit):
+            self._state = ConnState.CLOSED
+
+    def tls_established(self) -> None:
+        """Tell the connection that the TLS handshake completed.
+
+        RFC 3207 4.2: the client must forget what it learnt before TLS and
+        start again with EHLO; the parser starts from a clean buffer.
+        """
+        self._check_usable()
+        if self._state is not ConnState.TLS_PENDING:
+            raise LocalProtocolError(f"no STARTTLS is pending (state {self._state.name})")
+        max_line_length, max_lines, max_reply_size = self._limits
+        self._parser = ReplyParser(
+            max_line_length=max_line_length, max_lines=max_lines, max_reply_size=max_reply_size
+        )
+        self._pipelining = False
+        self._state = ConnState.HELLO
+
+    # -- errors ----------------------------------------------------------------
+
+    def _check_usable(self) -> None:
+        if self._error is not None:
+            raise LocalProtocolError(
+                f"the connection is unusable after an earlier error: {self._error}"
+            )
+
+    def _fail(self, exc: RemoteProtocolError) -> NoReturn:
+        self._error = exc
+        self._state = ConnState.ERROR
+        self._pending.clear()
+        self._parser = ReplyParser()  # release the buffer
+        raise exc

@@ -1,0 +1,323 @@
+"""What the session asks of its adapter (actions) and what it reports (events).
+
+Actions are the I/O the core cannot do itself. An adapter loops::
+
+    while True:
+        action = session.next_action()
+        match action:
+            case Write(data=data):          send all of ``data``
+            case Read(stage=stage):         read with the stage's timeout, then
+                                            session.receive_data(chunk) (b"" at EOF)
+                                            or session.timeout_expired()
+            case StartTLS(server_hostname=name):
+                                            handshake, then session.tls_established()
+                                            or session.tls_failed(reason)
+            case NeedBody(message_id=mid):  session.send_body(mid, next chunk or b"")
+            case Idle():                    nothing to do until a message is submitted
+            case Close():                   close the connection; the session is over
+        for event in session.events(): ...
+
+Events are frozen values; a negative reply is an event, not an exception.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, final
+
+from ._errors import SMTPError, Stage
+from ._replies import Reply, printable
+
+if TYPE_CHECKING:
+    from ._commands import Command
+    from ._extensions import Capabilities
+
+__all__ = [
+    "Action",
+    "Authenticated",
+    "Close",
+    "CommandCompleted",
+    "Direction",
+    "Event",
+    "GreetingReceived",
+    "Idle",
+    "MessageAccepted",
+    "MessageFailed",
+    "MessageProbed",
+    "MessageResult",
+    "NeedBody",
+    "Read",
+    "RecipientResult",
+    "RecipientStatus",
+    "ServerReady",
+    "ServiceClosing",
+    "SessionClosed",
+    "StartTLS",
+    "TLSEstablished",
+    "TranscriptEntry",
+    "Write",
+]
+
+
+# -- actions -------------------------------------------------------------------
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Write:
+    """Write all of ``data`` to the server. ``stage`` names the timeout that
+    applies (a stalled write of message data is a DATA_BLOCK timeout)."""
+
+    data: bytes
+    stage: Stage
+
+    def __repr__(self) -> str:
+        # Never show the bytes: they may carry AUTH secrets or message content.
+        return f"Write(<{len(self.data)} octets>, stage={self.stage.value})"
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Read:
+    """Read more bytes; if none come within ``stage``'s timeout, call
+    ``timeout_expired()``."""
+
+    stage: Stage
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartTLS:
+    """Run the TLS handshake on the connection now, verifying
+    ``server_hostname`` (None: the adapter's host)."""
+
+    server_hostname: str | None
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NeedBody:
+    """Give the next chunk of message ``message_id``'s body to
+    ``send_body()`` (``b""`` at its end). ``size_hint`` is how much to read."""
+
+    message_id: int
+    size_hint: int
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Idle:
+    """Nothing to do until the caller submits a message, a command or quit()."""
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Close:
+    """Close the connection. The session is over."""
+
+
+Action = Write | Read | StartTLS | NeedBody | Idle | Close
+
+
+# -- results -------------------------------------------------------------------
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecipientStatus:
+    """One recipient's outcome: the reply that decided it (the RCPT reply if
+    it was refused there, else the reply to the message data)."""
+
+    recipient: str
+    reply: Reply
+    accepted: bool
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageResult:
+    """The outcome of one message.
+
+    Attributes:
+        message_id: the id ``submit()`` returned.
+        sender: the envelope sender.
+        recipients: every recipient's status, in the order given.
+        reply: the final reply to the message data (the last one when the
+            message took several transactions), or None if no data was sent.
+        size: octets of message data written (after encoding).
+        data_sent: whether any message data went on the wire.
+        status_known: False when the connection failed after the final dot
+            and before its reply: the message may have been delivered.
+    """
+
+    message_id: int
+    sender: str
+    recipients: tuple[RecipientStatus, ...] = ()
+    reply: Reply | None = None
+    size: int = 0
+    data_sent: bool = False
+    status_known: bool = True
+
+    @property
+    def accepted(self) -> tuple[str, ...]:
+        """Recipients the server took responsibility for."""
+        return tuple(r.recipient for r in self.recipients if r.accepted)
+
+    @property
+    def rejected(self) -> Mapping[str, Reply]:
+        """Recipients refused, with the reply that refused them."""
+        return {r.recipient: r.reply for r in self.recipients if not r.accepted}
+
+
+# -- events --------------------------------------------------------------------
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GreetingReceived:
+    """The server's 220 greeting."""
+
+    reply: Reply
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerReady:
+    """EHLO/HELO/LHLO succeeded; ``capabilities`` is what the server offers
+    now (learnt again after STARTTLS). ``tls`` says whether TLS is active."""
+
+    capabilities: Capabilities
+    tls: bool
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TLSEstablished:
+    """TLS is up (after STARTTLS, or from the start with implicit TLS)."""
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Authenticated:
+    """AUTH succeeded with ``mechanism``."""
+
+    mechanism: str
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecipientResult:
+    """The server's reply to one RCPT."""
+
+    message_id: int
+    recipient: str
+    reply: Reply
+
+    @property
+    def accepted(self) -> bool:
+        """True for a 2xx reply."""
+        return self.reply.is_positive
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageAccepted:
+    """The server accepted the message for at least one recipient (for all
+    of them with ``require_all_recipients``)."""
+
+    result: MessageResult
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageFailed:
+    """The message was not accepted.
+
+    ``retry_safe`` is True when no byte of its data was sent, so sending it
+    again (on this or a new connection) cannot duplicate it.
+    """
+
+    result: MessageResult
+    error: SMTPError
+
+    @property
+    def retry_safe(self) -> bool:
+        """True when no message data was sent: a retry cannot duplicate it."""
+        return not self.result.data_sent
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageProbed:
+    """With ``quit_after`` MAIL or RCPT: the envelope was tried, no data was
+    sent. The result holds each recipient's RCPT reply."""
+
+    result: MessageResult
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommandCompleted:
+    """A command submitted with ``session.command()`` (NOOP, VRFY...) got its reply."""
+
+    ticket: int
+    command: Command
+    reply: Reply
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceClosing:
+    """The server sent 421: it is closing the connection (RFC 5321 3.8)."""
+
+    reply: Reply
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionClosed:
+    """The session is over. ``error`` is None after a clean QUIT."""
+
+    error: SMTPError | None = None
+
+
+Event = (
+    GreetingReceived
+    | ServerReady
+    | TLSEstablished
+    | Authenticated
+    | RecipientResult
+    | MessageAccepted
+    | MessageFailed
+    | MessageProbed
+    | CommandCompleted
+    | ServiceClosing
+    | SessionClosed
+)
+
+
+# -- transcript ----------------------------------------------------------------
+
+
+class Direction(enum.Enum):
+    """Who sent a transcript line: the seed module's ``<-`` and ``->``."""
+
+    RECEIVED = "<-"
+    SENT = "->"
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TranscriptEntry:
+    """One line of the transaction log. AUTH secrets are already redacted;
+    message data is summarised unless the session logs bodies."""
+
+    direction: Direction
+    data: bytes
+    summary: bool = field(default=False)
+
+    def __str__(self) -> str:
+        text = self.data.rstrip(b"\r\n").decode("utf-8", "surrogateescape")
+        return f"{self.direction.value} {printable(text)}"

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, final
 
-from ._errors import SMTPError, Stage
+from ._errors import ConnectionLostError, ReplyError, SMTPError, Stage
 from ._replies import Reply, printable
 
 if TYPE_CHECKING:
@@ -246,6 +246,17 @@ class MessageFailed:
     def retry_safe(self) -> bool:
         """True when no message data was sent: a retry cannot duplicate it."""
         return not self.result.data_sent
+
+    @property
+    def connection_dropped(self) -> bool:
+        """True when the server went away (EOF, reset, or 421) before any of
+        the message's data was sent: the same message can be sent again on a
+        new connection. Adapters use this to reconnect an idle client."""
+        error = self.error
+        dropped = isinstance(error, ConnectionLostError) or (
+            isinstance(error, ReplyError) and error.code == 421
+        )
+        return dropped and self.retry_safe
 
 
 @final

@@ -364,7 +364,7 @@ class BodyEncoder:
                     return b""
             elif self._strict:
                 raise _bare_cr_error(base - 1)
-        self._check_octets(data, base)
+        line_len = self._check_octets(data, base)
 
         # Canonical line endings. The common shapes cost one or two passes:
         # LF only (one replace), CRLF only (two searches), CRLF with a few
@@ -403,6 +403,7 @@ class BodyEncoder:
                     if trailing_cr:
                         out += b"\r\n"
         self._pending_cr = trailing_cr
+        self._line_len = line_len
 
         if self._stuff_dots:
             # RFC 5321 4.5.2: "Before sending a line of mail text, the SMTP
@@ -415,8 +416,13 @@ class BodyEncoder:
         self._at_line_start = out[-1] == _LF
         return out
 
-    def _check_octets(self, data: bytes, base: int) -> None:
-        """Runs the fast content checks; on any failure, `_fail` finds the first bad octet."""
+    def _check_octets(self, data: bytes, base: int) -> int:
+        """Runs the fast content checks; on any failure, `_fail` finds the first bad octet.
+
+        Returns the length of the unfinished line at the end of `data`, for the
+        caller to keep once the chunk has passed every check.
+        """
+        line_len = self._line_len
         if not self._has_8bit and not data.isascii():
             if not self._allow_8bit:
                 self._fail(data, base)
@@ -430,18 +436,19 @@ class BodyEncoder:
             if limit is not None:
                 first = marks.find(b"\n")
                 if first < 0:
-                    if self._line_len + len(marks) > limit:
+                    line_len += len(marks)
+                    if line_len > limit:
                         self._fail(data, base)
-                    self._line_len += len(marks)
                 else:
-                    if self._line_len + first > limit or (
+                    if line_len + first > limit or (
                         len(marks) - first > limit
                         and marks.find(self._long_line_marks(limit), first) >= 0
                     ):
                         self._fail(data, base)
-                    self._line_len = len(marks) - 1 - marks.rfind(b"\n")
+                    line_len = len(marks) - 1 - marks.rfind(b"\n")
         elif self._nul_only and b"\x00" in data:
             self._fail(data, base)
+        return line_len
 
     def _long_line_marks(self, limit: int) -> bytes:
         # Built on first use only: with a huge limit and small chunks it is
@@ -500,7 +507,8 @@ class BodyEncoder:
                 found.append((m.start(), _BARE_CR_REASON))
             if (m := _BARE_LF.search(data)) is not None:
                 found.append((m.start(), "bare LF (RFC 5321 2.3.8) in strict mode"))
-        # A fast check failed, so at least one slow check finds something.
+        if not found:  # pragma: no cover - the slow checks cover the fast ones
+            raise MessageContentError(f"message body refused at body offset {base}")
         pos, reason = min(found, key=lambda item: item[0])
         raise MessageContentError(f"{reason}, at body offset {base + pos}")
 

@@ -357,12 +357,22 @@ class Session:
         try:
             self._stream_chunk(msg, chunk)
         except MessageContentError as exc:
-            # The body turned out unsendable halfway through. There is no way
-            # to abort DATA cleanly: closing without the final dot makes the
-            # server discard what it got (RFC 5321 4.1.1.4).
-            self._body_msg = None
-            self._fail_message(msg, exc)
-            self._fatal(exc, quit=False)
+            self.body_failed(message_id, exc)
+
+    def body_failed(self, message_id: int, error: SMTPError) -> None:
+        """The body being streamed cannot be completed (unreadable file, or
+        content found unsendable halfway through).
+
+        There is no way to abort DATA cleanly: the message fails and the
+        connection is closed without the final dot, so the server discards
+        what it got (RFC 5321 4.1.1.4: only the terminator completes it).
+        """
+        msg = self._body_msg
+        if msg is None or msg.id != message_id:
+            raise LocalProtocolError(f"no body is expected for message {message_id}")
+        self._body_msg = None
+        self._fail_message(msg, error)
+        self._fatal(error, quit=False)
 
     # -- what the adapter asks -------------------------------------------------
 
@@ -1072,11 +1082,8 @@ class Session:
         queued, QUIT if the conversation allows it, then close."""
         if self._error is None:
             self._error = error
-        body = self._body_msg
         self._body_msg = None
         for msg in list(self._active):
-            if msg is body and isinstance(error, MessageContentError):
-                continue  # already reported by send_body
             self._fail_message(msg, error)
         self._active.clear()
         self._drop_jobs(error)

@@ -1,0 +1,408 @@
+"""What every adapter shares: parameters, message sources, results, callbacks.
+
+Nothing here does I/O on a connection or knows SMTP: it turns the caller's
+keyword arguments (the seed module's parameter set) into a
+:class:`smtpcore.SessionConfig` and an :class:`smtpcore.OutgoingMessage`,
+opens message files, maps timeouts to stages and reports outcomes through
+return values, exceptions or the ``on_success``/``on_failure`` callbacks.
+"""
+
+from __future__ import annotations
+
+import email.message
+import logging
+import os
+import ssl
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import IO, Any, Final, final
+
+from smtpcore import (
+    BodyType,
+    ConnectionLostError,
+    Credentials,
+    InvalidInputError,
+    MessageResult,
+    MessageSourceError,
+    Notify,
+    OAuth2Token,
+    OutgoingMessage,
+    QuitAfter,
+    Ret,
+    SessionConfig,
+    SMTPError,
+    Stage,
+    TLSPolicy,
+    TranscriptEntry,
+)
+
+__all__ = [
+    "DEFAULT_PORTS",
+    "DEFAULT_TIMEOUT",
+    "BodySource",
+    "ClientOptions",
+    "SendResult",
+    "Timeouts",
+    "client_logger",
+    "connect_error",
+    "make_message",
+    "report",
+]
+
+#: The seed's default: 30 seconds, applied to each stage.
+DEFAULT_TIMEOUT: Final = 30.0
+#: RFC 5321 (25), RFC 8314 (465 for implicit TLS), RFC 2033 has no port.
+DEFAULT_PORTS: Final = {TLSPolicy.IMPLICIT: 465}
+#: Bytes read from a message file at a time (bounded memory for any size).
+FILE_CHUNK: Final = 64 * 1024
+
+AuthInput = Credentials | OAuth2Token | tuple[str, str] | None
+SuccessCallback = Callable[[Any, "SendResult"], object]
+FailureCallback = Callable[[Any, SMTPError, "tuple[TranscriptEntry, ...] | None", str], object]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds allowed for each stage: ``default`` unless overridden.
+
+    Stages are :class:`smtpcore.Stage` members or their string values
+    (``{"data-termination": 600}``).
+    """
+
+    default: float = DEFAULT_TIMEOUT
+    overrides: Mapping[Stage, float] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls, timeout: float | None, overrides: Mapping[Stage | str, float] | None
+    ) -> Timeouts:
+        default = DEFAULT_TIMEOUT if timeout is None else float(timeout)
+        if default <= 0:
+            raise InvalidInputError("timeout", "must be positive", timeout)
+        table: dict[Stage, float] = {}
+        for key, seconds in (overrides or {}).items():
+            try:
+                stage = key if isinstance(key, Stage) else Stage(key)
+            except ValueError:
+                raise InvalidInputError("timeouts", "unknown stage", key) from None
+            if seconds <= 0:
+                raise InvalidInputError("timeouts", "must be positive", seconds)
+            table[stage] = float(seconds)
+        return cls(default, table)
+
+    def __call__(self, stage: Stage) -> float:
+        return self.overrides.get(stage, self.default)
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientOptions:
+    """Where and how to connect, shared by ``send``, ``Client`` and ``Pool``."""
+
+    server: str = "localhost"
+    port: int | None = None
+    unix_path: str | None = None
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    bind_address: str | None = None
+    bind_port: int | None = None
+    ssl_context: ssl.SSLContext | None = None
+    config: SessionConfig = field(default_factory=SessionConfig)
+    name: str | None = None
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        server: str = "localhost",
+        port: int | None = None,
+        unix_path: str | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        timeouts: Mapping[Stage | str, float] | None = None,
+        local_hostname: str | None = None,
+        bind_address: str | None = None,
+        bind_port: int | None = None,
+        tls: TLSPolicy | str = TLSPolicy.OPPORTUNISTIC,
+        ssl_context: ssl.SSLContext | None = None,
+        dangerously_skip_tls_verification: bool = False,
+        auth: AuthInput = None,
+        auth_mechanisms: Iterable[str] | str | None = None,
+        allow_insecure_auth: bool = False,
+        transaction_log: bool = False,
+        name: str | None = None,
+        lmtp: bool = False,
+        pipelining: bool = True,
+        chunking: bool = True,
+        strict_line_endings: bool = False,
+        require_all_recipients: bool = False,
+        max_recipients: int | None = None,
+        quit_after: QuitAfter | str | None = None,
+    ) -> ClientOptions:
+        policy = _tls_policy(tls)
+        context = ssl_context
+        if policy is not TLSPolicy.NONE and context is None:
+            # Certificate and host name verified, TLS >= 1.2.
+            context = ssl.create_default_context()
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if dangerously_skip_tls_verification and context is not None:
+            logging.getLogger("smtpcore").warning(
+                "TLS certificate verification is DISABLED for %s: the connection can be "
+                "intercepted",
+                server,
+            )
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if isinstance(auth_mechanisms, str):
+            auth_mechanisms = (auth_mechanisms,)
+        config = SessionConfig(
+            local_hostname=local_hostname or "localhost",
+            server_hostname=server if unix_path is None else None,
+            tls=policy,
+            credentials=_credentials(auth),
+            auth_mechanisms=None if auth_mechanisms is None else tuple(auth_mechanisms),
+            allow_insecure_auth=allow_insecure_auth,
+            transaction_log=transaction_log,
+            lmtp=lmtp,
+            pipelining=pipelining,
+            chunking=chunking,
+            strict_line_endings=strict_line_endings,
+            require_all_recipients=require_all_recipients,
+            max_recipients=max_recipients,
+            quit_after=None if quit_after is None else QuitAfter(quit_after),
+        )
+        if port is None:
+            port = DEFAULT_PORTS.get(policy, 25)
+        if not 0 < port < 65536:
+            raise InvalidInputError("port", "must be 1-65535", port)
+        return cls(
+            server=server,
+            port=port,
+            unix_path=unix_path,
+            timeouts=Timeouts.build(timeout, timeouts),
+            bind_address=bind_address,
+            bind_port=bind_port,
+            ssl_context=context,
+            config=config,
+            name=name,
+        )
+
+    @property
+    def address(self) -> str:
+        """Where we connect, for messages and logs."""
+        return self.unix_path if self.unix_path else f"{self.server}:{self.port}"
+
+    @property
+    def source_address(self) -> tuple[str, int] | None:
+        """The local (address, port) to bind, if any."""
+        if self.bind_address is None and self.bind_port is None:
+            return None
+        return (self.bind_address or "", self.bind_port or 0)
+
+    @property
+    def implicit_tls(self) -> bool:
+        """True when TLS starts before the first byte (RFC 8314)."""
+        return self.config.tls is TLSPolicy.IMPLICIT
+
+
+def _tls_policy(value: TLSPolicy | str) -> TLSPolicy:
+    if isinstance(value, TLSPolicy):
+        return value
+    try:
+        return TLSPolicy(value)
+    except ValueError:
+        choices = ", ".join(p.value for p in TLSPolicy)
+        raise InvalidInputError("tls", f"must be one of {choices}", value) from None
+
+
+def _credentials(auth: AuthInput) -> Credentials | OAuth2Token | None:
+    if auth is None or isinstance(auth, (Credentials, OAuth2Token)):
+        return auth
+    if isinstance(auth, tuple) and len(auth) == 2:
+        return Credentials(username=auth[0], password=auth[1])
+    raise InvalidInputError(
+        "auth", "must be Credentials, OAuth2Token or a (user, password) tuple"
+    )
+
+
+# -- message sources -----------------------------------------------------------
+
+
+@final
+class BodySource:
+    """A message body read from a file or file handle in bounded chunks.
+
+    Read errors become :class:`MessageSourceError` (the seed's
+    ``MessageFile_Error``). Files opened here are closed by :meth:`close`.
+    """
+
+    def __init__(self, handle: IO[bytes], *, owned: bool, label: str) -> None:
+        self.handle = handle
+        self.owned = owned
+        self.label = label
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> BodySource:
+        try:
+            handle = open(path, "rb")  # noqa: SIM115 - closed by close()
+        except OSError as exc:
+            raise MessageSourceError(f"cannot open message file {os.fspath(path)!r}: {exc.strerror}") from exc
+        return cls(handle, owned=True, label=os.fspath(path))
+
+    def size_hint(self) -> int | None:
+        try:
+            return os.fstat(self.handle.fileno()).st_size
+        except (OSError, AttributeError, ValueError):
+            return None
+
+    def read(self, size: int = FILE_CHUNK) -> bytes:
+        try:
+            chunk = self.handle.read(min(size, FILE_CHUNK))
+        except (OSError, ValueError) as exc:
+            raise MessageSourceError(f"cannot read message from {self.label}: {exc}") from exc
+        if chunk is None:
+            chunk = b""
+        if not isinstance(chunk, (bytes, bytearray, memoryview)):
+            raise MessageSourceError(f"{self.label} must be opened in binary mode")
+        return bytes(chunk)
+
+    def close(self) -> None:
+        if self.owned:
+            self.handle.close()
+
+
+MessageInput = bytes | str | email.message.Message
+
+
+def make_message(
+    *,
+    sender: str | None,
+    recipients: str | Iterable[str] | None,
+    message: MessageInput | None = None,
+    message_file: str | os.PathLike[str] | None = None,
+    file_handle: IO[bytes] | None = None,
+    smtputf8: bool = False,
+    body_type: BodyType | None = None,
+    dsn_ret: Ret | str | None = None,
+    dsn_envid: str | None = None,
+    dsn_notify: Iterable[Notify | str] | None = None,
+    dsn_orcpt: bool = False,
+    requiretls: bool = False,
+) -> tuple[OutgoingMessage, BodySource | None]:
+    """Build the message to submit and, for files, its streamed source.
+
+    Exactly one of ``message`` (Body), ``message_file`` (MessageFile) or
+    ``file_handle`` (FileHandle) must be given.
+    """
+    given = [x is not None for x in (message, message_file, file_handle)]
+    if sum(given) != 1:
+        raise InvalidInputError(
+            "message", "give exactly one of message, message_file or file_handle"
+        )
+    source: BodySource | None = None
+    if message_file is not None:
+        source = BodySource.open(message_file)
+    elif file_handle is not None:
+        if not hasattr(file_handle, "read"):
+            raise InvalidInputError("file_handle", "must be a readable binary file object")
+        source = BodySource(file_handle, owned=False, label="the file handle")
+    try:
+        outgoing = OutgoingMessage.build(
+            sender=sender,
+            recipients=recipients,
+            message=message,
+            size_hint=None if source is None else source.size_hint(),
+            smtputf8=smtputf8,
+            body_type=body_type,
+            ret=None if dsn_ret is None else Ret(dsn_ret) if isinstance(dsn_ret, str) else dsn_ret,
+            envid=dsn_envid,
+            notify=None if dsn_notify is None else [Notify(n) for n in dsn_notify],
+            orcpt=dsn_orcpt,
+            requiretls=requiretls,
+        )
+    except BaseException:
+        if source is not None:
+            source.close()
+        raise
+    return outgoing, source
+
+
+# -- outcomes ------------------------------------------------------------------
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendResult:
+    """What ``send`` returns (and gives ``on_success``).
+
+    Attributes:
+        result: the message's outcome (accepted and refused recipients...).
+        transcript: the transaction log when ``transaction_log`` was on.
+        context: the caller's ``context``, untouched.
+    """
+
+    result: MessageResult
+    transcript: tuple[TranscriptEntry, ...] | None = None
+    context: Any = None
+
+    @property
+    def accepted(self) -> tuple[str, ...]:
+        """Recipients the server accepted."""
+        return self.result.accepted
+
+    @property
+    def transcript_text(self) -> str:
+        """The transcript as ``<-``/``->`` lines."""
+        return "\n".join(str(e) for e in self.transcript or ())
+
+
+def describe(error: BaseException) -> str:
+    """A one-line description of an error (the seed's ARG3)."""
+    return f"{type(error).__name__}: {error}".replace("\n", " ")
+
+
+def report(
+    *,
+    result: SendResult | None,
+    error: SMTPError | None,
+    context: Any,
+    transcript: tuple[TranscriptEntry, ...] | None,
+    on_success: SuccessCallback | None,
+    on_failure: FailureCallback | None,
+) -> SendResult | None:
+    """Deliver an outcome: through the callbacks when given (never raising),
+    else as a return value or the typed exception."""
+    callbacks = on_success is not None or on_failure is not None
+    if error is None:
+        assert result is not None
+        if on_success is not None:
+            on_success(context, result)
+        return None if callbacks else result
+    if callbacks:
+        if on_failure is not None:
+            on_failure(context, error, transcript, describe(error))
+        return None
+    raise error
+
+
+def connect_error(exc: OSError, address: str, operation: str = "connect") -> ConnectionLostError:
+    """The typed error for a failed connect, resolve or socket call."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return ConnectionLostError(
+        f"cannot {operation} {address}: {reason}",
+        stage=Stage.CONNECT,
+        operation=operation,
+        errno=exc.errno,
+    )
+
+
+class _NamedLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        label = self.extra["smtp_client"] if self.extra else "smtpcore"
+        kwargs.setdefault("extra", {})["smtp_client"] = label
+        return f"[{label}] {msg}", kwargs
+
+
+def client_logger(name: str | None) -> logging.LoggerAdapter:  # type: ignore[type-arg]
+    """The logger an adapter writes to: ``smtpcore.client``, with the client's
+    name (the seed's ``Alias``) in every record as ``smtp_client``."""
+    return _NamedLogger(logging.getLogger("smtpcore.client"), {"smtp_client": name or "smtpcore"})

@@ -1,0 +1,477 @@
+"""The blocking-socket adapter: ``send()``, ``Client`` and ``Pool``.
+
+The whole adapter is :meth:`Client._run`: ask the session what to do, do it
+with a socket (write, read with the stage's timeout, TLS handshake, read a
+body chunk), hand the outcome back, and pass the events on. Every protocol
+decision is the core's.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import select
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import IO, Any, final
+
+from smtpcore import (
+    Close,
+    Command,
+    CommandCompleted,
+    Idle,
+    LocalProtocolError,
+    MessageAccepted,
+    MessageFailed,
+    MessageProbed,
+    MessageResult,
+    NeedBody,
+    Noop,
+    OutgoingMessage,
+    Read,
+    Reply,
+    Session,
+    SessionClosed,
+    SMTPError,
+    Stage,
+    StartTLSAction,
+    TLSError,
+    TranscriptEntry,
+    Write,
+)
+
+from ._common import (
+    BodySource,
+    ClientOptions,
+    FailureCallback,
+    MessageInput,
+    SendResult,
+    SuccessCallback,
+    client_logger,
+    connect_error,
+    make_message,
+    report,
+)
+
+__all__ = ["Client", "Pool", "send"]
+
+_Outcome = MessageAccepted | MessageFailed | MessageProbed
+
+
+def open_socket(options: ClientOptions) -> socket.socket:
+    """Connect (TCP or UNIX socket), binding and wrapping in TLS as asked."""
+    timeout = options.timeouts(Stage.CONNECT)
+    try:
+        if options.unix_path is not None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(timeout)
+                sock.connect(options.unix_path)
+            except BaseException:
+                sock.close()
+                raise
+        else:
+            sock = socket.create_connection(
+                (options.server, options.port), timeout, options.source_address
+            )
+    except socket.gaierror as exc:
+        raise connect_error(exc, options.address, "resolve") from exc
+    except OSError as exc:
+        raise connect_error(exc, options.address) from exc
+    if options.unix_path is None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if options.implicit_tls:
+        sock = _wrap_tls(sock, options, options.server)
+    return sock
+
+
+def _wrap_tls(sock: socket.socket, options: ClientOptions, hostname: str | None) -> ssl.SSLSocket:
+    assert options.ssl_context is not None
+    sock.settimeout(options.timeouts(Stage.TLS_HANDSHAKE))
+    try:
+        return options.ssl_context.wrap_socket(sock, server_hostname=hostname)
+    except (ssl.SSLError, ssl.CertificateError, OSError) as exc:
+        sock.close()
+        raise TLSError(f"TLS handshake with {options.address} failed: {exc}") from exc
+
+
+@final
+class Client:
+    """One SMTP connection for many messages.
+
+    ``with Client("mx.example.net", tls="starttls", auth=("user", "pw")) as c:
+    c.send_message("a@example.net", ["b@example.org"], message=b"...")``.
+    Keyword arguments are those of :func:`send` that describe the connection.
+    If the server closed the connection while it was idle, the next message
+    reconnects transparently; a message whose data was sent is never resent.
+    """
+
+    def __init__(
+        self,
+        server: str = "localhost",
+        port: int | None = None,
+        *,
+        sock: socket.socket | None = None,
+        **options: Any,
+    ) -> None:
+        self.options = ClientOptions.build(server=server, port=port, **options)
+        self._given_sock = sock
+        self._sock: socket.socket | None = None
+        self._session: Session | None = None
+        self._sources: dict[int, BodySource] = {}
+        self._outcomes: dict[int, _Outcome] = {}
+        self._replies: dict[int, Reply] = {}
+        self._used = False
+        self._log = client_logger(self.options.name)
+
+    # -- context manager -------------------------------------------------------
+
+    def __enter__(self) -> Client:
+        self.connect()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        # A refused message leaves a working session: QUIT politely. Anything
+        # else (cancellation, a bug) closes at once.
+        if exc_type is None or issubclass(exc_type, SMTPError):
+            self.close()
+        else:
+            self.abort()
+
+    # -- public API ------------------------------------------------------------
+
+    @property
+    def session(self) -> Session | None:
+        """The current session (None before ``connect``)."""
+        return self._session
+
+    def connect(self) -> None:
+        """Connect, read the greeting, EHLO, STARTTLS and AUTH as configured."""
+        self.abort()
+        if self._given_sock is not None:
+            self._sock, self._given_sock = self._given_sock, None
+        else:
+            self._sock = open_socket(self.options)
+        self._log.debug("connected to %s", self.options.address)
+        self._session = Session(self.options.config)
+        self._used = False
+        self._run(lambda: False)
+        if self._session.closed and self._session.error is not None:
+            raise self._session.error
+
+    def send_message(
+        self,
+        sender: str | None = None,
+        recipients: str | Iterable[str] | None = None,
+        *,
+        message: MessageInput | None = None,
+        message_file: str | os.PathLike[str] | None = None,
+        file_handle: IO[bytes] | None = None,
+        **message_options: Any,
+    ) -> MessageResult:
+        """Send one message; returns its result or raises the typed error."""
+        outgoing, source = make_message(
+            sender=sender,
+            recipients=recipients,
+            message=message,
+            message_file=message_file,
+            file_handle=file_handle,
+            **message_options,
+        )
+        try:
+            outcome = self._submit(outgoing, source)
+            if isinstance(outcome, MessageFailed) and outcome.connection_dropped and self._used:
+                # The server closed the idle connection before this message's
+                # data: try once on a fresh connection.
+                self._log.debug("connection dropped while idle; reconnecting")
+                self.connect()
+                outcome = self._submit(outgoing, source)
+        finally:
+            if source is not None:
+                source.close()
+        self._used = True
+        if isinstance(outcome, MessageFailed):
+            raise outcome.error
+        return outcome.result
+
+    def command(self, command: Command) -> Reply:
+        """Send NOOP, VRFY, EXPN or a raw extension command; returns the reply."""
+        session = self._live_session()
+        ticket = session.command(command)
+        self._run(lambda: ticket in self._replies)
+        if ticket not in self._replies:
+            raise self._dead_error()
+        return self._replies.pop(ticket)
+
+    def noop(self) -> Reply:
+        """Send NOOP (keeps an idle connection alive)."""
+        return self.command(Noop())
+
+    def close(self) -> None:
+        """QUIT and close the connection (the transcript stays readable)."""
+        session = self._session
+        if session is not None and self._sock is not None and not session.closed:
+            session.quit()
+            self._run(lambda: False)
+        self.abort()
+
+    def abort(self) -> None:
+        """Close the connection at once, without QUIT."""
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()
+
+    @property
+    def transcript(self) -> tuple[TranscriptEntry, ...]:
+        """The transaction log of the current (or last) connection."""
+        return tuple(self._session.transcript) if self._session else ()
+
+    # -- the loop --------------------------------------------------------------
+
+    def _submit(self, outgoing: OutgoingMessage, source: BodySource | None) -> _Outcome:
+        session = self._live_session()
+        message_id = session.submit(outgoing)
+        if source is not None:
+            self._sources[message_id] = source
+        try:
+            self._run(lambda: message_id in self._outcomes)
+        finally:
+            self._sources.pop(message_id, None)
+        outcome = self._outcomes.pop(message_id, None)
+        if outcome is None:
+            raise self._dead_error()
+        return outcome
+
+    def _live_session(self) -> Session:
+        if self._session is None or self._sock is None:
+            self.connect()
+        elif self._session.closed or self._peer_went_away():
+            self.connect()
+        assert self._session is not None
+        return self._session
+
+    def _peer_went_away(self) -> bool:
+        """Before a new transaction on an idle connection, take in whatever
+        the server sent meanwhile (EOF, a 421) so the core can judge it."""
+        sock, session = self._sock, self._session
+        assert sock is not None and session is not None
+        readable, _, _ = select.select([sock], [], [], 0)
+        if readable:
+            try:
+                sock.settimeout(0.0)
+                data = sock.recv(65536)
+            except (BlockingIOError, ssl.SSLWantReadError):
+                return False
+            except OSError:
+                data = b""
+            session.receive_data(data)
+            self._run(lambda: False)
+        return session.closed
+
+    def _run(self, done: Callable[[], bool]) -> None:
+        """Do what the session asks until ``done()``, Idle or Close."""
+        session, sock = self._session, self._sock
+        assert session is not None and sock is not None
+        timeout = self.options.timeouts
+        try:
+            while not done():
+                action = session.next_action()
+                if isinstance(action, Write):
+                    try:
+                        sock.settimeout(timeout(action.stage))
+                        sock.sendall(action.data)
+                    except TimeoutError:
+                        session.timeout_expired(timeout(action.stage))
+                    except OSError as exc:
+                        session.connection_lost("write", exc.errno, str(exc))
+                elif isinstance(action, Read):
+                    try:
+                        sock.settimeout(timeout(action.stage))
+                        data = sock.recv(65536)
+                    except TimeoutError:
+                        session.timeout_expired(timeout(action.stage))
+                    except OSError as exc:
+                        session.connection_lost("read", exc.errno, str(exc))
+                    else:
+                        session.receive_data(data)
+                elif isinstance(action, StartTLSAction):
+                    hostname = action.server_hostname or self.options.server
+                    try:
+                        sock = self._sock = _wrap_tls(sock, self.options, hostname)
+                    except TLSError as exc:
+                        session.tls_failed(str(exc.__cause__ or exc))
+                    else:
+                        session.tls_established()
+                elif isinstance(action, NeedBody):
+                    source = self._sources[action.message_id]
+                    try:
+                        chunk = source.read(action.size_hint)
+                    except SMTPError as exc:
+                        session.body_failed(action.message_id, exc)
+                    else:
+                        session.send_body(action.message_id, chunk)
+                elif isinstance(action, Close):
+                    self._dispatch(session)
+                    self.abort()
+                    return
+                else:
+                    assert isinstance(action, Idle)
+                    self._dispatch(session)
+                    return
+                self._dispatch(session)
+        except BaseException:
+            # Cancelled (KeyboardInterrupt...) or a bug: never leave a
+            # half-spoken connection behind.
+            self.abort()
+            raise
+
+    def _dispatch(self, session: Session) -> None:
+        for event in session.events():
+            self._log.debug("%s", event)
+            if isinstance(event, (MessageAccepted, MessageFailed, MessageProbed)):
+                self._outcomes[event.result.message_id] = event
+            elif isinstance(event, CommandCompleted):
+                self._replies[event.ticket] = event.reply
+            elif isinstance(event, SessionClosed) and event.error is not None:
+                self._log.debug("session ended: %s", event.error)
+
+    def _dead_error(self) -> SMTPError:
+        session = self._session
+        if session is not None and session.error is not None:
+            return session.error
+        return LocalProtocolError("the session ended before the request completed")
+
+
+def send(
+    sender: str | None = None,
+    recipients: str | Iterable[str] | None = None,
+    *,
+    message: MessageInput | None = None,
+    message_file: str | os.PathLike[str] | None = None,
+    file_handle: IO[bytes] | None = None,
+    server: str = "localhost",
+    port: int | None = None,
+    sock: socket.socket | None = None,
+    context: Any = None,
+    on_success: SuccessCallback | None = None,
+    on_failure: FailureCallback | None = None,
+    message_options: Mapping[str, Any] | None = None,
+    **options: Any,
+) -> SendResult | None:
+    """Send one message over one connection (the seed's ``send``).
+
+    Args:
+        sender: the envelope sender (From); None derives it from an
+            ``EmailMessage``.
+        recipients: one address or a list (To); None derives them.
+        message: bytes, str or an ``EmailMessage`` (Body).
+        message_file: a path to read the message from (MessageFile).
+        file_handle: a binary file object (FileHandle).
+        server, port: where to connect (Server, Port; port 25, or 465 with
+            ``tls="implicit"``).
+        sock: an already-connected socket (e.g. through a proxy).
+        context: returned untouched to the callbacks and in the result (Context).
+        on_success: ``on_success(context, result)`` (SMTP_Success).
+        on_failure: ``on_failure(context, error, transcript, description)``
+            (SMTP_Failure).
+        message_options: per-message options (``dsn_notify``, ``smtputf8``...).
+        **options: ``timeout``, ``timeouts``, ``local_hostname``,
+            ``bind_address``, ``bind_port``, ``tls``, ``ssl_context``,
+            ``auth``, ``auth_mechanisms``, ``transaction_log``, ``name``,
+            ``unix_path``, ``lmtp``...
+
+    Returns:
+        A :class:`SendResult` (None when callbacks are given).
+
+    Raises:
+        SMTPError: the typed error, when no callbacks are given.
+    """
+    client: Client | None = None
+    result: SendResult | None = None
+    error: SMTPError | None = None
+    try:
+        client = Client(server, port, sock=sock, **options)
+        with client:
+            outcome = client.send_message(
+                sender,
+                recipients,
+                message=message,
+                message_file=message_file,
+                file_handle=file_handle,
+                **(message_options or {}),
+            )
+    except SMTPError as exc:
+        error = exc
+    transcript = None
+    if client is not None and client.options.config.transaction_log:
+        transcript = client.transcript
+    if error is None:
+        result = SendResult(result=outcome, transcript=transcript, context=context)
+    return report(
+        result=result,
+        error=error,
+        context=context,
+        transcript=transcript,
+        on_success=on_success,
+        on_failure=on_failure,
+    )
+
+
+@final
+class Pool:
+    """Send many messages over up to ``size`` reused connections, one thread
+    per connection. Each message's result is reported on its own."""
+
+    def __init__(self, server: str = "localhost", port: int | None = None, *, size: int = 4, **options: Any) -> None:
+        if size < 1:
+            raise ValueError("size must be at least 1")
+        self._server, self._port, self._options = server, port, options
+        self._size = size
+        self._idle: queue.LifoQueue[Client] = queue.LifoQueue()
+        self._created = 0
+        self._lock = threading.Lock()
+        self._slots = threading.Semaphore(size)
+        self._all: list[Client] = []
+
+    def __enter__(self) -> Pool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def send_message(self, *args: Any, **kwargs: Any) -> MessageResult:
+        """Like :meth:`Client.send_message`, on a free connection (thread-safe)."""
+        with self._slots:
+            try:
+                client = self._idle.get_nowait()
+            except queue.Empty:
+                client = Client(self._server, self._port, **self._options)
+                with self._lock:
+                    self._all.append(client)
+            try:
+                return client.send_message(*args, **kwargs)
+            finally:
+                self._idle.put(client)
+
+    def send_many(self, messages: Iterable[Mapping[str, Any]]) -> list[MessageResult | SMTPError]:
+        """Send each message (keyword arguments of ``send_message``) over the
+        pool; returns, in order, each result or the typed error."""
+
+        def one(kwargs: Mapping[str, Any]) -> MessageResult | SMTPError:
+            try:
+                return self.send_message(**kwargs)
+            except SMTPError as exc:
+                return exc
+
+        with ThreadPoolExecutor(max_workers=self._size) as executor:
+            return list(executor.map(one, messages))
+
+    def close(self) -> None:
+        """QUIT every connection."""
+        with self._lock:
+            clients, self._all = self._all, []
+        for client in clients:
+            client.close()

@@ -42,6 +42,7 @@ __all__ = [
     "BodySource",
     "ClientOptions",
     "SendResult",
+    "TLSInfo",
     "Timeouts",
     "client_logger",
     "connect_error",
@@ -353,6 +354,34 @@ class SendResult:
     def transcript_text(self) -> str:
         """The transcript as ``<-``/``->`` lines."""
         return "\n".join(str(e) for e in self.transcript or ())
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TLSInfo:
+    """What TLS was negotiated: for logs, ``probe`` and tests."""
+
+    version: str | None
+    cipher: str | None
+    bits: int | None
+    peer_certificate: Mapping[str, Any] | None
+    peer_certificate_der: bytes | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_ssl_object(cls, obj: ssl.SSLSocket | ssl.SSLObject) -> TLSInfo:
+        cipher = obj.cipher()
+        try:
+            cert = obj.getpeercert()
+            der = obj.getpeercert(binary_form=True)
+        except (ValueError, ssl.SSLError):
+            cert, der = None, None
+        return cls(
+            version=obj.version(),
+            cipher=cipher[0] if cipher else None,
+            bits=cipher[2] if cipher else None,
+            peer_certificate=cert or None,
+            peer_certificate_der=der,
+        )
 
 
 def describe(error: BaseException) -> str:

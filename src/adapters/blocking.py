@@ -22,6 +22,7 @@ from smtpcore import (
     Close,
     Command,
     CommandCompleted,
+    GreetingReceived,
     Idle,
     LocalProtocolError,
     MessageAccepted,
@@ -33,6 +34,7 @@ from smtpcore import (
     OutgoingMessage,
     Read,
     Reply,
+    ServerReady,
     Session,
     SessionClosed,
     SMTPError,
@@ -50,6 +52,7 @@ from ._common import (
     MessageInput,
     SendResult,
     SuccessCallback,
+    TLSInfo,
     client_logger,
     connect_error,
     make_message,
@@ -126,6 +129,10 @@ class Client:
         self._replies: dict[int, Reply] = {}
         self._used = False
         self._log = client_logger(self.options.name)
+        #: What the server said about itself on the current connection: its
+        #: greeting and each EHLO answer (before and after STARTTLS).
+        self.greeting: Reply | None = None
+        self.server_ready: list[ServerReady] = []
 
     # -- context manager -------------------------------------------------------
 
@@ -158,6 +165,8 @@ class Client:
         self._log.debug("connected to %s", self.options.address)
         self._session = Session(self.options.config)
         self._used = False
+        self.greeting = None
+        self.server_ready = []
         self._run(lambda: False)
         if self._session.closed and self._session.error is not None:
             raise self._session.error
@@ -223,6 +232,12 @@ class Client:
         sock, self._sock = self._sock, None
         if sock is not None:
             sock.close()
+
+    @property
+    def tls_info(self) -> TLSInfo | None:
+        """The TLS version, cipher and peer certificate, when TLS is up."""
+        sock = self._sock
+        return TLSInfo.from_ssl_object(sock) if isinstance(sock, ssl.SSLSocket) else None
 
     @property
     def transcript(self) -> tuple[TranscriptEntry, ...]:
@@ -335,6 +350,10 @@ class Client:
                 self._outcomes[event.result.message_id] = event
             elif isinstance(event, CommandCompleted):
                 self._replies[event.ticket] = event.reply
+            elif isinstance(event, GreetingReceived):
+                self.greeting = event.reply
+            elif isinstance(event, ServerReady):
+                self.server_ready.append(event)
             elif isinstance(event, SessionClosed) and event.error is not None:
                 self._log.debug("session ended: %s", event.error)
 

@@ -176,7 +176,9 @@ DATA_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("body", "expected"), [c[1:] for c in DATA_CASES], ids=[c[0] for c in DATA_CASES])
+@pytest.mark.parametrize(
+    ("body", "expected"), [c[1:] for c in DATA_CASES], ids=[c[0] for c in DATA_CASES]
+)
 def test_data_mode_exact_output(body: bytes, expected: bytes) -> None:
     assert encode(body, DATA) == expected
     assert ref_data(body) == expected
@@ -184,7 +186,9 @@ def test_data_mode_exact_output(body: bytes, expected: bytes) -> None:
     assert encode_chunks([body[i : i + 1] for i in range(len(body))], DATA) == expected
 
 
-@pytest.mark.parametrize(("body", "expected"), [c[1:] for c in DATA_CASES], ids=[c[0] for c in DATA_CASES])
+@pytest.mark.parametrize(
+    ("body", "expected"), [c[1:] for c in DATA_CASES], ids=[c[0] for c in DATA_CASES]
+)
 def test_data_mode_has_only_one_end_of_data(body: bytes, expected: bytes) -> None:
     wire = encode(body, DATA)
     if body:
@@ -208,7 +212,9 @@ BDAT_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("body", "expected"), [c[1:] for c in BDAT_CASES], ids=[c[0] for c in BDAT_CASES])
+@pytest.mark.parametrize(
+    ("body", "expected"), [c[1:] for c in BDAT_CASES], ids=[c[0] for c in BDAT_CASES]
+)
 def test_bdat_mode_exact_output(body: bytes, expected: bytes) -> None:
     assert encode(body, BDAT) == expected
     assert encode_chunks([body[i : i + 1] for i in range(len(body))], BDAT) == expected
@@ -353,9 +359,7 @@ def test_allow_controls_still_refuses_nul_in_text_modes(
 @pytest.mark.parametrize("mode", [DATA, BDAT])
 @pytest.mark.parametrize("chunk_size", [1, 7, 997, 998, 999, 10_000], ids=lambda n: f"chunk{n}")
 @pytest.mark.parametrize("ending", [b"\r\n", b"\n", b"\r"], ids=["crlf", "lf", "cr"])
-def test_line_of_998_passes_and_999_fails(
-    mode: EncodeMode, chunk_size: int, ending: bytes
-) -> None:
+def test_line_of_998_passes_and_999_fails(mode: EncodeMode, chunk_size: int, ending: bytes) -> None:
     ok = b"short" + ending + b"x" * 998 + ending + b"tail"
     chunks = [ok[i : i + chunk_size] for i in range(0, len(ok), chunk_size)]
     assert encode_chunks(chunks, mode) == encode(ok, mode)
@@ -476,8 +480,16 @@ def test_non_bytes_chunks_are_refused(chunk: object) -> None:
         {"mode": DATA, "allow_8bit": None},
         {"mode": DATA, "allow_controls": "yes"},
     ],
-    ids=["mode-str", "limit-0", "limit-negative", "limit-bool", "limit-float", "strict-int",
-         "8bit-none", "controls-str"],
+    ids=[
+        "mode-str",
+        "limit-0",
+        "limit-negative",
+        "limit-bool",
+        "limit-float",
+        "strict-int",
+        "8bit-none",
+        "controls-str",
+    ],
 )
 def test_invalid_options_are_refused(options: dict[str, Any]) -> None:
     with pytest.raises(InvalidInputError):
@@ -524,8 +536,24 @@ def test_line_check_across_slices() -> None:
 
 # Octets and pieces that stress the encoder's decisions.
 _PIECES = st.sampled_from(
-    [b"\r", b"\n", b"\r\n", b".", b"..", b"\r\n.", b"\n.", b"a", b"xyz", b" ", b"\t", b"\x00",
-     b"\x01", b"\x1b", b"\x80", b"\xff"]
+    [
+        b"\r",
+        b"\n",
+        b"\r\n",
+        b".",
+        b"..",
+        b"\r\n.",
+        b"\n.",
+        b"a",
+        b"xyz",
+        b" ",
+        b"\t",
+        b"\x00",
+        b"\x01",
+        b"\x1b",
+        b"\x80",
+        b"\xff",
+    ]
 )
 BODIES = st.one_of(st.lists(_PIECES, max_size=40).map(b"".join), st.binary(max_size=200))
 OPTIONS = st.fixed_dictionaries(
@@ -651,7 +679,9 @@ SCAN_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("body", "expected"), [c[1:] for c in SCAN_CASES], ids=[c[0] for c in SCAN_CASES])
+@pytest.mark.parametrize(
+    ("body", "expected"), [c[1:] for c in SCAN_CASES], ids=[c[0] for c in SCAN_CASES]
+)
 def test_scan_body(body: bytes, expected: dict[str, object]) -> None:
     info = scan_body(body)
     for name, value in expected.items():
@@ -757,9 +787,7 @@ def test_compat32_message_with_header_objects() -> None:
     msg["Subject"] = Header("héllo", "utf-8")
     msg.set_payload("From here\n")
     out = to_bytes_message(msg, smtputf8=True)
-    assert out == (
-        b"From: a@example.org\r\nSubject: =?utf-8?b?aMOpbGxv?=\r\n\r\nFrom here\r\n"
-    )
+    assert out == (b"From: a@example.org\r\nSubject: =?utf-8?b?aMOpbGxv?=\r\n\r\nFrom here\r\n")
     assert msg["Bcc"] == "secret@example.org"
 
 

@@ -925,7 +925,7 @@ SMUGGLING_LINES = [
 def test_reply_cannot_smuggle_lines_onto_the_wire(lines: tuple[bytes, ...]) -> None:
     # RFC 5321 2.3.8: CR and LF only end lines. Sending a line that holds them would make
     # the peer read extra lines or a second reply. Either the value or to_bytes must refuse.
-    with pytest.raises(ValueError):  # noqa: PT012 - refusing at either step is correct
+    with pytest.raises(ValueError):
         Reply(code=250, lines=lines).to_bytes()
 
 

@@ -1,0 +1,3 @@
+"""Hypothesis strategies for testing SMTP code (placeholder)."""
+
+from __future__ import annotations

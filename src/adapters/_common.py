@@ -102,7 +102,7 @@ class ClientOptions:
     """Where and how to connect, shared by ``send``, ``Client`` and ``Pool``."""
 
     server: str = "localhost"
-    port: int | None = None
+    port: int = 25
     unix_path: str | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
     bind_address: str | None = None
@@ -257,7 +257,8 @@ class BodySource:
 
     def read(self, size: int = FILE_CHUNK) -> bytes:
         try:
-            chunk = self.handle.read(min(size, FILE_CHUNK))
+            # A non-blocking handle may return None; a text handle, str.
+            chunk: object = self.handle.read(min(size, FILE_CHUNK))
         except (OSError, ValueError) as exc:
             raise MessageSourceError(f"cannot read message from {self.label}: {exc}") from exc
         if chunk is None:

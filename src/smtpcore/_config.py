@@ -153,7 +153,7 @@ class OutgoingMessage:
     requiretls: bool = False
 
     def __post_init__(self) -> None:
-        if isinstance(self.recipients, str) or not isinstance(self.recipients, tuple):
+        if not isinstance(self.recipients, tuple):
             raise InvalidInputError("recipients", "must be a tuple of addresses", self.recipients)
         if not self.recipients:
             raise InvalidInputError("recipients", "at least one recipient is needed")

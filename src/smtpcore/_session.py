@@ -730,7 +730,7 @@ class Session:
                 raise MessageContentError("the message has 8-bit data and the server does not offer 8BITMIME")
             # RFC 5321 4.5.3.1.6: a text line is at most 998 octets plus CRLF.
             if info.over_limit:
-                raise MessageContentError(f"the message has a line longer than 998 octets ({info.longest_line})")
+                raise MessageContentError("the message has a line longer than 998 octets")
         elif m.data is not None:
             size = len(m.data)
         # RFC 1870 6: a message larger than the announced SIZE is refused with
@@ -1010,7 +1010,7 @@ class Session:
         elif msg.first_refusal is not None and msg.first_refusal.command != "RCPT":
             error = msg.first_refusal
         else:
-            last = next(reversed(refused.values())) if refused else msg.last_reply
+            last = list(refused.values())[-1] if refused else msg.last_reply
             assert last is not None
             error = RecipientsRefusedError(dict(refused), last)
         self._events.append(MessageFailed(result=result, error=error))

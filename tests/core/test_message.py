@@ -550,8 +550,13 @@ _PIECES = st.sampled_from(
         b"\t",
         b"\x00",
         b"\x01",
+        b"\x0b",
+        b"\x0c",
         b"\x1b",
+        b"\x1c",
+        b"\x1e",
         b"\x80",
+        b"\x85",
         b"\xff",
     ]
 )
@@ -655,6 +660,8 @@ def test_scan_body_agrees_with_encoder(body: bytes, limit: int | None) -> None:
     assert info.has_controls == (controls[0] == "error")
     long_lines = outcome([no_nul], BDAT, allow_controls=True, max_line_length=limit)
     assert scan_body(no_nul, max_line_length=limit).over_limit == (long_lines[0] == "error")
+    canonical_lines = ref_canonical(body).split(b"\r\n")
+    assert info.longest_line == max(map(len, canonical_lines))
 
 
 # ---------------------------------------------------------------------------
@@ -673,9 +680,13 @@ SCAN_CASES = [
     ("nul", b"a\x00", {"has_nul": True, "has_controls": True}),
     ("control", b"a\x07", {"has_nul": False, "has_controls": True}),
     ("ht-ff-esc", b"\t\x0c\x1b", {"has_controls": False}),
-    ("998", b"x" * 998, {"over_limit": False}),
-    ("999", b"x" * 999, {"over_limit": True}),
-    ("999-after-lines", b"a\nb\r" + b"x" * 999 + b"\r\n", {"over_limit": True}),
+    ("998", b"x" * 998, {"over_limit": False, "longest_line": 998}),
+    ("999", b"x" * 999, {"over_limit": True, "longest_line": 999}),
+    ("999-after-lines", b"a\nb\r" + b"x" * 999 + b"\r\n", {"over_limit": True, "longest_line": 999}),
+    ("longest-not-last", b"abc\r\nab\nx", {"longest_line": 3, "canonical_size": 11}),
+    ("empty-lines", b"\r\n\n\r", {"longest_line": 0, "canonical_size": 6}),
+    # Only CR and LF end lines: VT, FF, FS, RS and NEL do not.
+    ("other-separators", b"a\x0b\x0c\x1c\x1e\x85b", {"longest_line": 7, "canonical_size": 9}),
 ]
 
 
@@ -704,6 +715,7 @@ def test_body_info_is_validated() -> None:
         "has_bare_line_endings": False,
         "has_nul": False,
         "has_controls": False,
+        "longest_line": 0,
         "over_limit": False,
         "canonical_size": 0,
     }
@@ -712,6 +724,8 @@ def test_body_info_is_validated() -> None:
         BodyInfo(**{**fields, "canonical_size": -1})
     with pytest.raises(InvalidInputError):
         BodyInfo(**{**fields, "has_nul": True})
+    with pytest.raises(InvalidInputError):
+        BodyInfo(**{**fields, "longest_line": -1})
 
 
 # ---------------------------------------------------------------------------

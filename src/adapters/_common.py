@@ -19,16 +19,26 @@ from typing import IO, Any, Final, final
 
 from smtpcore import (
     BodyType,
+    CommandCompleted,
     ConnectionLostError,
     Credentials,
+    GreetingReceived,
     InvalidInputError,
+    LocalProtocolError,
+    MessageAccepted,
+    MessageFailed,
+    MessageProbed,
     MessageResult,
     MessageSourceError,
     Notify,
     OAuth2Token,
     OutgoingMessage,
     QuitAfter,
+    Reply,
     Ret,
+    ServerReady,
+    Session,
+    SessionClosed,
     SessionConfig,
     SMTPError,
     Stage,
@@ -41,6 +51,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "BodySource",
     "ClientOptions",
+    "Ledger",
     "SendResult",
     "TLSInfo",
     "Timeouts",
@@ -423,6 +434,62 @@ def connect_error(exc: OSError, address: str, operation: str = "connect") -> Con
         operation=operation,
         errno=exc.errno,
     )
+
+
+# -- the async adapters' bookkeeping -------------------------------------------
+
+Outcome = MessageAccepted | MessageFailed | MessageProbed
+
+
+@final
+class Ledger:
+    """What the tasks sharing one async client are owed, filed from the
+    session's events: each message's outcome and each command's reply.
+
+    Keys are ``(session, id)`` because ids start again with every
+    connection, and a task may collect its outcome after a reconnect.
+    ``sources`` holds the body of each streamed message; ``used`` says
+    whether the current connection has finished a message (a dropped idle
+    connection is then worth one retry).
+    """
+
+    def __init__(self, log: logging.LoggerAdapter) -> None:  # type: ignore[type-arg]
+        self.outcomes: dict[tuple[Session, int], Outcome] = {}
+        self.replies: dict[tuple[Session, int], Reply] = {}
+        self.sources: dict[tuple[Session, int], BodySource] = {}
+        self.used = False
+        self.greeting: Reply | None = None
+        self.server_ready: list[ServerReady] = []
+        self._log = log
+
+    def reset(self) -> None:
+        """A new connection: forget what the server said about itself."""
+        self.used = False
+        self.greeting = None
+        self.server_ready = []
+
+    def file(self, session: Session) -> None:
+        """Drain the session's events into the ledger."""
+        for event in session.events():
+            self._log.debug("%s", event)
+            if isinstance(event, (MessageAccepted, MessageFailed, MessageProbed)):
+                self.outcomes[session, event.result.message_id] = event
+                self.used = True
+            elif isinstance(event, CommandCompleted):
+                self.replies[session, event.ticket] = event.reply
+            elif isinstance(event, GreetingReceived):
+                self.greeting = event.reply
+            elif isinstance(event, ServerReady):
+                self.server_ready.append(event)
+            elif isinstance(event, SessionClosed) and event.error is not None:
+                self._log.debug("session ended: %s", event.error)
+
+    @staticmethod
+    def dead_error(session: Session) -> SMTPError:
+        """Why a request got no answer: the session ended."""
+        if session.error is not None:
+            return session.error
+        return LocalProtocolError("the session ended before the request completed")
 
 
 class _NamedLogger(logging.LoggerAdapter):  # type: ignore[type-arg]

@@ -14,11 +14,13 @@ A message body reaches the server in one of three shapes (:class:`EncodeMode`):
 :class:`BodyEncoder` turns a body given in chunks of any size into wire bytes.
 Its output is the same however the body is split, and it never loops over
 octets in Python: each chunk goes through a small, fixed number of C-speed
-passes (``bytes.isascii``, ``bytes.translate``, ``bytes.find``,
-``bytes.replace`` and two regex searches whose literal prefix lets ``re`` skip
-ahead). Across chunks it keeps only a few scalars: whether the last octet was
-a CR, whether the output is at the start of a line, and the length of the
-unfinished line.
+passes (``bytes.isascii``, ``bytes.translate``, ``bytes.find``, and regex
+searches and splits whose literal prefix lets ``re`` skip ahead, with
+``bytes.replace`` where matches are dense). Across chunks it keeps only a
+few scalars: whether the last octet was a CR, whether the output is at the
+start of a line, and the length of the unfinished line. Chunks larger than
+256 KiB are worked through in slices of that size, which keeps each pass in
+the CPU cache.
 
 A trailing CR is written out as CRLF at once: a CR ends a line whether or not
 an LF follows, so the output is the same either way. When the next chunk then
@@ -70,9 +72,9 @@ _LF = 0x0A
 # C0 controls the default rule refuses: everything below 0x20 except HT
 # (0x09), LF, FF (0x0C), CR and ESC (0x1B). RFC 5322 3.5 would allow most of
 # them in a body, but none has a use in mail text except these five (ESC
-# switches character sets in ISO-2022-JP mail), and stray controls are how
-# filters and MTAs are made to disagree about a message. RFC 2045 2.7/2.8: NUL
-# is never allowed in 7bit or 8bit data.
+# switches character sets in ISO-2022-JP mail, RFC 1468), and stray controls
+# are how filters and MTAs are made to disagree about a message. RFC 5322 3.5
+# and RFC 2045 2.7/2.8: NUL is never allowed in text, 7bit or 8bit data.
 _REFUSED_CONTROLS = bytes([*range(0x09), 0x0B, *range(0x0E, 0x1B), *range(0x1C, 0x20)])
 _NUL_ONLY = b"\x00"
 
@@ -204,14 +206,7 @@ class BodyEncoder:
         ):
             if not isinstance(flag, bool):
                 raise InvalidInputError(name, "must be a bool", flag)
-        if max_line_length is not None and (
-            isinstance(max_line_length, bool)
-            or not isinstance(max_line_length, int)
-            or max_line_length < 1
-        ):
-            raise InvalidInputError(
-                "max_line_length", "must be a positive int or None", max_line_length
-            )
+        _check_limit(max_line_length)
         binary = mode is EncodeMode.BINARY
         self._mode = mode
         self._stuff_dots = mode is EncodeMode.DATA
@@ -225,8 +220,8 @@ class BodyEncoder:
         elif binary:
             refused = b""
         else:
-            # RFC 5321 4.5.2 and RFC 2045 2.8: NUL has no place in text mail,
-            # and many servers truncate or reject at it.
+            # RFC 5322 3.5: body text excludes NUL; RFC 2045 2.8: "no NULs
+            # are allowed" in 8bit data either. Many servers truncate at it.
             refused = _NUL_ONLY
         # NUL alone is checked with a memchr-speed `in`; anything more, or a
         # line-length check, takes one translate() pass with a table.
@@ -288,6 +283,7 @@ class BodyEncoder:
         data = _as_bytes(chunk, "message body chunk")
         if not data:
             return b""
+        counters = self._octets_in, self._octets_out
         try:
             if len(data) <= _SLICE:
                 return self._encode(data)
@@ -295,10 +291,18 @@ class BodyEncoder:
             # times faster than the same pass over a 50 MB object, which
             # more than pays for the final join.
             view = memoryview(data)
-            return b"".join(
-                [self._encode(bytes(view[i : i + _SLICE])) for i in range(0, len(data), _SLICE)]
-            )
+            outs = []
+            unchanged = True
+            for i in range(0, len(data), _SLICE):
+                piece = bytes(view[i : i + _SLICE])
+                out = self._encode(piece)
+                unchanged = unchanged and out is piece
+                outs.append(out)
+            # Already canonical, nothing to stuff: skip building a copy.
+            return data if unchanged else b"".join(outs)
         except MessageContentError:
+            # Slices encoded before the error were never returned.
+            self._octets_in, self._octets_out = counters
             self._phase = _Phase.FAILED
             raise
 
@@ -467,17 +471,13 @@ class BodyEncoder:
             found.append(
                 (
                     m.start(),
-                    f"8-bit octet 0x{data[m.start()]:02x}, but 8-bit data is not allowed"
-                    " (the server did not offer 8BITMIME, RFC 6152)",
+                    f"8-bit octet 0x{data[m.start()]:02x} with allow_8bit=False"
+                    " (without 8BITMIME, RFC 6152, a body must be 7-bit)",
                 )
             )
         if self._check_bad:
-            refused = _NUL_ONLY if self._nul_only else None
-            if refused is not None:
-                pos = data.find(refused)
-            else:
-                assert self._table is not None
-                pos = data.translate(self._table).find(_BAD)
+            table = self._table
+            pos = data.find(_NUL_ONLY) if table is None else data.translate(table).find(_BAD)
             if pos >= 0:
                 what = "NUL" if data[pos] == 0 else f"control character 0x{data[pos]:02x}"
                 found.append((pos, f"{what} is not allowed in the message body"))
@@ -536,6 +536,11 @@ _BARE_CR_REASON = "bare CR (RFC 5321 2.3.8) in strict mode"
 
 def _bare_cr_error(offset: int) -> MessageContentError:
     return MessageContentError(f"{_BARE_CR_REASON}, at body offset {offset}")
+
+
+def _check_limit(value: object) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise InvalidInputError("max_line_length", "must be a positive int or None", value)
 
 
 def _as_bytes(value: object, field: str) -> bytes:
@@ -604,14 +609,7 @@ def scan_body(data: bytes, *, max_line_length: int | None = DEFAULT_MAX_LINE_LEN
         InvalidInputError: ``data`` is not bytes-like or the limit is invalid.
     """
     body = _as_bytes(data, "message body")
-    if max_line_length is not None and (
-        isinstance(max_line_length, bool)
-        or not isinstance(max_line_length, int)
-        or max_line_length < 1
-    ):
-        raise InvalidInputError(
-            "max_line_length", "must be a positive int or None", max_line_length
-        )
+    _check_limit(max_line_length)
     # bytes.splitlines() breaks at exactly the canonical line boundaries
     # (CRLF, bare CR, bare LF), so the canonical body is its lines each
     # followed by CRLF. Slices cut just after an LF keep every line, and

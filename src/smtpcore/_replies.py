@@ -31,7 +31,7 @@ import re
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from ._errors import RemoteProtocolError
+from ._errors import InvalidInputError, RemoteProtocolError
 
 __all__ = [
     "DEFAULT_MAX_LINE_LENGTH",
@@ -54,6 +54,7 @@ DEFAULT_MAX_REPLY_SIZE = 64 * 1024
 # class is 2, 4 or 5, subject 1-3 digits and detail 1-3 digits, followed by
 # SP (or the end of the text).
 _ENHANCED = re.compile(rb"([245])\.(\d{1,3})\.(\d{1,3})(?: |$)")
+_ENHANCED_CODE = re.compile(r"[245]\.[0-9]{1,3}\.[0-9]{1,3}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,18 +74,34 @@ class Reply:
     enhanced_code: str | None = field(default=None)
 
     def __post_init__(self) -> None:
-        if not 200 <= self.code <= 599:
-            raise ValueError(f"reply code out of range: {self.code}")
+        # RFC 5321 4.2: Reply-code = %x32-35 %x30-35 %x30-39
+        if not 200 <= self.code <= 559 or self.code % 100 >= 60:
+            raise InvalidInputError("reply code", "not a valid SMTP reply code", self.code)
         if not self.lines:
-            raise ValueError("a reply has at least one line")
-        if self.enhanced_code is not None and self.enhanced_code[0] != str(self.code)[0]:
-            raise ValueError("enhanced status class must match the reply code")
+            raise InvalidInputError("reply lines", "a reply has at least one line")
+        # RFC 3463 2 and 3.1: class "." subject "." detail, and the class repeats
+        # the first digit of the reply code.
+        if self.enhanced_code is not None and (
+            _ENHANCED_CODE.fullmatch(self.enhanced_code) is None
+            or self.enhanced_code[0] != str(self.code)[0]
+        ):
+            raise InvalidInputError(
+                "enhanced status code", "malformed or not of the reply's class", self.enhanced_code
+            )
 
     @classmethod
     def build(cls, code: int, *lines: bytes | str) -> Reply:
         """Build a reply from its code and texts, finding the enhanced code
         the way the parser does. Handy in tests and for scripted servers."""
-        raw = tuple(line.encode() if isinstance(line, str) else line for line in lines) or (b"",)
+        try:
+            # surrogateescape: the inverse of how `text` decodes, so that
+            # build(r.code, *r.text.split("\n")) == r.
+            raw = tuple(
+                line.encode("utf-8", "surrogateescape") if isinstance(line, str) else line
+                for line in lines
+            ) or (b"",)
+        except UnicodeEncodeError as exc:
+            raise InvalidInputError("reply text", "cannot be encoded as UTF-8") from exc
         return cls(code=code, lines=raw, enhanced_code=_find_enhanced(code, raw[0]))
 
     # -- classification (RFC 5321 4.2.1) -------------------------------------
@@ -128,9 +145,11 @@ class Reply:
             return self.text
         prefix = self.enhanced_code.encode()
         out = []
+        n = len(prefix)
         for line in self.lines:
-            if line.startswith(prefix):
-                line = line[len(prefix) :].lstrip(b" ")
+            # RFC 2034 3: the code is followed by SP; "2.1.05" is not "2.1.0".
+            if line.startswith(prefix) and line[n : n + 1] in (b"", b" "):
+                line = line[n + 1 :]
             out.append(line)
         return b"\n".join(out).decode("utf-8", "surrogateescape")
 
@@ -145,6 +164,10 @@ class Reply:
         last = len(self.lines) - 1
         out = bytearray()
         for i, line in enumerate(self.lines):
+            # RFC 5321 2.3.8: CR and LF only end lines; one inside a line would
+            # make the peer read extra lines, or a second reply (smuggling).
+            if b"\r" in line or b"\n" in line:
+                raise InvalidInputError("reply line", "contains CR or LF", line)
             out += code
             if i < last:
                 out += b"-"
@@ -213,7 +236,10 @@ class ReplyParser:
         max_reply_size: int = DEFAULT_MAX_REPLY_SIZE,
     ) -> None:
         if max_line_length < 6 or max_lines < 1 or max_reply_size < max_line_length:
-            raise ValueError("reply limits too small")
+            raise InvalidInputError(
+                "reply limits",
+                "need max_line_length >= 6, max_lines >= 1, max_reply_size >= max_line_length",
+            )
         self.max_line_length = max_line_length
         self.max_lines = max_lines
         self.max_reply_size = max_reply_size

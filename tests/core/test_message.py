@@ -45,9 +45,11 @@ def encode(body: bytes, mode: EncodeMode = DATA, **options: Any) -> bytes:
 
 
 def encode_chunks(chunks: list[bytes], mode: EncodeMode = DATA, **options: Any) -> bytes:
-    encoder = BodyEncoder(mode=mode, **options)
-    out = b"".join(encoder.feed(chunk) for chunk in chunks)
-    return out + encoder.end()
+    return feed_all(BodyEncoder(mode=mode, **options), chunks)
+
+
+def feed_all(encoder: BodyEncoder, chunks: list[bytes]) -> bytes:
+    return b"".join(encoder.feed(chunk) for chunk in chunks) + encoder.end()
 
 
 def outcome(chunks: list[bytes], mode: EncodeMode, **options: Any) -> tuple[str, bytes | str]:
@@ -278,9 +280,7 @@ def test_strict_mode_refuses_bare_line_endings(
 ) -> None:
     encoder = BodyEncoder(mode=mode, strict_line_endings=True)
     with pytest.raises(MessageContentError) as info:
-        for chunk in chunks:
-            encoder.feed(chunk)
-        encoder.end()
+        feed_all(encoder, chunks)
     assert reason in str(info.value)
     assert error_offset(str(info.value)) == offset
     with pytest.raises(LocalProtocolError):
@@ -319,12 +319,11 @@ def test_8bit_is_refused_when_not_allowed() -> None:
 
 def test_has_8bit_tracks_input() -> None:
     encoder = BodyEncoder(mode=BDAT)
-    encoder.feed(b"abc")
-    assert not encoder.has_8bit
-    encoder.feed(b"\x80")
-    assert encoder.has_8bit
-    encoder.feed(b"abc")
-    assert encoder.has_8bit
+    seen = []
+    for chunk in (b"abc", b"\x80", b"abc"):
+        encoder.feed(chunk)
+        seen.append(encoder.has_8bit)
+    assert seen == [False, True, True]
 
 
 @pytest.mark.parametrize("mode", [DATA, BDAT, BINARY])
@@ -373,7 +372,7 @@ def test_line_of_998_passes_and_999_fails(mode: EncodeMode, chunk_size: int, end
 
 
 def test_unterminated_last_line_is_checked() -> None:
-    with pytest.raises(MessageContentError, match="offset 998$"):
+    with pytest.raises(MessageContentError, match=r"offset 998$"):
         encode(b"y" * 999, DATA)
     assert encode(b"y" * 998, DATA) == b"y" * 998 + b"\r\n.\r\n"
 
@@ -387,7 +386,7 @@ def test_stuffed_dot_does_not_count_toward_the_limit() -> None:
 def test_line_length_limit_is_configurable() -> None:
     assert encode(b"x" * 5000, DATA, max_line_length=None) == b"x" * 5000 + b"\r\n.\r\n"
     assert encode(b"abc\r\n", DATA, max_line_length=3) == b"abc\r\n.\r\n"
-    with pytest.raises(MessageContentError, match="line longer than 3 octets.*offset 3$"):
+    with pytest.raises(MessageContentError, match=r"line longer than 3 octets.*offset 3$"):
         encode(b"abcd", DATA, max_line_length=3)
 
 
@@ -517,6 +516,21 @@ def test_large_chunks_match_small_chunks() -> None:
 def test_dense_inputs_take_the_replace_path(body: bytes) -> None:
     assert encode(body, DATA) == ref_data(body)
     assert encode(body, BDAT) == ref_canonical(body)
+
+
+@pytest.mark.parametrize("mode", list(EncodeMode))
+@pytest.mark.parametrize("size", [10, 3 * 256 * 1024], ids=["small", "sliced"])
+def test_canonical_body_without_dot_lines_is_not_copied(mode: EncodeMode, size: int) -> None:
+    body = (b"line\r\n" * size)[:size] + b"\r\n"
+    assert BodyEncoder(mode=mode).feed(body) is body
+
+
+def test_failed_large_feed_leaves_counters_at_what_was_returned() -> None:
+    encoder = BodyEncoder(mode=DATA)
+    assert encoder.feed(b"ok\n") == b"ok\r\n"
+    with pytest.raises(MessageContentError, match="NUL"):
+        encoder.feed(b"a\r\n" * message_module._SLICE + b"\x00")
+    assert (encoder.octets_in, encoder.octets_out) == (3, 4)
 
 
 def test_line_check_across_slices() -> None:
@@ -682,8 +696,12 @@ SCAN_CASES = [
     ("ht-ff-esc", b"\t\x0c\x1b", {"has_controls": False}),
     ("998", b"x" * 998, {"over_limit": False, "longest_line": 998}),
     ("999", b"x" * 999, {"over_limit": True, "longest_line": 999}),
-    ("999-after-lines", b"a\nb\r" + b"x" * 999 + b"\r\n", {"over_limit": True, "longest_line": 999}),
-    ("longest-not-last", b"abc\r\nab\nx", {"longest_line": 3, "canonical_size": 11}),
+    (
+        "999-after-lines",
+        b"a\nb\r" + b"x" * 999 + b"\r\n",
+        {"over_limit": True, "longest_line": 999},
+    ),
+    ("longest-not-last", b"abc\r\nab\nx", {"longest_line": 3, "canonical_size": 12}),
     ("empty-lines", b"\r\n\n\r", {"longest_line": 0, "canonical_size": 6}),
     # Only CR and LF end lines: VT, FF, FS, RS and NEL do not.
     ("other-separators", b"a\x0b\x0c\x1c\x1e\x85b", {"longest_line": 7, "canonical_size": 9}),
@@ -697,6 +715,21 @@ def test_scan_body(body: bytes, expected: dict[str, object]) -> None:
     info = scan_body(body)
     for name, value in expected.items():
         assert getattr(info, name) == value, name
+
+
+@pytest.mark.parametrize(
+    "unit",
+    [b"line\r\n.dot\nbare\rcr\r\n", b"no line feeds\r", b"x" * 999, b"\n"],
+    ids=["mixed", "cr-only", "one-long-line", "lf-only"],
+)
+def test_scan_body_on_bodies_larger_than_a_slice(unit: bytes) -> None:
+    body = unit * (2 * message_module._SLICE // len(unit) + 3)
+    info = scan_body(body, max_line_length=None)
+    assert info.canonical_size == len(ref_canonical(body))
+    assert info.longest_line == max(map(len, ref_canonical(body).split(b"\r\n")))
+    bare = len(ref_canonical(body, final_crlf=False)) != len(body)
+    assert info.has_bare_line_endings == bare
+    assert bare == (unit != b"x" * 999)
 
 
 def test_scan_body_options_and_inputs() -> None:
@@ -798,7 +831,7 @@ def test_compat32_message_with_header_objects() -> None:
     msg = Message()
     msg["From"] = "a@example.org"
     msg["Bcc"] = "secret@example.org"
-    msg["Subject"] = Header("héllo", "utf-8")
+    msg["Subject"] = Header("héllo", "utf-8")  # type: ignore[assignment]
     msg.set_payload("From here\n")
     out = to_bytes_message(msg, smtputf8=True)
     assert out == (b"From: a@example.org\r\nSubject: =?utf-8?b?aMOpbGxv?=\r\n\r\nFrom here\r\n")
@@ -822,7 +855,7 @@ def test_multipart_without_boundaries_is_not_mutated() -> None:
 
 def test_unserialisable_message_is_an_input_error() -> None:
     msg = Message()
-    msg.set_payload(42)  # type: ignore[arg-type]
+    msg.set_payload(42)  # type: ignore[call-overload]
     with pytest.raises(InvalidInputError, match="cannot be serialised"):
         to_bytes_message(msg)
 

@@ -1,0 +1,712 @@
+"""``smtpcore bulk``: many messages over N reused connections, resumable.
+
+Sources: a directory of ``.eml`` files (recursively, sorted), an mbox file,
+or a CSV of recipients with a ``string.Template`` message (``$name`` fields
+from the CSV columns). Each message has a stable key: the ``.eml`` path
+relative to the directory, ``mbox:N`` (1-based position), or
+``csv:N:ADDRESS`` (1-based data row and its recipient).
+
+Each of ``--connections`` worker threads owns one blocking ``Client`` and
+reuses its connection for message after message (the client reconnects by
+itself when the server drops an idle connection). Temporary failures (4xx,
+timeouts, connection errors) are retried with exponential backoff; a failure
+after the final dot whose outcome is unknown is never retried.
+
+The report (``--report``) is JSON lines, one per message, flushed as it is
+written::
+
+    {"key": "csv:7:ann@example.org", "status": "accepted" | "failed" | "unknown",
+     "code": 250 | null, "enhanced": "2.0.0" | null, "message": "...",
+     "attempts": 1, "time": "2026-01-31T12:00:00.123Z"}
+
+``--resume REPORT`` skips every key recorded as ``accepted`` or ``unknown``
+(``unknown``: the message may have been delivered; it is never resent).
+
+Ctrl-C stops handing out messages and lets the ones in flight finish, so the
+report says exactly which were accepted; a second Ctrl-C aborts at once and
+records the messages still in flight as ``unknown``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime
+import email.parser
+import email.policy
+import email.utils
+import json
+import mailbox
+import os
+import string
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from email.message import EmailMessage, Message
+from pathlib import Path
+from typing import IO, Any, Final
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from smtpcore import MessageResult, OutgoingMessage, SMTPError, printable
+from smtpcore.adapters.blocking import Client
+
+from . import _common as common
+
+__all__ = ["bulk"]
+
+#: Statuses that ``--resume`` skips: sending them again could duplicate them.
+DONE_STATUSES: Final = frozenset({"accepted", "unknown"})
+#: Seconds between plain progress lines when stderr is not a terminal.
+PLAIN_PROGRESS_EVERY: Final = 5.0
+
+_EPILOG = f"""\b
+Examples:
+  smtpcore bulk ./outbox -s localhost:8025 --report sent.jsonl
+  smtpcore bulk archive.mbox -s smtp.example.com:587 --tls starttls --auth-user me \\
+      --connections 8 --report sent.jsonl
+  smtpcore bulk --csv people.csv --template welcome.txt --from news@example.com \\
+      -s localhost:8025 --report sent.jsonl
+  smtpcore bulk --csv people.csv --template welcome.txt --from news@example.com \\
+      -s localhost:8025 --resume sent.jsonl --report sent.jsonl   (after Ctrl-C)
+
+\b
+The template is a whole message (headers, blank line, body) with $column
+fields; the CSV's "email" column (--to-column) is each message's recipient.
+Date and Message-ID are added when the template has none.
+Ctrl-C finishes the messages in flight and stops; the report then lists
+exactly what was accepted, and --resume skips it. With --resume and --report
+naming the same file, new lines are appended.
+
+\b
+Exit codes: 0 all accepted, 1 some refused permanently, 2 usage error,
+3 some failed temporarily (rerun with --resume), 130 interrupted.
+"""
+
+
+class _SourceError(Exception):
+    """A message could not be read or built from its source."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Job:
+    """One message to send: its key and how to build it."""
+
+    key: str
+    load: Callable[[], tuple[str | None, list[str] | None, bytes | EmailMessage]]
+
+
+# -- sources -------------------------------------------------------------------
+
+
+def _parse_headers(data: bytes) -> Message:
+    return email.parser.BytesParser(policy=email.policy.default).parsebytes(data, headersonly=True)
+
+
+def _raw_message(
+    data: bytes, sender: str | None, recipients: list[str] | None
+) -> tuple[str | None, list[str] | None, bytes | EmailMessage]:
+    """A stored message, sent as it is (so signatures stay valid).
+
+    The envelope comes from the headers unless given (the core derives it:
+    From/Sender, To/Cc/Bcc, or the Resent-* set). A message with a Bcc
+    header is sent re-serialised by the core instead, which removes Bcc:
+    sending it raw would show every Bcc recipient to everyone.
+    """
+    headers = _parse_headers(data)
+    if headers.get("Bcc") is not None:
+        full = email.parser.BytesParser(policy=email.policy.default).parsebytes(data)
+        assert isinstance(full, EmailMessage)
+        return sender, recipients, full
+    if sender is None or recipients is None:
+        derived = OutgoingMessage.build(sender=sender, recipients=recipients, message=headers)
+        sender, recipients = derived.sender, list(derived.recipients)
+    return sender, recipients, data
+
+
+def eml_jobs(
+    directory: Path, sender: str | None, recipients: list[str] | None
+) -> list[Job]:
+    """Every ``*.eml`` under ``directory``, sorted by relative path."""
+    files = sorted(p for p in directory.rglob("*.eml") if p.is_file())
+
+    def loader(path: Path) -> Callable[[], tuple[str | None, list[str] | None, Any]]:
+        def load() -> tuple[str | None, list[str] | None, bytes | EmailMessage]:
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise _SourceError(f"cannot read {path}: {exc.strerror}") from None
+            return _raw_message(data, sender, recipients)
+
+        return load
+
+    return [Job(key=p.relative_to(directory).as_posix(), load=loader(p)) for p in files]
+
+
+def mbox_jobs(path: Path, sender: str | None, recipients: list[str] | None) -> list[Job]:
+    """Every message of an mbox, keyed by position (``mbox:1``...)."""
+    box = mailbox.mbox(path, create=False)
+    lock = threading.Lock()  # mailbox objects are not thread-safe
+
+    def loader(key: str) -> Callable[[], tuple[str | None, list[str] | None, Any]]:
+        def load() -> tuple[str | None, list[str] | None, bytes | EmailMessage]:
+            try:
+                with lock:
+                    data = box.get_bytes(key)
+            except (OSError, KeyError) as exc:
+                raise _SourceError(f"cannot read message {key} of {path}: {exc}") from None
+            return _raw_message(data, sender, recipients)
+
+        return load
+
+    with lock:
+        keys = list(box.keys())
+    return [Job(key=f"mbox:{n}", load=loader(k)) for n, k in enumerate(keys, 1)]
+
+
+def _template_fields(template: string.Template) -> set[str]:
+    # string.Template.get_identifiers() is Python 3.11+; the pattern is older.
+    names: set[str] = set()
+    for match in template.pattern.finditer(template.template):
+        if match.group("invalid") is not None:
+            line = template.template[: match.start()].count("\n") + 1
+            raise click.BadParameter(
+                f"invalid $ placeholder on line {line} (write $$ for a dollar sign)",
+                param_hint="--template",
+            )
+        name = match.group("named") or match.group("braced")
+        if name:
+            names.add(name)
+    return names
+
+
+def csv_jobs(
+    csv_path: Path, template_path: Path, to_column: str, sender: str | None
+) -> list[Job]:
+    """One message per CSV row: the template with the row's fields."""
+    try:
+        text = template_path.read_text(encoding="utf-8")
+        with open(csv_path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+            columns = list(reader.fieldnames or [])
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise click.BadParameter(f"cannot read the CSV or template: {exc}") from None
+    template = string.Template(text)
+    missing = _template_fields(template) - set(columns)
+    if missing:
+        raise click.BadParameter(
+            f"the template uses {', '.join('$' + m for m in sorted(missing))} but the CSV "
+            f"columns are {', '.join(columns) or '(none)'}",
+            param_hint="--template",
+        )
+    if to_column not in columns:
+        raise click.BadParameter(
+            f"the CSV has no {to_column!r} column (columns: {', '.join(columns)})",
+            param_hint="--to-column",
+        )
+
+    def loader(row: dict[str, str]) -> Callable[[], tuple[str | None, list[str] | None, Any]]:
+        def load() -> tuple[str | None, list[str] | None, bytes | EmailMessage]:
+            rcpt = (row.get(to_column) or "").strip()
+            filled = template.substitute({k: v or "" for k, v in row.items() if k})
+            message = email.parser.Parser(policy=email.policy.SMTP).parsestr(filled)
+            assert isinstance(message, EmailMessage)
+            if message["To"] is None:
+                message["To"] = rcpt
+            if message["Date"] is None:
+                message["Date"] = email.utils.formatdate(localtime=True)
+            if message["Message-ID"] is None:
+                domain = (sender or str(message["From"] or "")).rpartition("@")[2].strip("<> ")
+                message["Message-ID"] = email.utils.make_msgid(domain=domain or "localhost")
+            return sender, [rcpt], message
+
+        return load
+
+    return [
+        Job(key=f"csv:{n}:{(row.get(to_column) or '').strip()}", load=loader(row))
+        for n, row in enumerate(rows, 1)
+    ]
+
+
+def read_done_keys(path: Path) -> set[str]:
+    """Keys a report records as accepted or unknown (bad lines are skipped:
+    a run killed mid-write can leave a partial last line)."""
+    done: set[str] = set()
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict) and record.get("status") in DONE_STATUSES:
+                    key = record.get("key")
+                    if isinstance(key, str):
+                        done.add(key)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {path}: {exc.strerror}", param_hint="--resume")
+    return done
+
+
+# -- the run -------------------------------------------------------------------
+
+
+def _now() -> str:
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class _Bulk:
+    """The workers, the report and the counters of one bulk run."""
+
+    def __init__(
+        self,
+        jobs: list[Job],
+        target: common.Target,
+        *,
+        connections: int,
+        retries: int,
+        backoff: float,
+        report: IO[str] | None,
+    ) -> None:
+        self.jobs = jobs
+        self.target = target
+        self.connections = min(connections, max(len(jobs), 1))
+        self.retries = retries
+        self.backoff = backoff
+        self.report = report
+        self.stop = threading.Event()
+        self.aborted = False
+        self.lock = threading.Lock()
+        self._iter: Iterator[Job] = iter(jobs)
+        self.in_flight: dict[int, Job] = {}
+        self.finished = threading.Event()  # set when the last worker exits
+        self._running = 0
+        self.accepted = 0
+        self.failed_permanent = 0
+        self.failed_temporary = 0
+        self.unknown = 0
+        self.retried = 0
+        self.failures: list[dict[str, Any]] = []
+
+    @property
+    def done(self) -> int:
+        return self.accepted + self.failed_permanent + self.failed_temporary + self.unknown
+
+    # -- workers ---------------------------------------------------------------
+
+    def start(self) -> list[threading.Thread]:
+        threads = [
+            threading.Thread(target=self._worker, args=(n,), name=f"bulk-{n}", daemon=True)
+            for n in range(1, self.connections + 1)
+        ]
+        self._running = len(threads)
+        for thread in threads:
+            thread.start()
+        return threads
+
+    def _next(self, worker: int) -> Job | None:
+        with self.lock:
+            if self.stop.is_set():
+                return None
+            job = next(self._iter, None)
+            if job is not None:
+                self.in_flight[worker] = job
+            return job
+
+    def _worker(self, worker: int) -> None:
+        client = Client(
+            self.target.server, self.target.port, name=f"bulk-{worker}", **self.target.options
+        )
+        try:
+            while (job := self._next(worker)) is not None:
+                self._send(client, job)
+                with self.lock:
+                    self.in_flight.pop(worker, None)
+        finally:
+            if self.aborted:
+                client.abort()
+            else:
+                with contextlib.suppress(SMTPError, OSError):
+                    client.close()
+            with self.lock:
+                self._running -= 1
+                if not self._running:
+                    self.finished.set()
+
+    def _send(self, client: Client, job: Job) -> None:
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                sender, recipients, message = job.load()
+                result = client.send_message(sender, recipients, message=message)
+            except (_SourceError, ValueError) as exc:
+                # ValueError: the core's InvalidInputError (no sender, a bad
+                # address in the headers) or a template field left unfilled.
+                self._record(job, "failed", attempts, message=str(exc), permanent=True)
+                return
+            except SMTPError as exc:
+                failure = common.classify(exc)
+                reply = getattr(exc, "reply", None)
+                code = getattr(reply, "code", None)
+                enhanced = getattr(reply, "enhanced_code", None)
+                if getattr(exc, "status_unknown", False):
+                    # Lost after the final dot: the server may have it. Never resend.
+                    self._record(job, "unknown", attempts, message=failure.message, code=code,
+                                 enhanced=enhanced)
+                    return
+                temporary = failure.exit_code == common.EXIT_TEMPORARY
+                if temporary and attempts <= self.retries and not self.stop.is_set():
+                    with self.lock:
+                        self.retried += 1
+                    if not self.stop.wait(self.backoff * 2 ** (attempts - 1)):
+                        continue
+                self._record(job, "failed", attempts, message=failure.message, code=code,
+                             enhanced=enhanced, permanent=not temporary)
+                return
+            self._accepted(job, attempts, result)
+            return
+
+    def _accepted(self, job: Job, attempts: int, result: MessageResult) -> None:
+        reply = result.reply
+        refused = "; ".join(f"{r}: {rep.describe()}" for r, rep in result.rejected.items())
+        text = reply.describe() if reply is not None else ""
+        if refused:
+            text += f" (refused: {refused})"
+        self._record(
+            job,
+            "accepted",
+            attempts,
+            message=text,
+            code=reply.code if reply is not None else None,
+            enhanced=reply.enhanced_code if reply is not None else None,
+        )
+
+    def _record(
+        self,
+        job: Job,
+        status: str,
+        attempts: int,
+        *,
+        message: str,
+        code: int | None = None,
+        enhanced: str | None = None,
+        permanent: bool = False,
+    ) -> None:
+        line = {
+            "key": job.key,
+            "status": status,
+            "code": code,
+            "enhanced": enhanced,
+            "message": printable(message),
+            "attempts": attempts,
+            "time": _now(),
+        }
+        with self.lock:
+            if self.aborted:
+                return  # the abort already recorded this message as unknown
+            if status == "accepted":
+                self.accepted += 1
+            elif status == "unknown":
+                self.unknown += 1
+            elif permanent:
+                self.failed_permanent += 1
+            else:
+                self.failed_temporary += 1
+            if status != "accepted":
+                self.failures.append(line)
+            if self.report is not None:
+                # One line per message, flushed at once: whatever happens to
+                # this process later, what is written is true.
+                self.report.write(json.dumps(line) + "\n")
+                self.report.flush()
+
+    def abort(self) -> None:
+        """Second Ctrl-C: record what is in flight as unknown and stop writing."""
+        with self.lock:
+            self.stop.set()
+            pending = list(self.in_flight.values())
+            for job in pending:
+                line = {
+                    "key": job.key,
+                    "status": "unknown",
+                    "code": None,
+                    "enhanced": None,
+                    "message": "aborted while in flight; it may have been delivered",
+                    "attempts": None,
+                    "time": _now(),
+                }
+                self.unknown += 1
+                self.failures.append(line)
+                if self.report is not None:
+                    self.report.write(json.dumps(line) + "\n")
+                    self.report.flush()
+            self.aborted = True
+
+
+# -- the command ---------------------------------------------------------------
+
+
+@click.command(epilog=_EPILOG)
+@click.argument("source", type=click.Path(exists=True, path_type=Path), required=False)
+@common.connection_options
+@click.option(
+    "--csv", "csv_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None, help="CSV of recipients (one message per row); needs --template.",
+)
+@click.option(
+    "--template", "template_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None, help="Message template with $column fields (for --csv).",
+)
+@click.option(
+    "--to-column", default="email", show_default=True,
+    help="The CSV column holding each message's recipient.",
+)
+@click.option(
+    "-f", "--from", "sender", default=None, metavar="ADDRESS",
+    help="Envelope sender (default: from each message's headers).",
+)
+@click.option(
+    "-t", "--to", "recipients", multiple=True, metavar="ADDRESS",
+    help="Envelope recipient for every .eml/mbox message (repeatable; default: its headers).",
+)
+@click.option(
+    "-c", "--connections", type=click.IntRange(1, 256), default=4, show_default=True,
+    help="Concurrent connections.",
+)
+@click.option(
+    "--retries", type=click.IntRange(min=0), default=3, show_default=True,
+    help="Retries of a temporary failure.",
+)
+@click.option(
+    "--backoff", type=click.FloatRange(min=0.0), default=1.0, show_default=True,
+    metavar="SECONDS", help="First retry delay; doubled for each further retry.",
+)
+@click.option(
+    "--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="Write one JSON line per message here.",
+)
+@click.option(
+    "--resume", "resume_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None, help="Skip the messages this report records as accepted (or unknown).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_context
+def bulk(
+    ctx: click.Context,
+    source: Path | None,
+    csv_path: Path | None,
+    template_path: Path | None,
+    to_column: str,
+    sender: str | None,
+    recipients: tuple[str, ...],
+    connections: int,
+    retries: int,
+    backoff: float,
+    report_path: Path | None,
+    resume_path: Path | None,
+    as_json: bool,
+    **params: Any,
+) -> None:
+    """Send many messages over several reused connections.
+
+    SOURCE is a directory of .eml files or an mbox file; or use --csv with
+    --template. Temporary failures are retried; --report records each
+    message's outcome, and --resume skips what an earlier run delivered.
+    """
+    jobs = _jobs(source, csv_path, template_path, to_column, sender, list(recipients) or None)
+    total = len(jobs)
+    skipped = 0
+    if resume_path is not None:
+        done = read_done_keys(resume_path)
+        jobs = [job for job in jobs if job.key not in done]
+        skipped = total - len(jobs)
+    target = common.make_target(params)
+    target.announce()
+    report = _open_report(report_path, resume_path)
+    run = _Bulk(
+        jobs, target, connections=connections, retries=retries, backoff=backoff, report=report
+    )
+    start = time.perf_counter()
+    try:
+        interrupted = _drive(run, total, skipped)
+    finally:
+        if report is not None and not run.aborted:
+            report.close()
+    elapsed = time.perf_counter() - start
+    code = _exit_code(run, interrupted)
+    summary = {
+        "ok": code == common.EXIT_OK,
+        "total": total,
+        "sent": run.done,
+        "accepted": run.accepted,
+        "failed": run.failed_permanent + run.failed_temporary,
+        "unknown": run.unknown,
+        "skipped": skipped,
+        "retries": run.retried,
+        "connections": run.connections,
+        "interrupted": interrupted,
+        "elapsed": round(elapsed, 3),
+        "report": None if report_path is None else str(report_path),
+        "failures": run.failures[:100],
+    }
+    if as_json:
+        common.dump_json(summary)
+    else:
+        _print_summary(summary, len(jobs))
+    if run.aborted:
+        # Worker threads may still hold sockets; do not wait for them.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    ctx.exit(code)
+
+
+def _jobs(
+    source: Path | None,
+    csv_path: Path | None,
+    template_path: Path | None,
+    to_column: str,
+    sender: str | None,
+    recipients: list[str] | None,
+) -> list[Job]:
+    if csv_path is not None or template_path is not None:
+        if csv_path is None or template_path is None:
+            raise click.UsageError("--csv and --template go together")
+        if source is not None:
+            raise click.UsageError("give a SOURCE or --csv/--template, not both")
+        if recipients:
+            raise click.UsageError("with --csv the recipients come from the CSV (--to-column)")
+        return csv_jobs(csv_path, template_path, to_column, sender)
+    if source is None:
+        raise click.UsageError("give a directory of .eml files, an mbox file, or --csv/--template")
+    if source.is_dir():
+        return eml_jobs(source, sender, recipients)
+    try:
+        return mbox_jobs(source, sender, recipients)
+    except (OSError, mailbox.Error) as exc:
+        raise click.BadParameter(f"cannot read {source} as an mbox: {exc}") from None
+
+
+def _open_report(report_path: Path | None, resume_path: Path | None) -> IO[str] | None:
+    if report_path is None:
+        return None
+    same = (
+        resume_path is not None
+        and report_path.exists()
+        and os.path.samefile(report_path, resume_path)
+    )
+    try:
+        # Appending to the report being resumed keeps one complete history.
+        return open(report_path, "a" if same else "w", encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        raise click.BadParameter(
+            f"cannot write {report_path}: {exc.strerror}", param_hint="--report"
+        ) from None
+
+
+def _drive(run: _Bulk, total: int, skipped: int) -> bool:
+    """Run the workers, showing progress; True if interrupted."""
+    err = Console(stderr=True, highlight=False, markup=False)
+    progress: Progress | None = None
+    if err.is_terminal:
+        progress = Progress(
+            TextColumn("sending"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err,
+            transient=False,
+        )
+    interrupted = False
+    started = time.monotonic()
+    last_plain = started
+    with progress if progress is not None else contextlib.nullcontext():
+        task = None
+        if progress is not None:
+            task = progress.add_task("bulk", total=len(run.jobs), rate="")
+        threads = run.start()
+        while True:
+            try:
+                run.finished.wait(0.1)
+                alive = any(t.is_alive() for t in threads)
+                done = run.done
+                rate = done / max(time.monotonic() - started, 1e-6)
+                if progress is not None and task is not None:
+                    progress.update(task, completed=done, rate=f"{rate:.1f} msg/s")
+                elif time.monotonic() - last_plain >= PLAIN_PROGRESS_EVERY and alive:
+                    last_plain = time.monotonic()
+                    click.echo(f"bulk: {done}/{len(run.jobs)} done ({rate:.1f} msg/s)", err=True)
+                if not alive:
+                    break
+            except KeyboardInterrupt:
+                if not run.stop.is_set():
+                    interrupted = True
+                    run.stop.set()
+                    click.echo(
+                        "smtpcore: interrupted: finishing the messages in flight "
+                        "(Ctrl-C again to abort them)",
+                        err=True,
+                    )
+                else:
+                    run.abort()
+                    click.echo("smtpcore: aborted", err=True)
+                    break
+    return interrupted
+
+
+def _exit_code(run: _Bulk, interrupted: bool) -> int:
+    if interrupted or run.aborted:
+        return common.EXIT_INTERRUPTED
+    if run.failed_permanent:
+        return common.EXIT_PERMANENT
+    if run.failed_temporary or run.unknown:
+        return common.EXIT_TEMPORARY
+    return common.EXIT_OK
+
+
+def _print_summary(summary: dict[str, Any], queued: int) -> None:
+    elapsed = summary["elapsed"]
+    rate = summary["sent"] / elapsed if elapsed else 0.0
+    click.echo(
+        f"bulk: {summary['sent']} of {queued} messages in {elapsed:.2f}s ({rate:.1f}/s) over "
+        f"{summary['connections']} connection(s)"
+    )
+    click.echo(
+        f"  accepted {summary['accepted']}, failed {summary['failed']}, "
+        f"unknown {summary['unknown']}, skipped {summary['skipped']} (already done), "
+        f"retries {summary['retries']}"
+    )
+    if summary["report"]:
+        click.echo(f"  report: {summary['report']}")
+    for failure in summary["failures"][:10]:
+        click.echo(f"smtpcore: {failure['status']}: {failure['key']}: {failure['message']}",
+                   err=True)
+    if len(summary["failures"]) > 10:
+        click.echo(f"smtpcore: ... and {len(summary['failures']) - 10} more (see the report)",
+                   err=True)
+    if summary["interrupted"]:
+        not_sent = queued - summary["sent"]
+        click.echo(
+            f"smtpcore: interrupted; {not_sent} message(s) not sent: rerun with "
+            "--resume REPORT to send them",
+            err=True,
+        )

@@ -1,0 +1,350 @@
+"""``smtpcore send``: one message, with a live transcript or one JSON result.
+
+The ``--json`` document (one per run, on stdout)::
+
+    {
+      "ok": true,                       # exit code 0
+      "outcome": "accepted",            # accepted | temporary-failure |
+                                        # permanent-failure | probed | error
+      "server": {"address": "mx.example.net:25",
+                 "greeting": {reply} | null,
+                 "tls": {"version": "TLSv1.3", "cipher": "...", "bits": 256} | null},
+      "accepted": ["rcpt@example.org"],
+      "rejected": {"other@example.org": {reply}},
+      "reply": {reply} | null,          # the final reply to the message data
+      "data_sent": true,
+      "error": {"type": "TemporaryReplyError", "message": "...", "code": 451} | null,
+      "transcript": [{"dir": "<-", "line": "220 mx.example.net ESMTP"}, ...],
+      "elapsed": 0.123                  # seconds
+    }
+
+where ``{reply}`` is ``{"code": 250, "enhanced": "2.0.0" | null, "text": "..."}``.
+Secrets never appear: the core redacts AUTH lines in the transcript.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+from typing import IO, TYPE_CHECKING, Any
+
+import click
+from rich.console import Console
+
+from smtpcore import MessageResult, QuitAfter, Reply, SMTPError, TranscriptEntry
+from smtpcore.adapters.blocking import Client
+
+from . import _common as common
+
+if TYPE_CHECKING:
+    # Not re-exported by smtpcore.adapters yet (see the CLI report).
+    from smtpcore.adapters._common import TLSInfo
+from ._compose import compose, parse_header
+
+__all__ = ["send"]
+
+# Stages at which the session ends before any message is submitted: the
+# client only connects (greeting, EHLO, STARTTLS, AUTH as configured).
+_CONNECT_ONLY = frozenset({QuitAfter.CONNECT, QuitAfter.EHLO, QuitAfter.TLS, QuitAfter.AUTH})
+
+_EPILOG = f"""\b
+Examples:
+  smtpcore send --server mx.example.net --from me@example.com --to you@example.org
+  smtpcore send -s smtp.example.com:587 --tls starttls --auth-user me \\
+      --from me@example.com --to you@example.org --body "hello" --attach report.pdf
+  echo "body text" | smtpcore send -s localhost:8025 --to a@example.org --body -
+  smtpcore send -s mx.example.net --to a@example.org --quit-after rcpt   (probe only)
+  smtpcore send -s localhost:8025 --to a@example.org --json | jq .outcome
+
+\b
+The transcript shows server lines as "<-" and client lines as "->"; passwords
+are shown as <redacted>. --json prints one document instead (keys: ok, outcome,
+server, accepted, rejected, reply, data_sent, error, transcript, elapsed).
+
+{common.EXIT_CODES_HELP}
+"""
+
+
+def _default_sender() -> str:
+    # swaks' default: the local user at this host (no DNS lookup).
+    try:
+        import getpass
+
+        user = getpass.getuser()
+    except (OSError, KeyError, ImportError):
+        user = "smtpcore"
+    return f"{user}@{socket.gethostname() or 'localhost'}"
+
+
+@click.command(epilog=_EPILOG)
+@common.connection_options
+@click.option(
+    "-f", "--from", "sender", default=None, metavar="ADDRESS",
+    help="Envelope sender and From header (default: you@this-host; \"\" for <>).",
+)
+@click.option(
+    "-t", "--to", "recipients", multiple=True, required=True, metavar="ADDRESS",
+    help="Recipient (repeatable).",
+)
+@click.option("--body", default=None, metavar="TEXT", help="Message body; '-' reads stdin.")
+@click.option(
+    "--body-file", type=click.Path(exists=True, dir_okay=False), default=None,
+    help="Read the message body (UTF-8 text) from a file.",
+)
+@click.option(
+    "--header", "headers", multiple=True, metavar="'NAME: VALUE'",
+    help="Add a header, or replace a generated one (repeatable).",
+)
+@click.option(
+    "--attach", "attachments", multiple=True, type=click.Path(exists=True, dir_okay=False),
+    help="Attach a file (repeatable); its type is guessed from its name.",
+)
+@click.option(
+    "--data", "data_file", default=None, metavar="FILE",
+    help="Send FILE ('-': stdin) as the complete message, unchanged (no generated headers).",
+)
+@click.option(
+    "--dsn-notify", multiple=True,
+    type=click.Choice(["never", "success", "failure", "delay"], case_sensitive=False),
+    help="DSN: when to send delivery notifications (repeatable; RFC 3461).",
+)
+@click.option(
+    "--dsn-ret", type=click.Choice(["full", "hdrs"], case_sensitive=False), default=None,
+    help="DSN: return the full message or only its headers in a bounce.",
+)
+@click.option("--dsn-envid", default=None, metavar="ID", help="DSN: envelope identifier.")
+@click.option(
+    "--quit-after", type=click.Choice([q.value for q in QuitAfter]), default=None,
+    help="Stop after this step and QUIT without sending the message (rcpt: would the "
+    "recipients be accepted?).",
+)
+@click.option(
+    "--require-all-recipients", is_flag=True,
+    help="Fail if any recipient is refused (default: succeed if one is accepted).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON result instead.")
+@click.option("-q", "--quiet", is_flag=True, help="Do not print the transcript.")
+@click.pass_context
+def send(ctx: click.Context, **params: Any) -> None:
+    """Send one message and show the SMTP conversation.
+
+    Without --body, --body-file, --data or --attach a short test message is
+    sent. Headers From, To, Subject ("test DATE"), Date and Message-ID are
+    generated unless given with --header.
+    """
+    body_sources = [params["body"] is not None, params["body_file"] is not None]
+    if sum(body_sources) > 1:
+        raise click.UsageError("give only one of --body and --body-file")
+    if params["data_file"] is not None and (
+        any(body_sources) or params["headers"] or params["attachments"]
+    ):
+        raise click.UsageError("--data sends a complete message: no --body/--header/--attach")
+    stdin_busy = params["body"] == "-" or params["data_file"] == "-"
+    target = common.make_target(params, stdin_busy=stdin_busy)
+    sender = _default_sender() if params["sender"] is None else params["sender"]
+    recipients = list(params["recipients"])
+    message_kwargs = _message(params, sender, recipients)
+    options: dict[str, Any] = {}
+    if params["dsn_notify"]:
+        options["dsn_notify"] = [n.upper() for n in params["dsn_notify"]]
+    if params["dsn_ret"]:
+        options["dsn_ret"] = params["dsn_ret"].upper()
+    if params["dsn_envid"]:
+        options["dsn_envid"] = params["dsn_envid"]
+    quit_after = None if params["quit_after"] is None else QuitAfter(params["quit_after"])
+    target.announce()
+    run = _Run(target, quit_after, params["require_all_recipients"])
+    console = Console(highlight=False, soft_wrap=True, markup=False)
+    show = None if params["as_json"] or params["quiet"] else console
+    code = run.execute(sender, recipients, message_kwargs, options, show)
+    if params["as_json"]:
+        common.dump_json(run.document())
+    else:
+        run.summarise(console)
+    ctx.exit(code)
+
+
+def _message(params: dict[str, Any], sender: str, recipients: list[str]) -> dict[str, Any]:
+    """The ``message=``/``message_file=``/``file_handle=`` argument of send_message."""
+    data_file: str | None = params["data_file"]
+    if data_file == "-":
+        return {"file_handle": sys.stdin.buffer}
+    if data_file is not None:
+        return {"message_file": data_file}
+    body: str | None = params["body"]
+    if body == "-":
+        body = _read_text(sys.stdin.buffer, "stdin")
+    elif params["body_file"] is not None:
+        with open(params["body_file"], "rb") as handle:
+            body = _read_text(handle, params["body_file"])
+    headers = [parse_header(h) for h in params["headers"]]
+    message = compose(
+        sender=sender,
+        recipients=recipients,
+        body=body,
+        headers=headers,
+        attachments=params["attachments"],
+    )
+    return {"message": message}
+
+
+def _read_text(handle: IO[bytes], label: str) -> str:
+    data = handle.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise click.UsageError(
+            f"the body in {label} is not UTF-8 text; send it with --attach or --data"
+        ) from None
+
+
+class _Run:
+    """One send: the client, what it learnt, and the outcome."""
+
+    def __init__(self, target: common.Target, quit_after: QuitAfter | None, require_all: bool):
+        self.target = target
+        self.quit_after = quit_after
+        self.require_all = require_all
+        self.client: Client | None = None
+        self.greeting: Reply | None = None
+        self.tls: TLSInfo | None = None
+        self.result: MessageResult | None = None
+        self.error: SMTPError | None = None
+        self.failure: common.Failure | None = None
+        self.transcript: tuple[TranscriptEntry, ...] = ()
+        self.elapsed = 0.0
+        self.code = common.EXIT_OK
+
+    def execute(
+        self,
+        sender: str,
+        recipients: list[str],
+        message: dict[str, Any],
+        options: dict[str, Any],
+        console: Console | None,
+    ) -> int:
+        start = time.perf_counter()
+        try:
+            self.client = Client(
+                self.target.server,
+                self.target.port,
+                transaction_log=True,
+                quit_after=self.quit_after,
+                require_all_recipients=self.require_all,
+                **self.target.options,
+            )
+        except SMTPError as exc:  # an option the core refuses (EHLO name...)
+            self._failed(exc)
+            return self.code
+        client = self.client
+
+        def current() -> list[TranscriptEntry] | None:
+            session = client.session
+            return None if session is None else session.transcript
+
+        def show(entry: TranscriptEntry) -> None:
+            if console is not None:
+                common.print_entry(console, entry)
+
+        with common.TranscriptFollower(current, show):
+            try:
+                client.connect()
+                self.greeting = client.greeting
+                self.tls = client.tls_info
+                if self.quit_after not in _CONNECT_ONLY:
+                    self.result = client.send_message(sender, recipients, **message, **options)
+                    self.tls = client.tls_info or self.tls
+                client.close()
+            except SMTPError as exc:
+                client.abort()
+                self._failed(exc)
+            except BaseException:
+                client.abort()
+                raise
+        self.greeting = client.greeting or self.greeting
+        self.transcript = client.transcript
+        self.elapsed = time.perf_counter() - start
+        if self.error is None:
+            self.code = self._result_code()
+        return self.code
+
+    def _failed(self, error: SMTPError) -> None:
+        self.error = error
+        self.failure = common.classify(error)
+        self.code = self.failure.exit_code
+
+    def _result_code(self) -> int:
+        result = self.result
+        if result is None or not result.rejected:
+            return common.EXIT_OK
+        if self.quit_after is None:
+            return common.EXIT_OK  # accepted for some; the refusals are listed
+        # A probe: any refusal is the answer the user asked about.
+        replies = list(result.rejected.values())
+        transient = all(r.is_transient for r in replies)
+        return common.EXIT_TEMPORARY if transient else common.EXIT_PERMANENT
+
+    @property
+    def outcome(self) -> str:
+        if self.failure is not None:
+            return self.failure.outcome
+        if self.quit_after is not None:
+            return "probed"
+        return "accepted"
+
+    def document(self) -> dict[str, Any]:
+        """The ``--json`` result (schema in the module docstring)."""
+        result, error = self.result, self.error
+        rejected: dict[str, Any] = {}
+        reply = None
+        if result is not None:
+            rejected = {r: common.reply_json(rep) for r, rep in result.rejected.items()}
+            reply = result.reply
+        if error is not None:
+            replies = getattr(error, "replies", None)
+            if isinstance(replies, dict):
+                rejected = {r: common.reply_json(rep) for r, rep in replies.items()}
+            reply = getattr(error, "reply", None)
+        tls = None
+        if self.tls is not None:
+            tls = {"version": self.tls.version, "cipher": self.tls.cipher, "bits": self.tls.bits}
+        return {
+            "ok": self.code == common.EXIT_OK,
+            "outcome": self.outcome,
+            "server": {
+                "address": self.target.address,
+                "greeting": common.reply_json(self.greeting),
+                "tls": tls,
+            },
+            "accepted": list(result.accepted) if result is not None else [],
+            "rejected": rejected,
+            "reply": common.reply_json(reply if isinstance(reply, Reply) else None),
+            "data_sent": bool(result is not None and result.data_sent),
+            "error": None
+            if error is None or self.failure is None
+            else common.error_json(error, self.failure),
+            "transcript": common.transcript_json(self.transcript),
+            "elapsed": round(self.elapsed, 6),
+        }
+
+    def summarise(self, console: Console) -> None:
+        """The last line(s): what happened, on stdout; an error, on stderr."""
+        if self.failure is not None:
+            click.echo(f"smtpcore: {self.failure.message}", err=True)
+            return
+        result = self.result
+        took = f"in {self.elapsed:.2f}s"
+        if result is None:
+            console.print(f"=== stopped after {self.quit_after.value if self.quit_after else '?'} "
+                          f"as asked ({took})")
+            return
+        for rcpt, reply in result.rejected.items():
+            click.echo(f"smtpcore: refused {rcpt}: {reply.describe()}", err=True)
+        if self.quit_after is not None:
+            accepted = ", ".join(result.accepted) or "none"
+            console.print(f"=== probe ended after {self.quit_after.value}: no message sent; "
+                          f"accepted: {accepted} ({took})")
+            return
+        final = result.reply.describe() if result.reply is not None else "no reply"
+        console.print(f"=== accepted for {', '.join(result.accepted)}: {final} ({took})")

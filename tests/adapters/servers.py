@@ -1,0 +1,617 @@
+"""Real servers on 127.0.0.1 for the adapter and interop tests, and the facade
+that runs one test body on every adapter.
+
+* :class:`SMTPServer`: aiosmtpd in a thread, the friendly server: plain,
+  STARTTLS or implicit TLS, AUTH PLAIN/LOGIN, recording exactly what it got.
+* :class:`TinyServer`: a scripted SMTP server in a thread, for servers that
+  misbehave (never answer, drop the connection after the data, close idle
+  connections with 421).
+* :class:`Flavor`: the blocking, asyncio and trio adapters behind one async
+  API, so that a scenario is written once: ``await flavor.send(...)``,
+  ``async with flavor.client(...) as c: await c.send_message(...)``. The
+  blocking adapter is called directly from the async test: it blocks the
+  test's event loop, which is harmless because every server runs in its own
+  thread.
+
+Nothing here listens on anything but 127.0.0.1, and every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import copy
+import email.message
+import email.policy
+import importlib
+import re
+import socket
+import ssl
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any, Final, Literal
+
+import pytest
+import trustme
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from smtpcore import MessageResult, Reply, SMTPError, TranscriptEntry
+from smtpcore.adapters import SendResult
+
+__all__ = [
+    "ADAPTERS",
+    "LOOPBACK",
+    "ClientHandle",
+    "Flavor",
+    "PoolHandle",
+    "Received",
+    "RecordingHandler",
+    "SMTPServer",
+    "TLSMaterial",
+    "TinyServer",
+    "canonical",
+    "expected_email_bytes",
+    "free_port",
+    "load_flavor",
+    "wait_until",
+]
+
+LOOPBACK: Final = "127.0.0.1"
+#: The name aiosmtpd greets with (never ``socket.getfqdn()``, which may ask DNS).
+SERVER_NAME: Final = "mx.test"
+#: Upper bound on any wait for a thread or a socket in these helpers.
+WAIT: Final = 10.0
+
+ServerMode = Literal["plain", "starttls", "implicit"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = WAIT, step: float = 0.02) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(step)
+
+
+# -- expected message bytes ----------------------------------------------------------------
+
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+
+
+def canonical(data: bytes) -> bytes:
+    """What a server must store for ``data``: the documented canonicalisation.
+
+    Every CRLF, bare CR and bare LF is one line break, sent as CRLF (RFC 5321
+    2.3.8); a body that does not end with a line break gets a final CRLF (RFC
+    5321 4.1.1.4). Dot-stuffing is undone by the server, so it does not show.
+    Written independently of smtpcore's encoder on purpose.
+    """
+    text = _LINE_BREAK.sub(b"\r\n", data)
+    if text and not text.endswith(b"\r\n"):
+        text += b"\r\n"
+    return text
+
+
+def expected_email_bytes(message: email.message.EmailMessage, *, utf8: bool = False) -> bytes:
+    """The documented wire form of an ``EmailMessage``: serialised with the SMTP
+    (or SMTPUTF8) policy, without ``Bcc``."""
+    copied = copy.deepcopy(message)
+    del copied["Bcc"]
+    policy = email.policy.SMTPUTF8 if utf8 else email.policy.SMTP
+    return copied.as_bytes(policy=policy)
+
+
+# -- TLS -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TLSMaterial:
+    """A throwaway CA and a server certificate it issued (trustme)."""
+
+    ca: trustme.CA
+    cert: trustme.LeafCert
+
+    @classmethod
+    def create(cls, *hosts: str) -> TLSMaterial:
+        """A new CA and a certificate for ``hosts`` (default: localhost and 127.0.0.1)."""
+        ca = trustme.CA()
+        return cls(ca=ca, cert=ca.issue_cert(*(hosts or ("localhost", LOOPBACK))))
+
+    def with_cert_for(self, *hosts: str) -> TLSMaterial:
+        """The same CA, with a certificate for other names."""
+        return TLSMaterial(ca=self.ca, cert=self.ca.issue_cert(*hosts))
+
+    def server_context(self) -> ssl.SSLContext:
+        """A server context presenting the certificate."""
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.cert.configure_cert(context)
+        return context
+
+    def client_context(self) -> ssl.SSLContext:
+        """A verifying client context that trusts the CA (and nothing else)."""
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+        self.ca.configure_trust(context)
+        return context
+
+
+# -- aiosmtpd --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Received:
+    """One message exactly as the server got it."""
+
+    peer: tuple[str, int]
+    host_name: str | None
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    mail_options: tuple[str, ...]
+    rcpt_options: tuple[str, ...]
+    content: bytes
+    tls: bool
+    authenticated: bool
+
+
+@dataclass
+class RecordingHandler:
+    """An aiosmtpd handler that records every MAIL, AUTH and message.
+
+    Attributes:
+        refuse_rcpt: recipients to refuse, with the reply to give.
+        data_reply: the reply to the end of the data (None: ``250 OK``).
+        users: login -> password accepted by :meth:`authenticate`; None
+            accepts any credentials.
+    """
+
+    refuse_rcpt: dict[str, str] = field(default_factory=dict)
+    data_reply: str | None = None
+    users: dict[str, str] | None = None
+    messages: list[Received] = field(default_factory=list)
+    mail_commands: list[str] = field(default_factory=list)
+    auth_attempts: list[tuple[str, bytes, bool]] = field(default_factory=list)
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        self.mail_commands.append(address)
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        refusal = self.refuse_rcpt.get(address)
+        if refusal is not None:
+            return refusal
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        transport = server.transport
+        tls = transport is not None and transport.get_extra_info("ssl_object") is not None
+        self.messages.append(
+            Received(
+                peer=tuple(session.peer[:2]),  # type: ignore[arg-type]
+                host_name=session.host_name,
+                mail_from=envelope.mail_from,
+                rcpt_tos=tuple(envelope.rcpt_tos),
+                mail_options=tuple(envelope.mail_options),
+                rcpt_options=tuple(envelope.rcpt_options),
+                content=bytes(envelope.original_content),
+                tls=tls,
+                authenticated=bool(session.authenticated),
+            )
+        )
+        return self.data_reply or "250 OK"
+
+    def authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        """aiosmtpd's ``authenticator``: checks LOGIN and PLAIN credentials."""
+        ok = False
+        login = b""
+        if isinstance(auth_data, LoginPassword):
+            login = auth_data.login
+            if self.users is None:
+                ok = True
+            else:
+                expected = self.users.get(login.decode("utf-8", "replace"))
+                ok = expected is not None and expected.encode() == auth_data.password
+        self.auth_attempts.append((mechanism, login, ok))
+        return AuthResult(success=ok, handled=False)
+
+    def last(self) -> Received:
+        """The last message received (fails the test if there is none).
+
+        A method, not a property: aiosmtpd inspects every attribute of its
+        handler when it starts."""
+        assert self.messages, "the server received no message"
+        return self.messages[-1]
+
+
+class SMTPServer:
+    """aiosmtpd on 127.0.0.1 in a thread.
+
+    Args:
+        mode: ``plain``, ``starttls`` (STARTTLS offered) or ``implicit``
+            (TLS from the first byte).
+        tls: the certificate material (needed unless ``plain``).
+        handler: the recording handler (a fresh one by default).
+        auth: offer AUTH (checked by ``handler.authenticate``).
+        auth_require_tls: aiosmtpd offers AUTH only after STARTTLS. aiosmtpd
+            does not count implicit TLS as TLS, so implicit-TLS servers with
+            AUTH need False.
+        timeout: seconds after which aiosmtpd closes an idle connection.
+        data_size_limit: the SIZE aiosmtpd advertises and enforces.
+    """
+
+    def __init__(
+        self,
+        *,
+        mode: ServerMode = "plain",
+        tls: TLSMaterial | None = None,
+        handler: RecordingHandler | None = None,
+        auth: bool = False,
+        auth_require_tls: bool = True,
+        timeout: float | None = None,
+        data_size_limit: int | None = None,
+    ) -> None:
+        if mode != "plain" and tls is None:
+            raise ValueError(f"mode {mode} needs TLS material")
+        self.mode = mode
+        self.tls = tls
+        self.handler = handler if handler is not None else RecordingHandler()
+        self.port = free_port()
+        kwargs: dict[str, Any] = {
+            "hostname": LOOPBACK,
+            "port": self.port,
+            "server_hostname": SERVER_NAME,
+            "auth_require_tls": auth_require_tls,
+            "ready_timeout": WAIT,
+        }
+        if auth:
+            kwargs["authenticator"] = self.handler.authenticate
+        if timeout is not None:
+            kwargs["timeout"] = timeout
+        if data_size_limit is not None:
+            kwargs["data_size_limit"] = data_size_limit
+        if mode == "starttls":
+            assert tls is not None
+            kwargs["tls_context"] = tls.server_context()
+        elif mode == "implicit":
+            assert tls is not None
+            kwargs["ssl_context"] = tls.server_context()
+        self._controller = Controller(self.handler, **kwargs)
+        self._running = False
+
+    def start(self) -> SMTPServer:
+        self._controller.start()
+        self._running = True
+        return self
+
+    def stop(self) -> None:
+        if self._running:
+            self._running = False
+            self._controller.stop()
+
+    def __enter__(self) -> SMTPServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def messages(self) -> list[Received]:
+        return self.handler.messages
+
+    def client_options(self, **overrides: Any) -> dict[str, Any]:
+        """Keyword arguments that make any adapter talk to this server
+        (TLS policy and a context trusting the CA included)."""
+        options: dict[str, Any] = {"server": LOOPBACK, "port": self.port}
+        if self.mode == "plain":
+            options["tls"] = "none"
+        else:
+            assert self.tls is not None
+            options["tls"] = "starttls" if self.mode == "starttls" else "implicit"
+            options["ssl_context"] = self.tls.client_context()
+        options.update(overrides)
+        return options
+
+
+# -- a scripted server -----------------------------------------------------------------------
+
+
+class TinyServer:
+    """Just enough SMTP, in a thread, to misbehave on purpose.
+
+    Args:
+        greet: False: accept connections and never say anything.
+        drop_after_data: close the connection after the final dot, with no
+            reply (the client cannot know whether the message was taken).
+        idle_421: after each accepted message, if the client says nothing
+            for this many seconds, send ``421`` and close (an idle timeout).
+
+    Attributes:
+        connections: connections accepted so far.
+        messages: message data received (up to the final dot, still stuffed).
+        commands: every command line received, in order.
+    """
+
+    def __init__(
+        self,
+        *,
+        greet: bool = True,
+        drop_after_data: bool = False,
+        idle_421: float | None = None,
+    ) -> None:
+        self.greet = greet
+        self.drop_after_data = drop_after_data
+        self.idle_421 = idle_421
+        self.connections = 0
+        self.messages: list[bytes] = []
+        self.commands: list[str] = []
+        self._stop = threading.Event()
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind((LOOPBACK, 0))
+        self._listener.listen(8)
+        self._listener.settimeout(0.05)
+        self.port: int = self._listener.getsockname()[1]
+        self._threads: list[threading.Thread] = []
+        self._accept_thread = threading.Thread(target=self._accept_loop, daemon=True)
+
+    def start(self) -> TinyServer:
+        self._accept_thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._accept_thread.join(WAIT)
+        for thread in self._threads:
+            thread.join(WAIT)
+        self._listener.close()
+
+    def __enter__(self) -> TinyServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def client_options(self, **overrides: Any) -> dict[str, Any]:
+        options: dict[str, Any] = {"server": LOOPBACK, "port": self.port, "tls": "none"}
+        options.update(overrides)
+        return options
+
+    def _accept_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(0.05)
+            try:
+                self._converse(_LineReader(conn, self._stop))
+            except (OSError, _Closed):
+                pass
+
+    def _converse(self, io: _LineReader) -> None:
+        if not self.greet:
+            while io.line() is not None:  # read and ignore until the client goes
+                pass
+            return
+        io.send(b"220 tiny.test ESMTP\r\n")
+        idle_after: float | None = None
+        while True:
+            line = io.line(idle_after)
+            idle_after = None
+            if line is None:
+                return
+            if line is _IDLE:
+                io.send(b"421 4.4.2 tiny.test idle timeout, closing\r\n")
+                return
+            assert isinstance(line, bytes)
+            text = line.decode("utf-8", "replace").rstrip("\r\n")
+            self.commands.append(text)
+            verb = text.split(" ", 1)[0].upper()
+            if verb == "EHLO":
+                io.send(b"250-tiny.test\r\n250 8BITMIME\r\n")
+            elif verb in ("HELO", "MAIL", "RCPT", "RSET", "NOOP"):
+                io.send(b"250 OK\r\n")
+            elif verb == "DATA":
+                io.send(b"354 go ahead\r\n")
+                data = bytearray()
+                while (chunk := io.line()) != b".\r\n":
+                    if not isinstance(chunk, bytes):
+                        return
+                    data += chunk
+                self.messages.append(bytes(data))
+                if self.drop_after_data:
+                    return
+                io.send(b"250 OK queued\r\n")
+                idle_after = self.idle_421
+            elif verb == "QUIT":
+                io.send(b"221 bye\r\n")
+                return
+            else:
+                io.send(b"502 not implemented\r\n")
+
+
+class _Closed(Exception):
+    pass
+
+
+_IDLE: Final = object()
+
+
+class _LineReader:
+    """CRLF lines from a socket with a short poll timeout, so that every loop
+    notices the server stopping."""
+
+    def __init__(self, conn: socket.socket, stop: threading.Event) -> None:
+        self.conn = conn
+        self.stop = stop
+        self.buffer = b""
+
+    def send(self, data: bytes) -> None:
+        self.conn.sendall(data)
+
+    def line(self, idle: float | None = None) -> bytes | object | None:
+        """The next line; None at EOF or stop; ``_IDLE`` after ``idle`` seconds
+        of silence."""
+        started = time.monotonic()
+        while b"\n" not in self.buffer:
+            if self.stop.is_set():
+                return None
+            if idle is not None and time.monotonic() - started > idle:
+                return _IDLE
+            try:
+                data = self.conn.recv(65536)
+            except TimeoutError:
+                continue
+            if not data:
+                return None
+            self.buffer += data
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return line + b"\n"
+
+
+# -- one API for every adapter ---------------------------------------------------------------
+
+ADAPTERS: Final = ("blocking", "asyncio", "trio")
+
+
+def load_flavor(name: str) -> Flavor:
+    """The adapter ``name`` behind the common facade.
+
+    An adapter module that does not exist yet skips the test (with the
+    reason shown); an adapter that exists but fails to import fails it.
+    """
+    module_name = f"smtpcore.adapters.{name}"
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        pytest.skip(f"{module_name} does not exist yet")
+    return Flavor(name=name, module=module)
+
+
+@dataclass(frozen=True)
+class Flavor:
+    """One adapter with an async API whatever its own is."""
+
+    name: str
+    module: ModuleType
+
+    @property
+    def is_async(self) -> bool:
+        return self.name != "blocking"
+
+    async def call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call an adapter function, awaiting it when the adapter is async."""
+        result = function(*args, **kwargs)
+        if self.is_async:
+            result = await result
+        return result
+
+    async def send(self, *args: Any, **kwargs: Any) -> SendResult | None:
+        """The adapter's ``send``."""
+        result: SendResult | None = await self.call(self.module.send, *args, **kwargs)
+        return result
+
+    async def send_ok(self, *args: Any, **kwargs: Any) -> SendResult:
+        """``send`` without callbacks: the result, which must be there."""
+        result = await self.send(*args, **kwargs)
+        assert isinstance(result, SendResult), result
+        return result
+
+    @asynccontextmanager
+    async def client(self, *args: Any, **kwargs: Any) -> AsyncIterator[ClientHandle]:
+        """``with Client(...)`` or ``async with Client(...)``."""
+        client = self.module.Client(*args, **kwargs)
+        if self.is_async:
+            async with client:
+                yield ClientHandle(self, client)
+        else:
+            with client:
+                yield ClientHandle(self, client)
+
+    @asynccontextmanager
+    async def pool(self, *args: Any, size: int, **kwargs: Any) -> AsyncIterator[PoolHandle]:
+        """``with Pool(...)`` or ``async with Pool(...)``."""
+        pool = self.module.Pool(*args, size=size, **kwargs)
+        if self.is_async:
+            async with pool:
+                yield PoolHandle(self, pool)
+        else:
+            with pool:
+                yield PoolHandle(self, pool)
+
+
+@dataclass(frozen=True)
+class ClientHandle:
+    """A connected ``Client`` of any adapter."""
+
+    flavor: Flavor
+    client: Any
+
+    async def send_message(self, *args: Any, **kwargs: Any) -> MessageResult:
+        result: MessageResult = await self.flavor.call(self.client.send_message, *args, **kwargs)
+        return result
+
+    async def noop(self) -> Reply:
+        reply: Reply = await self.flavor.call(self.client.noop)
+        return reply
+
+    async def close(self) -> None:
+        await self.flavor.call(self.client.close)
+
+    @property
+    def transcript(self) -> tuple[TranscriptEntry, ...]:
+        transcript: tuple[TranscriptEntry, ...] = self.client.transcript
+        return transcript
+
+
+@dataclass(frozen=True)
+class PoolHandle:
+    """A ``Pool`` of any adapter."""
+
+    flavor: Flavor
+    pool: Any
+
+    async def send_message(self, *args: Any, **kwargs: Any) -> MessageResult:
+        result: MessageResult = await self.flavor.call(self.pool.send_message, *args, **kwargs)
+        return result
+
+    async def send_many(
+        self, messages: Iterable[Mapping[str, Any]]
+    ) -> list[MessageResult | SMTPError]:
+        results: list[MessageResult | SMTPError] = await self.flavor.call(
+            self.pool.send_many, list(messages)
+        )
+        return results

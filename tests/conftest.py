@@ -1,0 +1,58 @@
+"""Suite-wide test configuration.
+
+* Hypothesis profiles: ``default`` (fast, no deadline) for every run, and
+  ``long`` for nightly-style runs, chosen with ``HYPOTHESIS_PROFILE=long``.
+* The fixtures shared by the adapter and interop tests: ``flavor`` (each test
+  runs once per adapter), ``anyio_backend`` (pinned to the adapter's event
+  loop) and ``tls`` (a throwaway CA).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+# tests/interop shares the server helpers of tests/adapters (servers.py).
+_ADAPTER_TESTS = str(Path(__file__).parent / "adapters")
+if _ADAPTER_TESTS not in sys.path:
+    sys.path.insert(0, _ADAPTER_TESTS)
+
+from servers import ADAPTERS, Flavor, TLSMaterial, load_flavor  # noqa: E402
+
+settings.register_profile(
+    "default",
+    deadline=None,
+    max_examples=50,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "long",
+    deadline=None,
+    max_examples=2000,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+@pytest.fixture(params=ADAPTERS)
+def flavor(request: pytest.FixtureRequest) -> Flavor:
+    """The adapter under test: every test using it runs on all three."""
+    name: str = request.param
+    return load_flavor(name)
+
+
+@pytest.fixture
+def anyio_backend(flavor: Flavor) -> str:
+    """Run each async test on its adapter's own event loop (the blocking
+    adapter runs inside asyncio, blocking it: the servers have threads)."""
+    return "trio" if flavor.name == "trio" else "asyncio"
+
+
+@pytest.fixture(scope="session")
+def tls() -> TLSMaterial:
+    """A throwaway CA and a certificate for localhost and 127.0.0.1."""
+    return TLSMaterial.create()

@@ -5,6 +5,7 @@ bench.aiosmtpd_server HOST PORT``. Runs until SIGTERM (bounded by
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 from typing import Any
@@ -23,8 +24,13 @@ class _Discard:
 async def _serve(host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
+
+    def request_stop() -> None:
+        if not stop.done():
+            stop.set_result(None)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+        loop.add_signal_handler(sig, request_stop)
     server = await loop.create_server(
         # No SIZE limit: S3 sends 50 MB.
         lambda: SMTP(_Discard(), hostname="aiosmtpd", data_size_limit=None),
@@ -38,10 +44,8 @@ async def _serve(host: str, port: int) -> None:
 
 def main() -> None:
     host, port = sys.argv[1], int(sys.argv[2])
-    try:
+    with contextlib.suppress(TimeoutError):
         asyncio.run(_serve(host, port))
-    except TimeoutError:
-        pass
 
 
 if __name__ == "__main__":

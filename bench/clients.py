@@ -75,6 +75,8 @@ REQUIRES: dict[str, str] = {
     "smtpproto-trio": "smtpproto",
     "smtpcore-asyncio": "smtpcore.adapters.asyncio",
     "smtpcore-trio": "smtpcore.adapters.trio",
+    "smtpcore-asyncio-8tasks": "smtpcore.adapters.asyncio",
+    "smtpcore-trio-8tasks": "smtpcore.adapters.trio",
 }
 
 
@@ -517,22 +519,25 @@ def s2_smtpcore_threads(p: Params) -> Measure:
 
 @bench("S2", "smtpcore-pool")
 def s2_smtpcore_pool(p: Params) -> Measure:
-    from smtpcore import SMTPError
     from smtpcore.adapters.blocking import Pool
+
+    from smtpcore import SMTPError
 
     msg = small_message(p.size)
     total = p.connections * p.messages
     jobs = [{"sender": SENDER, "recipients": RECIPIENTS, "message": msg}] * total
-    with Meter() as m:
-        with Pool(
+    with (
+        Meter() as m,
+        Pool(
             HOST,
             p.port,
             size=p.connections,
             tls="none",
             local_hostname="localhost",
             timeout=TIMEOUT,
-        ) as pool:
-            results = pool.send_many(jobs)
+        ) as pool,
+    ):
+        results = pool.send_many(jobs)
     failed = [r for r in results if isinstance(r, SMTPError)]
     _check(not failed, f"smtpcore pool: {failed[:1]}")
     return m.measure(total)
@@ -542,9 +547,9 @@ def s2_smtpcore_pool(p: Params) -> Measure:
 def s3_smtpcore_blocking(p: Params) -> Measure:
     from smtpcore.adapters.blocking import Client
 
-    with Meter() as m:
-        with Client(HOST, p.port, tls="none", local_hostname="localhost", timeout=TIMEOUT) as c:
-            c.send_message(SENDER, RECIPIENTS, message_file=p.file)
+    client = Client(HOST, p.port, tls="none", local_hostname="localhost", timeout=TIMEOUT)
+    with Meter() as m, client:
+        client.send_message(SENDER, RECIPIENTS, message_file=p.file)
     return m.measure(1, os.path.getsize(p.file))
 
 
@@ -656,12 +661,50 @@ def _smtpcore_async_s1(backend: str) -> Fn:
     def run(p: Params) -> Measure:
         msg = small_message(p.size)
         with Meter() as m:
-            _run_async(
-                backend, lambda: _smtpcore_async_session(backend, p.port, p.messages, msg)
-            )
+            _run_async(backend, lambda: _smtpcore_async_session(backend, p.port, p.messages, msg))
         return m.measure(p.messages)
 
     run.__name__ = f"s1_smtpcore_{backend}"
+    return run
+
+
+#: Tasks sharing one async Client in the "-8tasks" S1 variants.
+SHARED_CLIENT_TASKS = 8
+
+
+def _smtpcore_async_s1_tasks(backend: str) -> Fn:
+    """Several tasks call ``send_message`` on one ``Client`` at once: the
+    adapter queues their messages on the one session, which pipelines across
+    messages (one round trip per message)."""
+
+    def run(p: Params) -> Measure:
+        msg = small_message(p.size)
+        client_cls = _async_client(backend)
+        tasks = SHARED_CLIENT_TASKS
+        share = [p.messages // tasks + (1 if i < p.messages % tasks else 0) for i in range(tasks)]
+
+        async def worker(client: Any, count: int) -> None:
+            for _ in range(count):
+                await client.send_message(SENDER, RECIPIENTS, message=msg)
+
+        async def main() -> None:
+            async with client_cls(
+                HOST, p.port, tls="none", local_hostname="localhost", timeout=TIMEOUT
+            ) as client:
+                if backend == "asyncio":
+                    await asyncio.gather(*(worker(client, n) for n in share))
+                else:
+                    import trio
+
+                    async with trio.open_nursery() as nursery:
+                        for n in share:
+                            nursery.start_soon(worker, client, n)
+
+        with Meter() as m:
+            _run_async(backend, main)
+        return m.measure(p.messages)
+
+    run.__name__ = f"s1_smtpcore_{backend}_tasks"
     return run
 
 
@@ -763,6 +806,7 @@ def _smtpcore_async_s5(backend: str) -> Fn:
 
 for _backend in ("asyncio", "trio"):
     bench(("S1", "S1-RTT"), f"smtpcore-{_backend}")(_smtpcore_async_s1(_backend))
+    bench(("S1", "S1-RTT"), f"smtpcore-{_backend}-8tasks")(_smtpcore_async_s1_tasks(_backend))
     bench("S2", f"smtpcore-{_backend}")(_smtpcore_async_s2(_backend))
     bench("S3", f"smtpcore-{_backend}")(_smtpcore_async_s3(_backend))
     bench(f"S5-{_backend}", f"smtpcore-{_backend}")(_smtpcore_async_s5(_backend))

@@ -67,7 +67,9 @@ def reply_stream(messages: int) -> list[bytes]:
     transactions of 3 recipients, in the chunks it sends them: after the
     first group, each message's final 250 arrives with the next envelope's
     replies (one round trip per message)."""
-    envelope = b"250 2.1.0 Ok\r\n" + b"250 2.1.5 Ok\r\n" * 3 + b"354 End data with <CR><LF>.<CR><LF>\r\n"
+    envelope = (
+        b"250 2.1.0 Ok\r\n" + b"250 2.1.5 Ok\r\n" * 3 + b"354 End data with <CR><LF>.<CR><LF>\r\n"
+    )
     done = b"250 2.0.0 Ok: queued as 4Xk1Lz0mJlz9ry\r\n"
     chunks = [envelope]
     chunks += [done + envelope] * (messages - 1)

@@ -22,6 +22,7 @@ import io
 import pstats
 import time
 
+from bench.data import EHLO_REPLY, RECIPIENTS, SENDER, small_message
 from smtpcore import (
     Close,
     Idle,
@@ -34,8 +35,6 @@ from smtpcore import (
     TLSPolicy,
     Write,
 )
-
-from bench.data import EHLO_REPLY, RECIPIENTS, SENDER, small_message
 
 #: smtp-sink's EHLO answer without CHUNKING, like S1's server.
 _EHLO = EHLO_REPLY.replace(b"250-CHUNKING\r\n", b"").replace(b"250 CHUNKING", b"250 DSN")

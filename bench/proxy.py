@@ -15,6 +15,7 @@ seconds in any case.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import signal
 import socket
@@ -48,10 +49,8 @@ def _writer(dst: socket.socket, q: queue.Queue[_Item]) -> None:
         if wait > 0:
             time.sleep(wait)
         if not data:
-            try:
+            with contextlib.suppress(OSError):
                 dst.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
             return
         try:
             dst.sendall(data)
@@ -59,7 +58,9 @@ def _writer(dst: socket.socket, q: queue.Queue[_Item]) -> None:
             return
 
 
-def _serve(client: socket.socket, target_port: int, delay: float, slots: threading.Semaphore) -> None:
+def _serve(
+    client: socket.socket, target_port: int, delay: float, slots: threading.Semaphore
+) -> None:
     try:
         try:
             server = socket.create_connection((HOST, target_port), timeout=10)

@@ -77,14 +77,14 @@ FULL = Mode(
 QUICK = Mode(
     name="quick",
     reps=1,
-    s1_messages=300,
-    s1_slow_messages=100,
-    rtt_messages=60,
+    s1_messages=200,
+    s1_slow_messages=60,
+    rtt_messages=40,
     rtt_delay=0.001,
     s2_connections=50,
     s2_messages=4,
     s3_octets=5 * 1000 * 1000,
-    s4_seconds=0.2,
+    s4_seconds=0.15,
     s4_octets=1000 * 1000,
     s5_connections=100,
     run_timeout=120.0,
@@ -99,7 +99,9 @@ S1_CLIENTS = (
     "smtpcore-blocking",
     "smtpcore-session*",
     "smtpcore-asyncio",
+    "smtpcore-asyncio-8tasks",
     "smtpcore-trio",
+    "smtpcore-trio-8tasks",
 )
 S2_CLIENTS = (
     "smtplib-threads",
@@ -120,7 +122,10 @@ S5_CLIENTS = {
     "S5-blocking": ("smtplib", "smtpcore-blocking"),
 }
 
-#: scenario -> (unit, what the value is)
+#: How the table lists the servers of a scenario.
+SERVER_ORDER = ("smtp-sink", "aiosmtpd", "postfix", "delay-proxy", "-")
+
+#: scenario -> unit of its headline number (the table's order of scenarios).
 UNITS = {
     "S1": "msg/s",
     "S1-RTT": "msg/s",
@@ -206,7 +211,21 @@ class Target:
 TARGETS = (
     Target(scenario="S1", server="smtp-sink", ours="smtpcore-blocking", peer="smtplib", want=1.5),
     Target(scenario="S1", server="smtp-sink", ours="smtpcore-asyncio", peer="aiosmtplib", want=4),
+    Target(
+        scenario="S1",
+        server="smtp-sink",
+        ours="smtpcore-asyncio-8tasks",
+        peer="aiosmtplib",
+        want=4,
+    ),
     Target(scenario="S1", server="smtp-sink", ours="smtpcore-trio", peer="smtpproto-trio", want=5),
+    Target(
+        scenario="S1",
+        server="smtp-sink",
+        ours="smtpcore-trio-8tasks",
+        peer="smtpproto-trio",
+        want=5,
+    ),
     Target(
         scenario="S1",
         server="smtp-sink",
@@ -230,7 +249,9 @@ TARGETS = (
         for ours, peer in (
             ("smtpcore-blocking", "smtplib"),
             ("smtpcore-asyncio", "aiosmtplib"),
+            ("smtpcore-asyncio-8tasks", "aiosmtplib"),
             ("smtpcore-trio", "smtpproto-trio"),
+            ("smtpcore-trio-8tasks", "smtpproto-trio"),
             ("smtpcore-session*", "smtplib"),
             ("smtpcore-session*", "aiosmtplib"),
             ("smtpcore-session*", "smtpproto-asyncio"),
@@ -348,27 +369,45 @@ def plan(mode: Mode, big_file: str, only: set[str] | None) -> list[Group]:
 # -- running -------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def server_for(group: Group, mode: Mode) -> Iterator[int]:
-    """Start the group's server; yields its port (0 when there is none)."""
-    if group.server == "-":
-        yield 0
-        return
-    server: servers._Server
-    if group.server == "smtp-sink":
-        server = servers.SmtpSink(max_connections=max(1100, mode.s5_connections + 100))
-    elif group.server == "aiosmtpd":
-        server = servers.Aiosmtpd()
-    elif group.server == "postfix":
-        server = servers.Postfix()
-    elif group.server == "delay-proxy":
-        with servers.SmtpSink() as sink, servers.DelayProxy(sink.port, mode.rtt_delay) as proxy:
-            yield proxy.port
-        return
-    else:
-        raise ValueError(group.server)
-    with server:
-        yield server.port
+class Servers:
+    """Starts the server each group needs, and keeps it running for the
+    following groups that use the same one (the plan puts them together)."""
+
+    def __init__(self, mode: Mode) -> None:
+        self.mode = mode
+        self.name = ""
+        self.port = 0
+        self.stack = contextlib.ExitStack()
+
+    def port_for(self, name: str) -> int:
+        """The port of server ``name`` (0 for "-"), starting it if needed."""
+        if name == "-":
+            return 0
+        if name == self.name:
+            return self.port
+        self.close()
+        self.name = name
+        if name == "smtp-sink":
+            sink = servers.SmtpSink(max_connections=max(1100, self.mode.s5_connections + 100))
+            self.port = self.stack.enter_context(sink).port
+        elif name == "aiosmtpd":
+            self.port = self.stack.enter_context(servers.Aiosmtpd()).port
+        elif name == "postfix":
+            self.port = self.stack.enter_context(servers.Postfix()).port
+        elif name == "delay-proxy":
+            sink = self.stack.enter_context(servers.SmtpSink())
+            proxy = servers.DelayProxy(sink.port, self.mode.rtt_delay)
+            self.port = self.stack.enter_context(proxy).port
+        else:
+            raise ValueError(name)
+        return self.port
+
+    def close(self) -> None:
+        """Stop whatever runs."""
+        self.stack.close()
+        self.stack = contextlib.ExitStack()
+        self.name = ""
+        self.port = 0
 
 
 def available(client: str) -> str:
@@ -396,9 +435,7 @@ def _path() -> list[str]:
 
 def run_one(scenario: str, client: str, params: Params, timeout: float) -> dict[str, Any]:
     """Run one client once in a child process; returns the worker's answer."""
-    job = json.dumps(
-        {"scenario": scenario, "client": client, "params": _asdict(params)}
-    )
+    job = json.dumps({"scenario": scenario, "client": client, "params": _asdict(params)})
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([*_path(), "/usr/sbin", "/usr/bin"])
     try:
@@ -424,7 +461,9 @@ def _asdict(params: Params) -> dict[str, Any]:
     return {name: getattr(params, name) for name in Params.__dataclass_fields__}
 
 
-def run_group(group: Group, mode: Mode, reps: int, log: Callable[[str], None]) -> list[Row]:
+def run_group(
+    group: Group, mode: Mode, reps: int, pool: Servers, log: Callable[[str], None]
+) -> list[Row]:
     rows = {c: Row(scenario=group.scenario, server=group.server, client=c) for c in group.clients}
     runnable = []
     for client in group.clients:
@@ -439,32 +478,33 @@ def run_group(group: Group, mode: Mode, reps: int, log: Callable[[str], None]) -
     if not runnable:
         return list(rows.values())
     try:
-        with server_for(group, mode) as port:
-            params = Params(**{**_asdict(group.params), "port": port})
-            for rep in range(reps):
-                # Rotate the order so each client runs early and late.
-                shift = rep % len(runnable)
-                for client in runnable[shift:] + runnable[:shift]:
-                    answer = run_one(group.scenario, client, params, mode.run_timeout)
-                    row = rows[client]
-                    if answer.get("ok"):
-                        row.runs.append(answer["measure"])
-                        value = value_of(group.scenario, answer["measure"])
-                        log(
-                            f"  {group.scenario:<10} {group.server:<11} {client:<18} "
-                            f"rep {rep + 1}/{reps}: {value:,.1f} {UNITS[group.scenario]}"
-                        )
-                    else:
-                        row.errors.append(str(answer.get("error")))
-                        log(
-                            f"  {group.scenario:<10} {group.server:<11} {client:<18} "
-                            f"rep {rep + 1}/{reps}: FAILED {answer.get('error')}"
-                        )
-                        if answer.get("trace"):
-                            log(str(answer["trace"]))
-    except servers.ServerUnavailable as exc:
+        port = pool.port_for(group.server)
+    except servers.ServerUnavailableError as exc:
         for client in runnable:
             rows[client].unavailable = f"{group.server}: {exc}"
+        return list(rows.values())
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        pool.close()
+        for client in runnable:
+            rows[client].errors.append(f"{group.server} did not start: {exc}")
+        return list(rows.values())
+    params = Params(**{**_asdict(group.params), "port": port})
+    for rep in range(reps):
+        # Rotate the order so each client runs early and late.
+        shift = rep % len(runnable)
+        for client in runnable[shift:] + runnable[:shift]:
+            answer = run_one(group.scenario, client, params, mode.run_timeout)
+            row = rows[client]
+            where = f"  {group.scenario:<10} {group.server:<11} {client:<24} rep {rep + 1}/{reps}:"
+            if answer.get("ok"):
+                row.runs.append(answer["measure"])
+                value = value_of(group.scenario, answer["measure"])
+                log(f"{where} {value:,.1f} {UNITS[group.scenario]}")
+            else:
+                row.errors.append(str(answer.get("error")))
+                log(f"{where} FAILED {answer.get('error')}")
+                if answer.get("trace"):
+                    log(str(answer["trace"]))
     return list(rows.values())
 
 
@@ -516,7 +556,7 @@ def ratios(rows: list[Row]) -> list[dict[str, Any]]:
 def format_table(rows: list[Row], ratio_rows: list[dict[str, Any]]) -> str:
     lines = []
     header = (
-        f"{'scenario':<12}{'server':<12}{'client':<19}{'median':>11} {'unit':<9}"
+        f"{'scenario':<12}{'server':<12}{'client':<24}{'median':>11} {'unit':<9}"
         f"{'min..max':>19}{'CPU us/msg':>11}{'RSS+ MiB':>10}  n"
     )
     lines.append(header)
@@ -528,7 +568,7 @@ def format_table(rows: list[Row], ratio_rows: list[dict[str, Any]]) -> str:
             lines.append("")
         last = key
         unit = UNITS[row.scenario]
-        prefix = f"{row.scenario:<12}{row.server:<12}{row.client:<19}"
+        prefix = f"{row.scenario:<12}{row.server:<12}{row.client:<24}"
         if row.unavailable:
             lines.append(f"{prefix}{'n/a':>11} ({row.unavailable})")
             continue
@@ -549,13 +589,12 @@ def format_table(rows: list[Row], ratio_rows: list[dict[str, Any]]) -> str:
             rss = f"{rss_value:,.1f}" if rss_value is not None else ""
         failed = f" ({len(row.errors)} failed)" if row.errors else ""
         lines.append(
-            f"{prefix}{med:>11,.1f} {unit:<9}{spread:>19}{cpu:>11}{rss:>10}  "
-            f"{len(values)}{failed}"
+            f"{prefix}{med:>11,.1f} {unit:<9}{spread:>19}{cpu:>11}{rss:>10}  {len(values)}{failed}"
         )
     lines.append("")
     lines.append("Ratios smtpcore/peer (same run, medians):")
     lines.append(
-        f"{'scenario':<12}{'server':<12}{'smtpcore':<19}{'peer':<19}{'ratio':>8}"
+        f"{'scenario':<12}{'server':<12}{'smtpcore':<24}{'peer':<19}{'ratio':>8}"
         f"{'target':>10}  result"
     )
     for r in ratio_rows:
@@ -565,7 +604,7 @@ def format_table(rows: list[Row], ratio_rows: list[dict[str, Any]]) -> str:
         met = {True: "met", False: "MISSED", None: "-"}[r["met"]]
         note = f"  [{r['note']}]" if r["note"] else ""
         lines.append(
-            f"{r['scenario']:<12}{r['server']:<12}{r['ours']:<19}{(r['peer'] or '-'):<19}"
+            f"{r['scenario']:<12}{r['server']:<12}{r['ours']:<24}{(r['peer'] or '-'):<19}"
             f"{ratio:>8}{sign + format(r['target'], 'g'):>10}  {met}{metric}{note}"
         )
     return "\n".join(lines)
@@ -579,7 +618,7 @@ def machine() -> dict[str, Any]:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    versions = {}
+    versions: dict[str, str | None] = {}
     for dist in ("smtpcore", "aiosmtplib", "smtpproto", "aiosmtpd", "trio", "anyio"):
         try:
             versions[dist] = importlib.metadata.version(dist)
@@ -638,9 +677,16 @@ def main(argv: list[str] | None = None) -> int:
         groups = plan(mode, str(big), only)
         if any(g.scenario == "S3" for g in groups):
             meta["s3_octets"] = write_big_message(big, mode.s3_octets)
-        for group in groups:
-            log(f"{group.scenario} against {group.server}:")
-            rows += run_group(group, mode, reps, log)
+        pool = Servers(mode)
+        try:
+            for group in groups:
+                log(f"{group.scenario} against {group.server}:")
+                rows += run_group(group, mode, reps, pool, log)
+        finally:
+            pool.close()
+    order = {name: i for i, name in enumerate(UNITS)}
+    servers_order = {name: i for i, name in enumerate(SERVER_ORDER)}
+    rows.sort(key=lambda r: (order[r.scenario], servers_order[r.server]))
     meta["seconds"] = round(time.monotonic() - started, 1)
     meta["loadavg_end"] = os.getloadavg()
     ratio_rows = ratios(rows)

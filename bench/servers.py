@@ -34,7 +34,7 @@ HOST = "127.0.0.1"
 START_TIMEOUT = 30.0
 
 
-class ServerUnavailable(RuntimeError):
+class ServerUnavailableError(RuntimeError):
     """The server cannot run here (not installed, not root...)."""
 
 
@@ -109,12 +109,12 @@ class SmtpSink(_Server):
 
     @staticmethod
     def binary() -> str:
-        """The path of ``smtp-sink``, or raise :class:`ServerUnavailable`."""
+        """The path of ``smtp-sink``, or raise :class:`ServerUnavailableError`."""
         path = shutil.which("smtp-sink") or (
             "/usr/sbin/smtp-sink" if os.path.exists("/usr/sbin/smtp-sink") else None
         )
         if path is None:
-            raise ServerUnavailable("smtp-sink is not installed (Debian package postfix)")
+            raise ServerUnavailableError("smtp-sink is not installed (Debian package postfix)")
         return path
 
     def start(self) -> None:
@@ -203,13 +203,13 @@ class Postfix(_Server):
 
     @staticmethod
     def check() -> None:
-        """Raise :class:`ServerUnavailable` unless a private Postfix can run."""
+        """Raise :class:`ServerUnavailableError` unless a private Postfix can run."""
         if shutil.which("postfix") is None and not os.path.exists("/usr/sbin/postfix"):
-            raise ServerUnavailable("postfix is not installed")
+            raise ServerUnavailableError("postfix is not installed")
         if os.geteuid() != 0:
-            raise ServerUnavailable("a private Postfix instance needs root")
+            raise ServerUnavailableError("a private Postfix instance needs root")
         if not os.path.exists("/usr/share/postfix/master.cf.dist"):
-            raise ServerUnavailable("postfix's master.cf.dist is missing")
+            raise ServerUnavailableError("postfix's master.cf.dist is missing")
 
     def start(self) -> None:
         self.check()

@@ -11,9 +11,11 @@ Errors are one line on stderr (``smtpcore: ...``), never a traceback; set
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import traceback
+from typing import Final
 
 import click
 
@@ -35,7 +37,33 @@ Examples:
 """
 
 
+#: Subcommand name -> module defining it. Modules are imported on first use,
+#: so ``smtpcore send`` does not pay for aiosmtpd and trustme (the sink's).
+_COMMANDS: Final = {
+    "send": "send",
+    "probe": "probe",
+    "bulk": "bulk",
+    "sink": "sink",
+    "demo": "demo",
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module_name = _COMMANDS.get(cmd_name)
+        if module_name is None:
+            return None
+        module = importlib.import_module(f"{__name__}.{module_name}")
+        command = getattr(module, f"{module_name}_command", None) or getattr(module, cmd_name)
+        assert isinstance(command, click.Command)
+        return command
+
+
 @click.group(
+    cls=_LazyGroup,
     epilog=_EPILOG,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
@@ -49,23 +77,9 @@ def cli() -> None:
     """
 
 
-def _register() -> None:
-    # Imported here so that ``smtpcore --help`` stays quick and a broken
-    # optional dependency names itself in one line.
-    from .bulk import bulk
-    from .demo import demo
-    from .probe import probe
-    from .send import send
-    from .sink import sink_command
-
-    for command in (send, probe, bulk, sink_command, demo):
-        cli.add_command(command)
-
-
 def main(argv: list[str] | None = None) -> None:
     """Run the command line (the ``smtpcore`` console script)."""
     try:
-        _register()
         code = cli.main(args=argv, prog_name="smtpcore", standalone_mode=False)
     except click.exceptions.Exit as exc:
         code = exc.exit_code

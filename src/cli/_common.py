@@ -107,9 +107,7 @@ def classify(error: SMTPError) -> Failure:
     kind: tuple[str, int]
     if isinstance(error, RecipientsRefusedError):
         kind = temporary if _all_transient(error) else permanent
-    elif isinstance(error, ReplyError):
-        kind = temporary if error.temporary else permanent
-    elif isinstance(error, AuthenticationError):
+    elif isinstance(error, (ReplyError, AuthenticationError)):
         kind = temporary if error.temporary else permanent
     elif isinstance(error, (SMTPTimeoutError, ConnectionLostError)):
         kind = temporary
@@ -262,7 +260,9 @@ def parse_host_port(text: str, what: str, *, allow_zero: bool = False) -> tuple[
     if text.startswith("["):
         host, sep, rest = text[1:].partition("]")
         if not sep or (rest and not rest.startswith(":")):
-            raise click.BadParameter(f"{text!r} is not [address] or [address]:port", param_hint=what)
+            raise click.BadParameter(
+                f"{text!r} is not [address] or [address]:port", param_hint=what
+            )
         port_text = rest[1:] if rest else None
     elif text.count(":") == 1:
         host, port_text = text.split(":")
@@ -410,9 +410,7 @@ def connection_options(f: F) -> F:
     return f
 
 
-def make_target(
-    params: Mapping[str, Any], *, stdin_busy: bool = False, **extra: Any
-) -> Target:
+def make_target(params: Mapping[str, Any], *, stdin_busy: bool = False, **extra: Any) -> Target:
     """Turn the :func:`connection_options` values into a :class:`Target`.
 
     ``stdin_busy`` says stdin carries the message, so no password prompt.

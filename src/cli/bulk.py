@@ -59,9 +59,9 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from smtpcore.adapters.blocking import Client
 
 from smtpcore import MessageResult, OutgoingMessage, SMTPError, printable
-from smtpcore.adapters.blocking import Client
 
 from . import _common as common
 
@@ -72,7 +72,7 @@ DONE_STATUSES: Final = frozenset({"accepted", "unknown"})
 #: Seconds between plain progress lines when stderr is not a terminal.
 PLAIN_PROGRESS_EVERY: Final = 5.0
 
-_EPILOG = f"""\b
+_EPILOG = """\b
 Examples:
   smtpcore bulk ./outbox -s localhost:8025 --report sent.jsonl
   smtpcore bulk archive.mbox -s smtp.example.com:587 --tls starttls --auth-user me \\
@@ -136,9 +136,7 @@ def _raw_message(
     return sender, recipients, data
 
 
-def eml_jobs(
-    directory: Path, sender: str | None, recipients: list[str] | None
-) -> list[Job]:
+def eml_jobs(directory: Path, sender: str | None, recipients: list[str] | None) -> list[Job]:
     """Every ``*.eml`` under ``directory``, sorted by relative path."""
     files = sorted(p for p in directory.rglob("*.eml") if p.is_file())
 
@@ -192,9 +190,7 @@ def _template_fields(template: string.Template) -> set[str]:
     return names
 
 
-def csv_jobs(
-    csv_path: Path, template_path: Path, to_column: str, sender: str | None
-) -> list[Job]:
+def csv_jobs(csv_path: Path, template_path: Path, to_column: str, sender: str | None) -> list[Job]:
     """One message per CSV row: the template with the row's fields."""
     try:
         text = template_path.read_text(encoding="utf-8")
@@ -257,7 +253,9 @@ def read_done_keys(path: Path) -> set[str]:
                     if isinstance(key, str):
                         done.add(key)
     except OSError as exc:
-        raise click.BadParameter(f"cannot read {path}: {exc.strerror}", param_hint="--resume")
+        raise click.BadParameter(
+            f"cannot read {path}: {exc.strerror}", param_hint="--resume"
+        ) from None
     return done
 
 
@@ -366,8 +364,14 @@ class _Bulk:
                 enhanced = getattr(reply, "enhanced_code", None)
                 if getattr(exc, "status_unknown", False):
                     # Lost after the final dot: the server may have it. Never resend.
-                    self._record(job, "unknown", attempts, message=failure.message, code=code,
-                                 enhanced=enhanced)
+                    self._record(
+                        job,
+                        "unknown",
+                        attempts,
+                        message=failure.message,
+                        code=code,
+                        enhanced=enhanced,
+                    )
                     return
                 temporary = failure.exit_code == common.EXIT_TEMPORARY
                 if temporary and attempts <= self.retries and not self.stop.is_set():
@@ -375,8 +379,15 @@ class _Bulk:
                         self.retried += 1
                     if not self.stop.wait(self.backoff * 2 ** (attempts - 1)):
                         continue
-                self._record(job, "failed", attempts, message=failure.message, code=code,
-                             enhanced=enhanced, permanent=not temporary)
+                self._record(
+                    job,
+                    "failed",
+                    attempts,
+                    message=failure.message,
+                    code=code,
+                    enhanced=enhanced,
+                    permanent=not temporary,
+                )
                 return
             self._accepted(job, attempts, result)
             return
@@ -465,49 +476,83 @@ class _Bulk:
 @click.argument("source", type=click.Path(exists=True, path_type=Path), required=False)
 @common.connection_options
 @click.option(
-    "--csv", "csv_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None, help="CSV of recipients (one message per row); needs --template.",
+    "--csv",
+    "csv_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="CSV of recipients (one message per row); needs --template.",
 )
 @click.option(
-    "--template", "template_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None, help="Message template with $column fields (for --csv).",
+    "--template",
+    "template_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Message template with $column fields (for --csv).",
 )
 @click.option(
-    "--to-column", default="email", show_default=True,
+    "--to-column",
+    default="email",
+    show_default=True,
     help="The CSV column holding each message's recipient.",
 )
 @click.option(
-    "-f", "--from", "sender", default=None, metavar="ADDRESS",
+    "-f",
+    "--from",
+    "sender",
+    default=None,
+    metavar="ADDRESS",
     help="Envelope sender (default: from each message's headers).",
 )
 @click.option(
-    "-t", "--to", "recipients", multiple=True, metavar="ADDRESS",
+    "-t",
+    "--to",
+    "recipients",
+    multiple=True,
+    metavar="ADDRESS",
     help="Envelope recipient for every .eml/mbox message (repeatable; default: its headers).",
 )
 @click.option(
-    "-c", "--connections", type=click.IntRange(1, 256), default=4, show_default=True,
+    "-c",
+    "--connections",
+    type=click.IntRange(1, 256),
+    default=4,
+    show_default=True,
     help="Concurrent connections.",
 )
 @click.option(
-    "--retries", type=click.IntRange(min=0), default=3, show_default=True,
+    "--retries",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
     help="Retries of a temporary failure.",
 )
 @click.option(
-    "--backoff", type=click.FloatRange(min=0.0), default=1.0, show_default=True,
-    metavar="SECONDS", help="First retry delay; doubled for each further retry.",
+    "--backoff",
+    type=click.FloatRange(min=0.0),
+    default=1.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="First retry delay; doubled for each further retry.",
 )
 @click.option(
-    "--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
     help="Write one JSON line per message here.",
 )
 @click.option(
-    "--resume", "resume_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None, help="Skip the messages this report records as accepted (or unknown).",
+    "--resume",
+    "resume_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Skip the messages this report records as accepted (or unknown).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
 def bulk(
     ctx: click.Context,
+    /,
     source: Path | None,
     csv_path: Path | None,
     template_path: Path | None,
@@ -612,7 +657,7 @@ def _open_report(report_path: Path | None, resume_path: Path | None) -> IO[str] 
     )
     try:
         # Appending to the report being resumed keeps one complete history.
-        return open(report_path, "a" if same else "w", encoding="utf-8")  # noqa: SIM115
+        return open(report_path, "a" if same else "w", encoding="utf-8")
     except OSError as exc:
         raise click.BadParameter(
             f"cannot write {report_path}: {exc.strerror}", param_hint="--report"
@@ -698,11 +743,13 @@ def _print_summary(summary: dict[str, Any], queued: int) -> None:
     if summary["report"]:
         click.echo(f"  report: {summary['report']}")
     for failure in summary["failures"][:10]:
-        click.echo(f"smtpcore: {failure['status']}: {failure['key']}: {failure['message']}",
-                   err=True)
+        click.echo(
+            f"smtpcore: {failure['status']}: {failure['key']}: {failure['message']}", err=True
+        )
     if len(summary["failures"]) > 10:
-        click.echo(f"smtpcore: ... and {len(summary['failures']) - 10} more (see the report)",
-                   err=True)
+        click.echo(
+            f"smtpcore: ... and {len(summary['failures']) - 10} more (see the report)", err=True
+        )
     if summary["interrupted"]:
         not_sent = queued - summary["sent"]
         click.echo(

@@ -21,9 +21,9 @@ import click
 from rich.console import Console
 from rich.rule import Rule
 from rich.text import Text
+from smtpcore.adapters import SendResult
 
 from smtpcore import SMTPError
-from smtpcore.adapters import SendResult
 
 from . import _common as common
 from .sink import ReceivedMessage, Sink
@@ -100,11 +100,14 @@ def _show_stored(console: Console, message: ReceivedMessage) -> None:
 
 @click.command(epilog=_EPILOG)
 @click.option(
-    "--adapter", "adapters", multiple=True, type=click.Choice(ADAPTERS),
+    "--adapter",
+    "adapters",
+    multiple=True,
+    type=click.Choice(ADAPTERS),
     help="Only this adapter (repeatable; default: all three).",
 )
 @click.pass_context
-def demo(ctx: click.Context, adapters: tuple[str, ...]) -> None:
+def demo(ctx: click.Context, /, adapters: tuple[str, ...]) -> None:
     """Send a real message through a local server with each adapter.
 
     Starts an in-process SMTP server (aiosmtpd) on a free loopback port with
@@ -117,8 +120,11 @@ def demo(ctx: click.Context, adapters: tuple[str, ...]) -> None:
     outcomes: dict[str, str] = {}
     with Sink(starttls=True) as sink:
         console.print(
-            Text(f"smtpcore sink listening on {sink.address} with STARTTLS; "
-                 f"its throwaway CA is {sink.ca_pem_path}", style="bold")
+            Text(
+                f"smtpcore sink listening on {sink.address} with STARTTLS; "
+                f"its throwaway CA is {sink.ca_pem_path}",
+                style="bold",
+            )
         )
         for adapter in chosen:
             console.print(Rule(f"{adapter} adapter"))
@@ -141,8 +147,10 @@ def demo(ctx: click.Context, adapters: tuple[str, ...]) -> None:
                 )
             except ImportError as exc:
                 console.print(
-                    Text(f"{adapter}: skipped: the adapter cannot be imported ({exc})",
-                         style="yellow")
+                    Text(
+                        f"{adapter}: skipped: the adapter cannot be imported ({exc})",
+                        style="yellow",
+                    )
                 )
                 outcomes[adapter] = "skipped"
                 continue

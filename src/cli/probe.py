@@ -36,9 +36,9 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.console import Console
 from rich.text import Text
+from smtpcore.adapters.blocking import Client
 
 from smtpcore import Capabilities, Direction, Reply, ServerReady, SMTPError, TranscriptEntry
-from smtpcore.adapters.blocking import Client
 
 from . import _common as common
 
@@ -66,14 +66,17 @@ and QUITs.
 @click.command(epilog=_EPILOG)
 @common.connection_options
 @click.option(
-    "--no-pipelining-test", "skip_pipelining", is_flag=True,
+    "--no-pipelining-test",
+    "skip_pipelining",
+    is_flag=True,
     help="Do not open the second connection that tests PIPELINING.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.option("-v", "--verbose", is_flag=True, help="Also print the transcripts.")
 @click.pass_context
-def probe(ctx: click.Context, skip_pipelining: bool, as_json: bool, verbose: bool,
-          **params: Any) -> None:
+def probe(
+    ctx: click.Context, /, skip_pipelining: bool, as_json: bool, verbose: bool, **params: Any
+) -> None:
     """Report what a server offers: greeting, capabilities, TLS, AUTH, SIZE.
 
     Connects, reads the greeting, says EHLO, starts TLS as --tls asks, and
@@ -110,8 +113,9 @@ def probe(ctx: click.Context, skip_pipelining: bool, as_json: bool, verbose: boo
 
 def _test_pipelining(target: common.Target, report: _Report) -> dict[str, Any]:
     """MAIL FROM:<> and RCPT TO:<postmaster> pipelined, then QUIT."""
-    client = Client(target.server, target.port, transaction_log=True, quit_after="rcpt",
-                    **target.options)
+    client = Client(
+        target.server, target.port, transaction_log=True, quit_after="rcpt", **target.options
+    )
     result: dict[str, Any] = {"advertised": True, "tested": True, "works": False, "detail": ""}
     try:
         with client:
@@ -131,8 +135,11 @@ def _test_pipelining(target: common.Target, report: _Report) -> dict[str, Any]:
         if not e.summary
     ]
     try:
-        mail = next(i for i, (kind, line) in enumerate(order) if kind == "cmd"
-                    and line.upper().startswith("MAIL"))
+        mail = next(
+            i
+            for i, (kind, line) in enumerate(order)
+            if kind == "cmd" and line.upper().startswith("MAIL")
+        )
     except StopIteration:
         result["detail"] = "no MAIL command was sent"
         return result
@@ -303,13 +310,15 @@ class _Report:
             row("AUTH", " ".join(doc["auth"]) or "not offered")
             row("SIZE", "no limit given" if doc["size"] is None else f"{doc['size']} octets")
             pipe = doc["pipelining"]
-            status = (
-                "works" if pipe["works"] else "FAILED" if pipe["tested"] else pipe["detail"]
-            )
+            status = "works" if pipe["works"] else "FAILED" if pipe["tested"] else pipe["detail"]
             style = "green" if pipe["works"] else "red" if pipe["tested"] else ""
             row("PIPELINING", status + (f" ({pipe['detail']})" if pipe["tested"] else ""), style)
             chunking = doc["chunking"]["advertised"]
-            row("CHUNKING", "advertised (not exercised: it needs message data)"
-                if chunking else "not advertised")
+            row(
+                "CHUNKING",
+                "advertised (not exercised: it needs message data)"
+                if chunking
+                else "not advertised",
+            )
         if self.failure is not None:
             click.echo(f"smtpcore: {self.failure.message}", err=True)

@@ -31,9 +31,17 @@ from typing import IO, TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
-
-from smtpcore import MessageResult, QuitAfter, Reply, SMTPError, TranscriptEntry
 from smtpcore.adapters.blocking import Client
+
+from smtpcore import (
+    InvalidInputError,
+    MessageResult,
+    OutgoingMessage,
+    QuitAfter,
+    Reply,
+    SMTPError,
+    TranscriptEntry,
+)
 
 from . import _common as common
 
@@ -80,53 +88,79 @@ def _default_sender() -> str:
 @click.command(epilog=_EPILOG)
 @common.connection_options
 @click.option(
-    "-f", "--from", "sender", default=None, metavar="ADDRESS",
-    help="Envelope sender and From header (default: you@this-host; \"\" for <>).",
+    "-f",
+    "--from",
+    "sender",
+    default=None,
+    metavar="ADDRESS",
+    help='Envelope sender and From header (default: you@this-host; "" for <>).',
 )
 @click.option(
-    "-t", "--to", "recipients", multiple=True, required=True, metavar="ADDRESS",
+    "-t",
+    "--to",
+    "recipients",
+    multiple=True,
+    required=True,
+    metavar="ADDRESS",
     help="Recipient (repeatable).",
 )
 @click.option("--body", default=None, metavar="TEXT", help="Message body; '-' reads stdin.")
 @click.option(
-    "--body-file", type=click.Path(exists=True, dir_okay=False), default=None,
+    "--body-file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
     help="Read the message body (UTF-8 text) from a file.",
 )
 @click.option(
-    "--header", "headers", multiple=True, metavar="'NAME: VALUE'",
+    "--header",
+    "headers",
+    multiple=True,
+    metavar="'NAME: VALUE'",
     help="Add a header, or replace a generated one (repeatable).",
 )
 @click.option(
-    "--attach", "attachments", multiple=True, type=click.Path(exists=True, dir_okay=False),
+    "--attach",
+    "attachments",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
     help="Attach a file (repeatable); its type is guessed from its name.",
 )
 @click.option(
-    "--data", "data_file", default=None, metavar="FILE",
+    "--data",
+    "data_file",
+    default=None,
+    metavar="FILE",
     help="Send FILE ('-': stdin) as the complete message, unchanged (no generated headers).",
 )
 @click.option(
-    "--dsn-notify", multiple=True,
+    "--dsn-notify",
+    multiple=True,
     type=click.Choice(["never", "success", "failure", "delay"], case_sensitive=False),
     help="DSN: when to send delivery notifications (repeatable; RFC 3461).",
 )
 @click.option(
-    "--dsn-ret", type=click.Choice(["full", "hdrs"], case_sensitive=False), default=None,
+    "--dsn-ret",
+    type=click.Choice(["full", "hdrs"], case_sensitive=False),
+    default=None,
     help="DSN: return the full message or only its headers in a bounce.",
 )
 @click.option("--dsn-envid", default=None, metavar="ID", help="DSN: envelope identifier.")
 @click.option(
-    "--quit-after", type=click.Choice([q.value for q in QuitAfter]), default=None,
+    "--quit-after",
+    type=click.Choice([q.value for q in QuitAfter]),
+    default=None,
     help="Stop after this step and QUIT without sending the message (rcpt: would the "
     "recipients be accepted?).",
 )
 @click.option(
-    "--require-all-recipients", is_flag=True,
+    "--require-all-recipients",
+    is_flag=True,
     help="Fail if any recipient is refused (default: succeed if one is accepted).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON result instead.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not print the transcript.")
 @click.pass_context
-def send(ctx: click.Context, **params: Any) -> None:
+def send(ctx: click.Context, /, **params: Any) -> None:
     """Send one message and show the SMTP conversation.
 
     Without --body, --body-file, --data or --attach a short test message is
@@ -144,6 +178,12 @@ def send(ctx: click.Context, **params: Any) -> None:
     target = common.make_target(params, stdin_busy=stdin_busy)
     sender = _default_sender() if params["sender"] is None else params["sender"]
     recipients = list(params["recipients"])
+    try:
+        # Check the envelope before connecting: a typo in an address is a
+        # usage error, not something to learn from the server.
+        OutgoingMessage.build(sender=sender, recipients=recipients, message=b"")
+    except InvalidInputError as exc:
+        raise click.UsageError(str(exc)) from None
     message_kwargs = _message(params, sender, recipients)
     options: dict[str, Any] = {}
     if params["dsn_notify"]:
@@ -336,15 +376,19 @@ class _Run:
         result = self.result
         took = f"in {self.elapsed:.2f}s"
         if result is None:
-            console.print(f"=== stopped after {self.quit_after.value if self.quit_after else '?'} "
-                          f"as asked ({took})")
+            console.print(
+                f"=== stopped after {self.quit_after.value if self.quit_after else '?'} "
+                f"as asked ({took})"
+            )
             return
         for rcpt, reply in result.rejected.items():
             click.echo(f"smtpcore: refused {rcpt}: {reply.describe()}", err=True)
         if self.quit_after is not None:
             accepted = ", ".join(result.accepted) or "none"
-            console.print(f"=== probe ended after {self.quit_after.value}: no message sent; "
-                          f"accepted: {accepted} ({took})")
+            console.print(
+                f"=== probe ended after {self.quit_after.value}: no message sent; "
+                f"accepted: {accepted} ({took})"
+            )
             return
         final = result.reply.describe() if result.reply is not None else "no reply"
         console.print(f"=== accepted for {', '.join(result.accepted)}: {final} ({took})")

@@ -342,8 +342,13 @@ class _Handler:
     def __init__(self, sink: Sink) -> None:
         self._sink = sink
 
-    async def handle_EHLO(
-        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    async def handle_EHLO(  # noqa: N802 - aiosmtpd hook name
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
     ) -> list[str]:
         session.host_name = hostname
         if self._sink._pipelining:
@@ -351,7 +356,9 @@ class _Handler:
             responses.insert(len(responses) - 1, "250-PIPELINING")
         return responses
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+    async def handle_DATA(  # noqa: N802 - aiosmtpd hook name
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
         sink = self._sink
         if sink._delay:
             await asyncio.sleep(sink._delay)
@@ -368,9 +375,10 @@ class _Controller(Controller):
     def _trigger_server(self) -> None:
         # The base class connects to self.port to start the server; with
         # port 0 that must be the port the OS picked.
-        assert self.server is not None
-        self.port = self.server.sockets[0].getsockname()[1]
-        super()._trigger_server()
+        server = self.server
+        assert isinstance(server, asyncio.Server)
+        self.port = server.sockets[0].getsockname()[1]
+        super()._trigger_server()  # type: ignore[no-untyped-call]
 
 
 # -- the command ---------------------------------------------------------------
@@ -392,30 +400,49 @@ The sink listens on loopback only. Ctrl-C stops it.
 
 @click.command("sink", epilog=_EPILOG)
 @click.option(
-    "-p", "--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True,
+    "-p",
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=DEFAULT_PORT,
+    show_default=True,
     help="Port to listen on (0: any free port, printed).",
 )
 @click.option("--starttls", is_flag=True, help="Offer STARTTLS with a throwaway certificate.")
 @click.option("--implicit-tls", is_flag=True, help="Speak TLS from the first byte.")
 @click.option("--auth-user", default=None, metavar="USER", help="Offer AUTH PLAIN/LOGIN for USER.")
 @click.option(
-    "--auth-password", default=None, metavar="PASSWORD", envvar="SMTPCORE_SINK_PASSWORD",
-    show_envvar=True, help="The password --auth-user must give.",
+    "--auth-password",
+    default=None,
+    metavar="PASSWORD",
+    envvar="SMTPCORE_SINK_PASSWORD",
+    show_envvar=True,
+    help="The password --auth-user must give.",
 )
 @click.option(
-    "--maildir", type=click.Path(file_okay=False), default=None,
+    "--maildir",
+    type=click.Path(file_okay=False),
+    default=None,
     help="Also store each message in this Maildir.",
 )
 @click.option(
-    "--tempfail-every", type=click.IntRange(min=0), default=0, metavar="N",
+    "--tempfail-every",
+    type=click.IntRange(min=0),
+    default=0,
+    metavar="N",
     help="Answer 451 to every Nth message.",
 )
 @click.option(
-    "--fail-rate", type=click.FloatRange(0.0, 1.0), default=0.0, metavar="RATE",
+    "--fail-rate",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.0,
+    metavar="RATE",
     help="Answer 451 to this fraction of messages, at random (0-1).",
 )
 @click.option(
-    "--delay", type=click.FloatRange(min=0.0), default=0.0, metavar="SECONDS",
+    "--delay",
+    type=click.FloatRange(min=0.0),
+    default=0.0,
+    metavar="SECONDS",
     help="Wait this long before answering each message (a slow server).",
 )
 @click.option("--seed", type=int, default=None, help="Random seed for --fail-rate.")
@@ -472,7 +499,9 @@ def sink_command(
         mode = "implicit TLS" if implicit_tls else "STARTTLS" if starttls else "plain SMTP"
         click.echo(f"smtpcore sink listening on {sink.address} ({mode}); Ctrl-C stops it")
         if sink.ca_pem_path is not None:
-            click.echo(f"CA certificate: {sink.ca_pem_path}  (clients: --ca-file {sink.ca_pem_path})")
+            click.echo(
+                f"CA certificate: {sink.ca_pem_path}  (clients: --ca-file {sink.ca_pem_path})"
+            )
         if maildir is not None:
             click.echo(f"storing messages in Maildir {maildir}")
         sys.stdout.flush()

@@ -747,7 +747,8 @@ class Session:
             mode=mode,
             strict_line_endings=self.config.strict_line_endings,
             allow_8bit=caps.eightbitmime or caps.binarymime,
-            allow_controls=self.config.allow_controls,
+            # RFC 3030 3: BINARYMIME content is arbitrary octets.
+            allow_controls=self.config.allow_controls or mode is EncodeMode.BINARY,
         )
 
     def _pump(self, msg: _Msg) -> bool:

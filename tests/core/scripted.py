@@ -104,7 +104,6 @@ class Run:
         return self.actions[-1]
 
 
-
 def _pieces(data: bytes, bytewise: bool) -> list[bytes]:
     if not bytewise:
         return [data]

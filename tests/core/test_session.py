@@ -14,9 +14,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from re import compile as re_compile
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from re import compile as re_compile
 from typing import TypeVar
 
 import pytest
@@ -24,11 +25,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scripted import (
     EOF,
-    MiniServer,
     HANDSHAKE_FAIL,
     HANDSHAKE_OK,
     TIMEOUT,
     Job,
+    MiniServer,
     Run,
     Script,
     Step,
@@ -39,7 +40,6 @@ from scripted import (
     serve,
 )
 
-import smtpcore._auth
 from smtpcore import (
     Authenticated,
     AuthenticationError,
@@ -68,7 +68,6 @@ from smtpcore import (
     Reply,
     ReplyError,
     ServerReady,
-    ServiceClosing,
     Session,
     SessionClosed,
     SessionConfig,
@@ -77,8 +76,8 @@ from smtpcore import (
     Stage,
     StartTLSAction,
     TemporaryReplyError,
-    TLSEstablished,
     TLSError,
+    TLSEstablished,
     TLSPolicy,
     TLSRequiredError,
     Vrfy,
@@ -305,7 +304,9 @@ TO_DOT: list[Step] = [(mail(), OK), (rcpt(BOB), OK), (DATA, GO)]
 CASES = [
     # RFC 5321 3.1 / 4.3.2: 220 opens the session; 554 refuses it and the
     # client should send QUIT; 421 means the server closes.
-    Case("greeting-554", [(b"", b"554 5.7.1 no service\r\n"), QUIT_STEP], FAIL, PermanentReplyError),
+    Case(
+        "greeting-554", [(b"", b"554 5.7.1 no service\r\n"), QUIT_STEP], FAIL, PermanentReplyError
+    ),
     Case(
         "greeting-554-multiline",
         [(b"", b"554-5.7.1 no service\r\n554 5.7.1 for you\r\n"), QUIT_STEP],
@@ -475,8 +476,12 @@ CASES = [
         OPPORTUNISTIC,
     ),
     # RFC 4954: authentication failures are fatal, before any MAIL byte.
-    _auth_case("auth-535", [(AUTH_PLAIN, b"535 5.7.8 bad credentials\r\n"), QUIT_STEP], AuthenticationError),
-    _auth_case("auth-454", [(AUTH_PLAIN, b"454 4.7.0 try later\r\n"), QUIT_STEP], AuthenticationError),
+    _auth_case(
+        "auth-535", [(AUTH_PLAIN, b"535 5.7.8 bad credentials\r\n"), QUIT_STEP], AuthenticationError
+    ),
+    _auth_case(
+        "auth-454", [(AUTH_PLAIN, b"454 4.7.0 try later\r\n"), QUIT_STEP], AuthenticationError
+    ),
     _auth_case(
         "auth-without-tls",
         [QUIT_STEP],
@@ -559,9 +564,7 @@ CASES = [
     _early("mail-timeout", [(mail(), TIMEOUT)], SMTPTimeoutError, Stage.MAIL),
     _early("rcpt-timeout", [*TO_RCPT, (rcpt(BOB), TIMEOUT)], SMTPTimeoutError, Stage.RCPT),
     _early("data-timeout", [*TO_DATA, (DATA, TIMEOUT)], SMTPTimeoutError, Stage.DATA_INIT),
-    _early(
-        "dot-timeout", [*TO_DOT, (WIRE, TIMEOUT)], SMTPTimeoutError, Stage.DATA_TERMINATION
-    ),
+    _early("dot-timeout", [*TO_DOT, (WIRE, TIMEOUT)], SMTPTimeoutError, Stage.DATA_TERMINATION),
     _early("mail-eof", [(mail(), EOF)], ConnectionLostError, Stage.MAIL),
     _early("rcpt-eof", [*TO_RCPT, (rcpt(BOB), EOF)], ConnectionLostError, Stage.RCPT),
     _early("data-eof", [*TO_DATA, (DATA, EOF)], ConnectionLostError, Stage.DATA_INIT),
@@ -681,7 +684,7 @@ def test_helo_fallback_after_ehlo_refused(code: int) -> None:
     # 502; the client falls back to HELO, and then has no extensions at all:
     # one command per write (no PIPELINING).
     refusal = f"{code} 5.5.1 command unrecognized\r\n".encode()
-    script = [
+    script: list[Step] = [
         (b"", GREETING),
         (EHLO, refusal),
         (HELO, b"250 mx.example.org\r\n"),
@@ -703,7 +706,7 @@ def test_lmtp_one_reply_per_accepted_recipient() -> None:
     # RFC 2033 4.1: LHLO, never EHLO/HELO. RFC 2033 4.2: after the data, one
     # reply per recipient that was accepted at RCPT, in RCPT order.
     msg = message(BOB, CAROL, DAVE)
-    script = [
+    script: list[Step] = [
         (b"", GREETING),
         (LHLO, ehlo_reply("PIPELINING", "ENHANCEDSTATUSCODES")),
         (
@@ -727,7 +730,7 @@ def test_lmtp_one_reply_per_accepted_recipient() -> None:
 def test_lmtp_every_recipient_refused_after_data() -> None:
     # Both recipients were accepted at RCPT and both refused after the data:
     # the message failed, and its data was sent.
-    script = [
+    script: list[Step] = [
         (b"", GREETING),
         (LHLO, ehlo_reply("PIPELINING")),
         (envelope(BOB, CAROL), OK + OK + OK + GO),
@@ -739,7 +742,28 @@ def test_lmtp_every_recipient_refused_after_data() -> None:
     assert isinstance(event.error, ReplyError)
     assert event.result.accepted == ()
     assert {r: reply.code for r, reply in event.result.rejected.items()} == {BOB: 452, CAROL: 550}
-    assert event.result.data_sent and not event.retry_safe
+    assert event.result.data_sent
+    assert not event.retry_safe
+    assert closed(run).error is None
+
+
+def test_lmtp_refused_sender_with_accepted_recipients() -> None:
+    # A broken (or hostile) LMTP server refuses MAIL but accepts both RCPTs
+    # and says 354: the client sends the lone terminator, and the server
+    # then owes one reply per RCPT it accepted (RFC 2033 4.2). Both must be
+    # taken, and the session must go on to a clean QUIT, never crash.
+    script: list[Step] = [
+        (b"", GREETING),
+        (LHLO, ehlo_reply("PIPELINING")),
+        (envelope(BOB, CAROL), b"550 5.7.1 sender refused\r\n" + OK + OK + GO),
+        (DOT, b"554 5.5.1 bob: no transaction\r\n554 5.5.1 carol: no transaction\r\n"),
+        (RSET, OK),
+        QUIT_STEP,
+    ]
+    run = converse(config(lmtp=True), [message(BOB, CAROL)], script)
+    event = failed(run)
+    assert isinstance(event.error, PermanentReplyError)
+    assert event.error.command == "MAIL"
     assert closed(run).error is None
 
 
@@ -761,8 +785,12 @@ def test_server_ready_reports_capabilities() -> None:
     ready = only(run, ServerReady)
     caps = ready.capabilities
     assert ready.tls is False
-    assert caps.pipelining and caps.eightbitmime and caps.smtputf8 and caps.chunking
-    assert caps.enhancedstatuscodes and caps.dsn
+    assert caps.pipelining
+    assert caps.eightbitmime
+    assert caps.smtputf8
+    assert caps.chunking
+    assert caps.enhancedstatuscodes
+    assert caps.dsn
     assert not caps.starttls
     assert caps.size == 35882577
     assert caps.auth == frozenset({"PLAIN", "LOGIN", "CRAM-MD5"})
@@ -774,7 +802,12 @@ def test_server_ready_reports_capabilities() -> None:
 
 
 def test_tls_none_never_starttls() -> None:
-    script = [*opening("PIPELINING", "STARTTLS"), (envelope(BOB), OK + OK + GO), (WIRE, QUEUED), QUIT_STEP]
+    script: list[Step] = [
+        *opening("PIPELINING", "STARTTLS"),
+        (envelope(BOB), OK + OK + GO),
+        (WIRE, QUEUED),
+        QUIT_STEP,
+    ]
     run = converse(config(tls=TLSPolicy.NONE), [message()], script)
     assert STARTTLS not in run.client
     assert not run.of_type(TLSEstablished)
@@ -787,7 +820,7 @@ def test_opportunistic_upgrades_and_forgets_capabilities() -> None:
     # offers neither, so the message (over 1000 octets) goes, one command per
     # write, with no SIZE= parameter.
     body = b"Subject: big\r\n\r\n" + (b"0123456789" * 10 + b"\r\n") * 15
-    script = [
+    script: list[Step] = [
         (b"", GREETING),
         (EHLO, ehlo_reply("PIPELINING", "SIZE 1000", "STARTTLS")),
         (STARTTLS, READY_TLS),
@@ -812,7 +845,8 @@ def test_opportunistic_upgrades_and_forgets_capabilities() -> None:
     ]
     before, after = run.of_type(ServerReady)
     assert (before.tls, after.tls) == (False, True)
-    assert before.capabilities.size == 1000 and after.capabilities.size is None
+    assert before.capabilities.size == 1000
+    assert after.capabilities.size is None
     assert not after.capabilities.pipelining
     assert run.session.capabilities == after.capabilities
     assert run.session.tls_active
@@ -833,7 +867,7 @@ def test_opportunistic_without_starttls_stays_plaintext() -> None:
 def test_opportunistic_refused_goes_on_in_plaintext(refusal: bytes) -> None:
     # RFC 3207 4: a refused STARTTLS leaves the session as it was: no second
     # EHLO, and the pipelining learnt from the first one still holds.
-    script = [
+    script: list[Step] = [
         *opening("PIPELINING", "STARTTLS"),
         (STARTTLS, refusal),
         (envelope(BOB), OK + OK + GO),
@@ -849,7 +883,12 @@ def test_opportunistic_refused_goes_on_in_plaintext(refusal: bytes) -> None:
 def test_implicit_tls_never_starttls() -> None:
     # RFC 8314 3.3: TLS from the first byte; STARTTLS offered inside it is
     # meaningless and must not be sent.
-    script = [*opening("PIPELINING", "STARTTLS"), (envelope(BOB), OK + OK + GO), (WIRE, QUEUED), QUIT_STEP]
+    script: list[Step] = [
+        *opening("PIPELINING", "STARTTLS"),
+        (envelope(BOB), OK + OK + GO),
+        (WIRE, QUEUED),
+        QUIT_STEP,
+    ]
     run = converse(config(tls=TLSPolicy.IMPLICIT), [message()], script)
     assert STARTTLS not in run.client
     assert names(run)[:3] == ["TLSEstablished", "GreetingReceived", "ServerReady"]
@@ -858,7 +897,7 @@ def test_implicit_tls_never_starttls() -> None:
 
 
 def test_starttls_required_then_auth_then_mail() -> None:
-    script = [
+    script: list[Step] = [
         (b"", GREETING),
         (EHLO, TLS_EHLO),
         (STARTTLS, READY_TLS),
@@ -893,7 +932,7 @@ def test_starttls_required_then_auth_then_mail() -> None:
 def test_auth_plain_exchange() -> None:
     # RFC 4616 2: authzid NUL authcid NUL passwd; RFC 4954 4: sent as the
     # initial response, base64.
-    script = [
+    script: list[Step] = [
         (b"", GREETING),
         (EHLO, AUTH_EHLO),
         (AUTH_PLAIN, b"235 2.7.0 Authentication successful\r\n"),
@@ -908,7 +947,7 @@ def test_auth_plain_exchange() -> None:
 
 
 def test_auth_login_exchange() -> None:
-    script = [
+    script: list[Step] = [
         (b"", GREETING),
         (EHLO, AUTH_EHLO),
         (b"AUTH LOGIN\r\n", b"334 VXNlcm5hbWU6\r\n"),
@@ -937,7 +976,8 @@ def test_auth_failure_error_is_precise() -> None:
     error = closed(run).error
     assert isinstance(error, AuthenticationError)
     assert error.temporary
-    assert error.reply is not None and error.reply.code == 454
+    assert error.reply is not None
+    assert error.reply.code == 454
     assert failed(run).retry_safe
 
 
@@ -948,9 +988,7 @@ SCRAM_SALT = b"salt-for-alice!!"
 SCRAM_ITERATIONS = 4096
 SCRAM_CLIENT_FIRST_BARE = f"n={USER},r={SCRAM_NONCE}".encode()
 SCRAM_SERVER_FIRST = (
-    f"r={SCRAM_SERVER_NONCE},s=".encode()
-    + b64(SCRAM_SALT)
-    + f",i={SCRAM_ITERATIONS}".encode()
+    f"r={SCRAM_SERVER_NONCE},s=".encode() + b64(SCRAM_SALT) + f",i={SCRAM_ITERATIONS}".encode()
 )
 SCRAM_WITHOUT_PROOF = f"c=biws,r={SCRAM_SERVER_NONCE}".encode()
 
@@ -962,7 +1000,7 @@ def _scram() -> tuple[bytes, bytes]:
     stored_key = hashlib.sha256(client_key).digest()
     auth_message = b",".join((SCRAM_CLIENT_FIRST_BARE, SCRAM_SERVER_FIRST, SCRAM_WITHOUT_PROOF))
     client_signature = hmac.new(stored_key, auth_message, "sha256").digest()
-    proof = bytes(a ^ b for a, b in zip(client_key, client_signature))
+    proof = bytes(a ^ b for a, b in zip(client_key, client_signature, strict=True))
     server_key = hmac.new(salted, b"Server Key", "sha256").digest()
     server_signature = hmac.new(server_key, auth_message, "sha256").digest()
     return SCRAM_WITHOUT_PROOF + b",p=" + b64(proof), server_signature
@@ -971,9 +1009,7 @@ def _scram() -> tuple[bytes, bytes]:
 SCRAM_CLIENT_FINAL, SCRAM_SIGNATURE = _scram()
 SCRAM_GOOD_FINAL = b"v=" + b64(SCRAM_SIGNATURE)
 SCRAM_BAD_FINAL = b"v=" + b64(bytes(32))
-SCRAM_CFG = config(
-    tls=TLSPolicy.IMPLICIT, credentials=CREDS, auth_mechanisms=("SCRAM-SHA-256",)
-)
+SCRAM_CFG = config(tls=TLSPolicy.IMPLICIT, credentials=CREDS, auth_mechanisms=("SCRAM-SHA-256",))
 SCRAM_OPEN: list[Step] = [
     (b"", GREETING),
     (EHLO, ehlo_reply("PIPELINING", "AUTH SCRAM-SHA-256 PLAIN")),
@@ -986,8 +1022,9 @@ SCRAM_OPEN: list[Step] = [
 
 @pytest.fixture
 def fixed_nonce(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The session builds its own ScramSHA256; the nonce comes from secrets.
-    monkeypatch.setattr(smtpcore._auth.secrets, "token_urlsafe", lambda n=None: SCRAM_NONCE)
+    # The session builds its own ScramSHA256, whose nonce comes from
+    # secrets.token_urlsafe: fix it so that the exchange is known in advance.
+    monkeypatch.setattr(secrets, "token_urlsafe", lambda n=None: SCRAM_NONCE)
 
 
 SCRAM_CASES = [
@@ -1016,7 +1053,10 @@ SCRAM_CASES = [
         id="wrong-signature-in-235",
     ),
     pytest.param(
-        [(b64(SCRAM_CLIENT_FINAL) + b"\r\n", b"235 2.7.0 Authentication successful\r\n"), QUIT_STEP],
+        [
+            (b64(SCRAM_CLIENT_FINAL) + b"\r\n", b"235 2.7.0 Authentication successful\r\n"),
+            QUIT_STEP,
+        ],
         AuthenticationError,
         id="235-without-signature",
     ),
@@ -1118,10 +1158,12 @@ SECRET_CONVERSATIONS = [
 @pytest.mark.usefixtures("fixed_nonce")
 @pytest.mark.parametrize(("cfg", "steps"), SECRET_CONVERSATIONS)
 def test_secrets_never_shown(cfg: SessionConfig, steps: list[Step]) -> None:
-    offered = "AUTH PLAIN LOGIN" if cfg.auth_mechanisms is None else "AUTH PLAIN LOGIN SCRAM-SHA-256"
+    offered = (
+        "AUTH PLAIN LOGIN" if cfg.auth_mechanisms is None else "AUTH PLAIN LOGIN SCRAM-SHA-256"
+    )
     ehlo = ehlo_reply("PIPELINING", offered)
     run = converse(_logged(cfg), [message()], [(b"", GREETING), (EHLO, ehlo), *steps])
-    secrets = [
+    hidden = [
         PASSWORD,
         b64(PASSWORD.encode()).decode(),
         PLAIN_IR.decode(),
@@ -1136,11 +1178,12 @@ def test_secrets_never_shown(cfg: SessionConfig, steps: list[Step]) -> None:
             shown += [str(error), repr(error), repr(error.args)]
             error = error.__cause__ or error.__context__
     for text in shown:
-        for secret in secrets:
+        for secret in hidden:
             assert secret not in text, (secret, text)
     # What the transcript shows instead.
     auth_lines = [t for t in run.transcript if t.startswith("-> AUTH")]
-    assert auth_lines and all(t.endswith("<redacted>") or t == "-> AUTH LOGIN" for t in auth_lines)
+    assert auth_lines
+    assert all(t.endswith("<redacted>") or t == "-> AUTH LOGIN" for t in auth_lines)
     assert any(t == "-> <redacted>" for t in run.transcript) == (cfg is not IMPLICIT_AUTH)
 
 
@@ -1151,7 +1194,7 @@ def test_pipelined_transaction_in_one_write_with_recipient_results() -> None:
     # RFC 2920 3.1: MAIL, every RCPT and DATA go out together; the replies
     # come back in order, each bound to its command.
     rcpt_replies = OK + b"550 5.1.1 carol: no such user\r\n" + b"251 2.1.5 dave forwarded\r\n"
-    script = [
+    script: list[Step] = [
         *opening("PIPELINING"),
         (envelope(BOB, CAROL, DAVE), OK + rcpt_replies + GO),
         (WIRE, QUEUED),
@@ -1174,7 +1217,8 @@ def test_pipelined_transaction_in_one_write_with_recipient_results() -> None:
     assert result.accepted == (BOB, DAVE)
     assert dict(result.rejected) == {CAROL: Reply.build(550, "5.1.1 carol: no such user")}
     assert result.reply == Reply.build(250, "2.0.0 queued as 1234")
-    assert result.data_sent and result.status_known
+    assert result.data_sent
+    assert result.status_known
     assert result.size >= len(BODY)
     assert [s.recipient for s in result.recipients] == [BOB, CAROL, DAVE]
 
@@ -1182,7 +1226,7 @@ def test_pipelined_transaction_in_one_write_with_recipient_results() -> None:
 def test_every_recipient_refused_but_354_sends_lone_terminator() -> None:
     # RFC 2920 3.1: a server that said 354 although every RCPT failed gets
     # the terminator alone: no message can be created, no body byte leaks.
-    script = [
+    script: list[Step] = [
         *opening("PIPELINING"),
         (envelope(BOB, CAROL), OK + b"550 5.1.1 no bob\r\n" + b"550 5.1.1 no carol\r\n" + GO),
         (DOT, b"554 5.5.1 no valid recipients\r\n"),
@@ -1201,11 +1245,14 @@ def test_every_recipient_refused_but_354_sends_lone_terminator() -> None:
 
 def test_every_recipient_refused_and_data_refused() -> None:
     # RFC 2920 3.1: the server refuses DATA when no RCPT succeeded.
-    script = [
+    script: list[Step] = [
         *opening("PIPELINING"),
         (
             envelope(BOB, CAROL),
-            OK + b"550 5.1.1 no bob\r\n" + b"450 4.2.1 carol busy\r\n" + b"554 5.5.1 no valid recipients\r\n",
+            OK
+            + b"550 5.1.1 no bob\r\n"
+            + b"450 4.2.1 carol busy\r\n"
+            + b"554 5.5.1 no valid recipients\r\n",
         ),
         (RSET, OK),
         QUIT_STEP,
@@ -1219,7 +1266,7 @@ def test_every_recipient_refused_and_data_refused() -> None:
 
 
 def test_partial_acceptance_is_accepted_with_rejected_listed() -> None:
-    script = [
+    script: list[Step] = [
         *opening("PIPELINING"),
         (envelope(BOB, CAROL), OK + OK + b"550 5.1.1 no carol\r\n" + GO),
         (WIRE, QUEUED),
@@ -1232,7 +1279,7 @@ def test_partial_acceptance_is_accepted_with_rejected_listed() -> None:
 
 
 def test_require_all_recipients_fails_partial_acceptance() -> None:
-    script = [
+    script: list[Step] = [
         *opening("PIPELINING"),
         (envelope(BOB, CAROL), OK + OK + b"550 5.1.1 no carol\r\n" + GO),
     ]
@@ -1249,7 +1296,7 @@ def test_require_all_recipients_sends_no_data_when_it_can_avoid_it() -> None:
     # Without pipelining the RCPT refusal is known before DATA: a message that
     # is going to be reported failed must not be delivered to anyone, or a
     # retry (retry_safe) would duplicate it for the accepted recipients.
-    script = [
+    script: list[Step] = [
         *opening(),
         (mail(), OK),
         (rcpt(BOB), OK),
@@ -1268,7 +1315,7 @@ def test_452_sends_the_rest_in_another_transaction() -> None:
     # RFC 5321 4.5.3.1.10: "452 too many recipients" asks the client to send
     # the remaining recipients in a later transaction.
     too_many = b"452 4.5.3 too many recipients\r\n"
-    script = [
+    script: list[Step] = [
         *opening("PIPELINING"),
         (envelope(BOB, CAROL, DAVE), OK + OK + too_many + too_many + GO),
         (WIRE, QUEUED),
@@ -1287,12 +1334,13 @@ def test_452_sends_the_rest_in_another_transaction() -> None:
     result = accepted(run).result
     assert result.accepted == (BOB, CAROL, DAVE)
     assert result.rejected == {}
-    assert result.reply is not None and result.reply.code == 250
+    assert result.reply is not None
+    assert result.reply.code == 250
 
 
 def test_452_for_every_recipient_does_not_loop() -> None:
     too_many = b"452 4.5.3 too many recipients\r\n"
-    script = [
+    script: list[Step] = [
         *opening("PIPELINING"),
         (envelope(BOB, CAROL), OK + too_many + too_many + b"554 5.5.1 no valid recipients\r\n"),
         (RSET, OK),
@@ -1306,7 +1354,7 @@ def test_452_for_every_recipient_does_not_loop() -> None:
 
 def test_max_recipients_splits_into_transactions() -> None:
     rcpts = [f"user{i}@example.org" for i in range(1, 6)]
-    script = [
+    script: list[Step] = [
         *opening("PIPELINING"),
         (envelope(*rcpts[0:2]), OK * 3 + GO),
         (WIRE, QUEUED),
@@ -1324,7 +1372,7 @@ def test_max_recipients_splits_into_transactions() -> None:
 def test_many_messages_share_round_trips() -> None:
     # RFC 2920 3.1: the end of one message's data and the next envelope go
     # out in the same write (message content may open a group).
-    script = [
+    script: list[Step] = [
         *opening("PIPELINING"),
         (envelope(BOB), OK + OK + GO),
         (WIRE + envelope(CAROL), QUEUED + OK + OK + GO),
@@ -1346,11 +1394,13 @@ def test_many_messages_share_round_trips() -> None:
 def test_failed_transaction_is_reset_before_the_next() -> None:
     # RFC 5321 4.1.1.5: RSET aborts the transaction; with PIPELINING the
     # next envelope follows it in the same write.
-    script = [
+    script: list[Step] = [
         *opening("PIPELINING"),
         (
             envelope(BOB),
-            b"550 5.7.1 sender rejected\r\n" + b"503 5.5.1 need MAIL\r\n" + b"503 5.5.1 need RCPT\r\n",
+            b"550 5.7.1 sender rejected\r\n"
+            + b"503 5.5.1 need MAIL\r\n"
+            + b"503 5.5.1 need RCPT\r\n",
         ),
         (RSET + envelope(CAROL), OK + OK + OK + GO),
         (WIRE, QUEUED),
@@ -1365,7 +1415,7 @@ def test_failed_transaction_is_reset_before_the_next() -> None:
 
 
 def test_failed_transaction_is_reset_without_pipelining() -> None:
-    script = [
+    script: list[Step] = [
         *opening(),
         (mail(), b"451 4.3.0 try later\r\n"),
         (RSET, OK),
@@ -1378,12 +1428,13 @@ def test_failed_transaction_is_reset_without_pipelining() -> None:
     run = converse(config(), [message(BOB), message(CAROL)], script)
     first = failed(run)
     assert isinstance(first.error, TemporaryReplyError)
-    assert first.error.temporary and first.retry_safe
+    assert first.error.temporary
+    assert first.retry_safe
     assert accepted(run).result.accepted == (CAROL,)
 
 
 def test_user_commands_between_transactions() -> None:
-    script = [
+    script: list[Step] = [
         *opening("PIPELINING"),
         (envelope(BOB), OK + OK + GO),
         (WIRE, QUEUED),
@@ -1448,7 +1499,7 @@ def test_no_submit_after_quit() -> None:
 def test_without_pipelining_one_command_per_write(
     cfg: SessionConfig, keywords: tuple[str, ...]
 ) -> None:
-    script = [
+    script: list[Step] = [
         *opening(*keywords),
         (mail(), OK),
         (rcpt(BOB), OK),
@@ -1490,7 +1541,8 @@ def test_unsolicited_reply_while_idle(bytewise: bool, data: bytes, error: type[S
     expected = ["ServiceClosing", "SessionClosed"] if data.startswith(b"421") else ["SessionClosed"]
     assert [type(e).__name__ for e in events] == expected
     end = events[-1]
-    assert isinstance(end, SessionClosed) and isinstance(end.error, error)
+    assert isinstance(end, SessionClosed)
+    assert isinstance(end.error, error)
     if isinstance(end.error, ReplyError):
         assert end.error.temporary
     # Closed for good: no more bytes, whatever else happens.
@@ -1507,17 +1559,26 @@ def test_421_while_idle_fails_messages_submitted_meanwhile() -> None:
     session.submit(message())
     assert isinstance(session.next_action(), Close)
     events = list(session.events())
-    assert [type(e).__name__ for e in events] == ["ServiceClosing", "MessageFailed", "SessionClosed"]
+    assert [type(e).__name__ for e in events] == [
+        "ServiceClosing",
+        "MessageFailed",
+        "SessionClosed",
+    ]
     event = events[1]
     assert isinstance(event, MessageFailed)
     assert isinstance(event.error, TemporaryReplyError)
-    assert event.connection_dropped and event.retry_safe
+    assert event.connection_dropped
+    assert event.retry_safe
 
 
 def test_421_in_reply_to_the_final_dot() -> None:
     # The server answered the dot: the message's fate is known (refused,
     # temporarily), unlike a timeout or EOF after the dot.
-    script = [*opening("PIPELINING"), (envelope(BOB), OK + OK + GO), (WIRE, b"421 4.3.0 shutting down\r\n")]
+    script: list[Step] = [
+        *opening("PIPELINING"),
+        (envelope(BOB), OK + OK + GO),
+        (WIRE, b"421 4.3.0 shutting down\r\n"),
+    ]
     run = converse(config(), [message()], script)
     event = failed(run)
     assert isinstance(event.error, TemporaryReplyError)
@@ -1530,7 +1591,7 @@ def test_max_recipients_goes_on_after_a_fully_refused_transaction() -> None:
     # not been tried yet and must be, not silently dropped.
     rcpts = [f"user{i}@example.org" for i in range(1, 5)]
     no = b"550 5.1.1 no such user\r\n"
-    script = [
+    script: list[Step] = [
         *opening("PIPELINING"),
         (envelope(*rcpts[0:2]), OK + no + no + b"554 5.5.1 no valid recipients\r\n"),
         (RSET + envelope(*rcpts[2:4]), OK + OK + OK + OK + GO),
@@ -1573,7 +1634,9 @@ def test_round_trips_for_one_message(keywords: tuple[str, ...], trips: int) -> N
     assert len(server.messages) == 1
 
 
-@pytest.mark.parametrize("keywords", [("PIPELINING",), ("PIPELINING", "CHUNKING")], ids=["data", "bdat"])
+@pytest.mark.parametrize(
+    "keywords", [("PIPELINING",), ("PIPELINING", "CHUNKING")], ids=["data", "bdat"]
+)
 def test_queue_of_messages_costs_one_round_trip_each(keywords: tuple[str, ...]) -> None:
     n = 5
     server = MiniServer(*keywords)
@@ -1607,7 +1670,7 @@ UGLY_WIRE = b"Subject: dots\r\n\r\n..hidden\r\nbare\r\ncr\r\n...two\r\n..\r\nlas
 
 def test_data_canonicalises_and_dot_stuffs() -> None:
     size = len(UGLY_CANONICAL)
-    script = [
+    script: list[Step] = [
         *opening("PIPELINING", "SIZE"),
         (envelope(BOB, params=f" SIZE={size}"), OK + OK + GO),
         (UGLY_WIRE, QUEUED),
@@ -1621,7 +1684,7 @@ def test_bdat_canonicalises_without_dot_stuffing() -> None:
     # RFC 3030 2: BDAT carries the canonical message, counted, unstuffed.
     size = len(UGLY_CANONICAL)
     head = mail(params=f" SIZE={size}") + rcpt(BOB) + f"BDAT {size} LAST\r\n".encode()
-    script = [
+    script: list[Step] = [
         *opening("PIPELINING", "SIZE", "CHUNKING"),
         (head + UGLY_CANONICAL, OK + OK + QUEUED),
         QUIT_STEP,
@@ -1631,7 +1694,12 @@ def test_bdat_canonicalises_without_dot_stuffing() -> None:
 
 
 def test_chunking_disabled_by_config_uses_data() -> None:
-    script = [*opening("PIPELINING", "CHUNKING"), (envelope(BOB), OK + OK + GO), (WIRE, QUEUED), QUIT_STEP]
+    script: list[Step] = [
+        *opening("PIPELINING", "CHUNKING"),
+        (envelope(BOB), OK + OK + GO),
+        (WIRE, QUEUED),
+        QUIT_STEP,
+    ]
     run = converse(config(chunking=False), [message()], script)
     assert b"BDAT" not in run.client
 
@@ -1654,7 +1722,9 @@ EIGHT_BIT = b"Subject: caf\xc3\xa9\r\n\r\nd\xc3\xa9j\xc3\xa0 vu\r\n"
             message(body=b"Subject: x\r\n\r\nbare CR\r"),
             id="strict-bare-cr",
         ),
-        pytest.param(config(), ("PIPELINING",), message(body=EIGHT_BIT), id="8bit-without-8bitmime"),
+        pytest.param(
+            config(), ("PIPELINING",), message(body=EIGHT_BIT), id="8bit-without-8bitmime"
+        ),
         pytest.param(
             config(),
             ("PIPELINING", "8BITMIME"),
@@ -1701,7 +1771,8 @@ def test_unsendable_body_fails_before_mail(
     event = failed(run)
     assert isinstance(event.error, MessageContentError), repr(event.error)
     assert event.result.message_id == run.ids[0]
-    assert event.retry_safe and not event.result.data_sent
+    assert event.retry_safe
+    assert not event.result.data_sent
     assert run.client.count(b"MAIL FROM") == 1
     assert accepted(run).result.message_id == run.ids[1]
 
@@ -1709,7 +1780,9 @@ def test_unsendable_body_fails_before_mail(
 @pytest.mark.parametrize(
     ("keywords", "body", "params"),
     [
-        pytest.param(("PIPELINING", "SIZE 1000"), b"x" * 998 + b"\r\n", " SIZE=1000", id="size-at-limit"),
+        pytest.param(
+            ("PIPELINING", "SIZE 1000"), b"x" * 998 + b"\r\n", " SIZE=1000", id="size-at-limit"
+        ),
         pytest.param(("PIPELINING", "SIZE"), BODY, f" SIZE={len(BODY)}", id="size-no-limit"),
         pytest.param(("PIPELINING", "SIZE 100"), b"a\nb", " SIZE=6", id="size-canonical"),
         pytest.param(("PIPELINING",), b"y" * 998 + b"\r\n", "", id="line-of-998"),
@@ -1725,7 +1798,12 @@ def test_unsendable_body_fails_before_mail(
 )
 def test_mail_parameters(keywords: tuple[str, ...], body: bytes, params: str) -> None:
     wire = body.replace(b"a\nb", b"a\r\nb\r\n") + DOT
-    script = [*opening(*keywords), (envelope(BOB, params=params), OK + OK + GO), (wire, QUEUED), QUIT_STEP]
+    script: list[Step] = [
+        *opening(*keywords),
+        (envelope(BOB, params=params), OK + OK + GO),
+        (wire, QUEUED),
+        QUIT_STEP,
+    ]
     run = converse(config(), [message(body=body)], script)
     accepted(run)
 
@@ -1735,11 +1813,14 @@ def test_smtputf8_envelope() -> None:
     sender = "jörg@exämple.com"
     recipient = "josé@example.org"
     head = (
-        f"MAIL FROM:<{sender}> SMTPUTF8\r\n".encode()
-        + f"RCPT TO:<{recipient}>\r\n".encode()
-        + DATA
+        f"MAIL FROM:<{sender}> SMTPUTF8\r\n".encode() + f"RCPT TO:<{recipient}>\r\n".encode() + DATA
     )
-    script = [*opening("PIPELINING", "8BITMIME", "SMTPUTF8"), (head, OK + OK + GO), (WIRE, QUEUED), QUIT_STEP]
+    script: list[Step] = [
+        *opening("PIPELINING", "8BITMIME", "SMTPUTF8"),
+        (head, OK + OK + GO),
+        (WIRE, QUEUED),
+        QUIT_STEP,
+    ]
     run = converse(config(), [message(recipient, sender=sender)], script)
     assert accepted(run).result.accepted == (recipient,)
 
@@ -1755,7 +1836,8 @@ def test_data_refused_sends_no_body(reply: bytes, error: type[ReplyError]) -> No
     # RFC 5321 4.1.1.4: message data only after 354.
     script = [*opening("PIPELINING"), (envelope(BOB), OK + OK + reply), (RSET, OK), QUIT_STEP]
     run = converse(config(), [message()], script)
-    assert BODY not in run.client and b"\r\n.\r\n" not in run.client
+    assert BODY not in run.client
+    assert b"\r\n.\r\n" not in run.client
     event = failed(run)
     assert isinstance(event.error, error)
     assert event.error.command == "DATA"
@@ -1776,7 +1858,12 @@ CHUNKINGS = [
 @pytest.mark.parametrize("chunks", CHUNKINGS)
 def test_streamed_body_over_data(chunks: list[bytes]) -> None:
     msg = message(body=None)
-    script = [*opening("PIPELINING"), (envelope(BOB), OK + OK + GO), (STREAM_WIRE, QUEUED), QUIT_STEP]
+    script: list[Step] = [
+        *opening("PIPELINING"),
+        (envelope(BOB), OK + OK + GO),
+        (STREAM_WIRE, QUEUED),
+        QUIT_STEP,
+    ]
     run = converse(config(), [msg], script, bodies={1: chunks})
     needs = [a for a in run.actions if isinstance(a, NeedBody)]
     assert len(needs) == len(chunks) + 1
@@ -1792,7 +1879,12 @@ def test_streamed_body_declares_size_hint_and_8bitmime() -> None:
     # SIZE= from the caller's hint.
     msg = message(body=None, size_hint=123)
     head = envelope(BOB, params=" SIZE=123 BODY=8BITMIME")
-    script = [*opening("PIPELINING", "SIZE", "8BITMIME"), (head, OK + OK + GO), (STREAM_WIRE, QUEUED), QUIT_STEP]
+    script: list[Step] = [
+        *opening("PIPELINING", "SIZE", "8BITMIME"),
+        (head, OK + OK + GO),
+        (STREAM_WIRE, QUEUED),
+        QUIT_STEP,
+    ]
     converse(config(), [msg], script, bodies={1: [STREAM]})
 
 
@@ -1801,10 +1893,13 @@ def test_streamed_8bit_without_8bitmime_aborts_without_terminator() -> None:
     # connection without the final dot makes the server discard the message.
     msg = message(body=None)
     script = [*opening("PIPELINING"), (envelope(BOB), OK + OK + GO)]
-    run = converse(config(), [msg], script, bodies={1: [b"hello\r\n", b"caf\xc3\xa9\r\n"]}, tail=b"hello\r\n")
+    run = converse(
+        config(), [msg], script, bodies={1: [b"hello\r\n", b"caf\xc3\xa9\r\n"]}, tail=b"hello\r\n"
+    )
     event = failed(run)
     assert isinstance(event.error, MessageContentError)
-    assert event.result.data_sent and not event.retry_safe
+    assert event.result.data_sent
+    assert not event.retry_safe
     assert isinstance(closed(run).error, MessageContentError)
 
 
@@ -1830,7 +1925,7 @@ def test_streamed_body_over_bdat(chunks: list[bytes], wire: bytes) -> None:
     # once a recipient is known to be accepted.
     n = wire.count(b"BDAT")
     replies = b"".join(f"250 2.0.0 chunk {i} ok\r\n".encode() for i in range(n - 1)) + QUEUED
-    script = [
+    script: list[Step] = [
         *opening("PIPELINING", "CHUNKING"),
         (mail() + rcpt(BOB), OK + OK),
         (wire, replies),
@@ -1847,7 +1942,7 @@ def test_refused_bdat_chunk_stops_the_body() -> None:
 
     chunk = b"line\r\n"
     framed = b"BDAT 6\r\n" + chunk
-    script = [
+    script: list[Step] = [
         *opening("PIPELINING", "CHUNKING"),
         (mail() + rcpt(BOB), OK + OK),
         (framed * MAX_BDAT_IN_FLIGHT, b"554 5.6.0 content rejected\r\n"),
@@ -1867,7 +1962,7 @@ def test_refused_bdat_chunk_stops_the_body() -> None:
 
 def test_transcript_in_order_with_secrets_redacted() -> None:
     cfg = config(tls=TLSPolicy.IMPLICIT, credentials=CREDS, transaction_log=True)
-    script = [
+    script: list[Step] = [
         (b"", GREETING),
         (EHLO, AUTH_EHLO),
         (AUTH_PLAIN, b"235 2.7.0 ok\r\n"),
@@ -1890,7 +1985,8 @@ def test_transcript_in_order_with_secrets_redacted() -> None:
     ]
     assert run.transcript[10:13] == ["<- 250 2.0.0 ok", "<- 250 2.0.0 ok", "<- 354 go ahead"]
     # Message data is summarised unless asked for.
-    assert run.transcript[13].startswith("-> [") and "octets" in run.transcript[13]
+    assert run.transcript[13].startswith("-> [")
+    assert "octets" in run.transcript[13]
     assert "Hello" not in " ".join(run.transcript)
     assert run.transcript[14:] == [
         "-> .",
@@ -1927,7 +2023,9 @@ def test_quit_after_connect() -> None:
 
 
 def test_quit_after_ehlo() -> None:
-    run = converse(config(quit_after=QuitAfter.EHLO), [message()], [*opening("PIPELINING"), QUIT_STEP])
+    run = converse(
+        config(quit_after=QuitAfter.EHLO), [message()], [*opening("PIPELINING"), QUIT_STEP]
+    )
     assert run.client == EHLO + QUIT
     assert not run.of_type(MessageProbed)
     assert closed(run).error is None
@@ -1935,7 +2033,7 @@ def test_quit_after_ehlo() -> None:
 
 def test_quit_after_tls() -> None:
     cfg = config(tls=TLSPolicy.OPPORTUNISTIC, quit_after=QuitAfter.TLS)
-    script = [
+    script: list[Step] = [
         (b"", GREETING),
         (EHLO, TLS_EHLO),
         (STARTTLS, READY_TLS),
@@ -1944,7 +2042,8 @@ def test_quit_after_tls() -> None:
         QUIT_STEP,
     ]
     run = converse(cfg, [message()], script)
-    assert b"MAIL" not in run.client and b"AUTH" not in run.client
+    assert b"MAIL" not in run.client
+    assert b"AUTH" not in run.client
     assert closed(run).error is None
 
 
@@ -1960,7 +2059,8 @@ def test_quit_after_auth() -> None:
 def test_quit_after_mail(mail_reply: bytes) -> None:
     script = [*opening("PIPELINING"), (mail(), mail_reply), QUIT_STEP]
     run = converse(config(quit_after=QuitAfter.MAIL), [message(BOB, CAROL)], script)
-    assert b"RCPT" not in run.client and DATA not in run.client
+    assert b"RCPT" not in run.client
+    assert DATA not in run.client
     probe = only(run, MessageProbed).result
     assert not probe.data_sent
     assert closed(run).error is None
@@ -1973,7 +2073,11 @@ def test_quit_after_rcpt_reports_each_recipient(keywords: tuple[str, ...]) -> No
         steps: list[Step] = [(mail() + rcpt(BOB) + rcpt(CAROL), OK + OK + no)]
     else:
         steps = [(mail(), OK), (rcpt(BOB), OK), (rcpt(CAROL), no)]
-    run = converse(config(quit_after=QuitAfter.RCPT), [message(BOB, CAROL)], [*opening(*keywords), *steps, QUIT_STEP])
+    run = converse(
+        config(quit_after=QuitAfter.RCPT),
+        [message(BOB, CAROL)],
+        [*opening(*keywords), *steps, QUIT_STEP],
+    )
     assert DATA not in run.client
     probe = only(run, MessageProbed).result
     # MessageProbed: "The result holds each recipient's RCPT reply."
@@ -1990,7 +2094,9 @@ def test_quit_after_rcpt_reports_each_recipient(keywords: tuple[str, ...]) -> No
 MARKER = b"BODYMARKER"
 MARKED_BODY = b"Subject: fuzz\r\n\r\n" + MARKER + b"\r\n"
 _CODES = st.one_of(
-    st.sampled_from([220, 235, 250, 250, 250, 251, 334, 354, 354, 421, 452, 454, 500, 502, 550, 554]),
+    st.sampled_from(
+        [220, 235, 250, 250, 250, 251, 334, 354, 354, 421, 452, 454, 500, 502, 550, 554]
+    ),
     st.integers(200, 599),
 )
 _TEXT = st.text(alphabet="abcXYZ0123 .-=+/", max_size=12)
@@ -2003,7 +2109,16 @@ def _reply_bytes(code: int, texts: list[str]) -> bytes:
 
 _KEYWORDS = st.lists(
     st.sampled_from(
-        ["PIPELINING", "STARTTLS", "SIZE 100", "SIZE", "8BITMIME", "CHUNKING", "AUTH PLAIN LOGIN", "SMTPUTF8"]
+        [
+            "PIPELINING",
+            "STARTTLS",
+            "SIZE 100",
+            "SIZE",
+            "8BITMIME",
+            "CHUNKING",
+            "AUTH PLAIN LOGIN",
+            "SMTPUTF8",
+        ]
     ),
     unique=True,
     max_size=5,
@@ -2022,7 +2137,9 @@ _TURNS = st.tuples(
     st.one_of(_KEYWORDS.map(lambda kws: ehlo_reply(*kws)), st.just(b"")),
     st.lists(
         st.one_of(
-            st.sampled_from([OK, OK, OK, OK, OK, GO, GO, b"235 ok\r\n", READY_TLS, b"334 \r\n", BYE]),
+            st.sampled_from(
+                [OK, OK, OK, OK, OK, GO, GO, b"235 ok\r\n", READY_TLS, b"334 \r\n", BYE]
+            ),
             st.sampled_from([OK, OK, OK, OK, GO, QUEUED]),
             _ITEM,
             st.lists(_ITEM, min_size=2, max_size=4).map(b"".join),
@@ -2143,7 +2260,8 @@ def test_any_server_stream_ends_in_events_not_exceptions(
 ) -> None:
     client, session = _fuzz(cfg, turns, sizes, end_with_eof=end_with_eof, handshake=handshake)
     if not session.tls_active and cfg.tls.required:
-        assert b"MAIL" not in client and b"AUTH" not in client
+        assert b"MAIL" not in client
+        assert b"AUTH" not in client
 
 
 @settings(max_examples=200, deadline=None)
@@ -2177,7 +2295,7 @@ def test_chunking_of_a_full_conversation_does_not_matter(sizes: list[int]) -> No
     # The same conversation, with each server chunk cut anywhere: the same
     # client bytes, events and transcript as when fed whole.
     cfg = config(transaction_log=True, lmtp=True)
-    script = [
+    script: list[Step] = [
         (b"", b"220-mx.example.org\r\n220 ESMTP\r\n"),
         (LHLO, ehlo_reply("PIPELINING", "SIZE", "ENHANCEDSTATUSCODES")),
         (
@@ -2197,8 +2315,21 @@ def test_chunking_of_a_full_conversation_does_not_matter(sizes: list[int]) -> No
 
 _PLAUSIBLE = st.lists(
     st.sampled_from(
-        [OK, OK, OK, OK, GO, GO, QUEUED, b"550 5.1.1 no\r\n", b"452 4.5.3 full\r\n",
-         b"554 5.5.1 no valid recipients\r\n", b"451 4.3.0 later\r\n", b"421 4.3.2 bye\r\n", BYE]
+        [
+            OK,
+            OK,
+            OK,
+            OK,
+            GO,
+            GO,
+            QUEUED,
+            b"550 5.1.1 no\r\n",
+            b"452 4.5.3 full\r\n",
+            b"554 5.5.1 no valid recipients\r\n",
+            b"451 4.3.0 later\r\n",
+            b"421 4.3.2 bye\r\n",
+            BYE,
+        ]
     ),
     max_size=20,
 )

@@ -1,0 +1,77 @@
+"""Smoke test of the benchmarks: ``python -m bench --quick`` runs end to end.
+
+Timings are not asserted (CI machines are shared and noisy); what is
+asserted is that every scenario x client either ran without error or says
+why it could not run here, that the table and the ratios are printed, and
+that the JSON holds a number for each run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Every scenario the quick mode must cover.
+SCENARIOS = {
+    "S1",
+    "S1-RTT",
+    "S2",
+    "S3",
+    "S4-encode",
+    "S4-parse",
+    "S4-ehlo",
+    "S5-asyncio",
+    "S5-trio",
+    "S5-blocking",
+}
+#: Clients whose absence would mean a broken bench, not a missing package.
+ALWAYS = {"smtplib", "smtpcore-blocking", "smtpcore-session*", "smtpcore"}
+
+
+def _smtp_sink() -> bool:
+    return shutil.which("smtp-sink") is not None or os.path.exists("/usr/sbin/smtp-sink")
+
+
+@pytest.mark.slow
+def test_quick_mode_runs_every_scenario(tmp_path: Path) -> None:
+    if not _smtp_sink():
+        if os.environ.get("SMTPCORE_REQUIRE_POSTFIX"):
+            pytest.fail("smtp-sink (Debian package postfix) is required but missing")
+        pytest.skip("smtp-sink (Debian package postfix) is not installed")
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--quiet", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "Ratios smtpcore/peer" in proc.stdout
+    document = json.loads(out.read_text())
+    assert document["meta"]["mode"] == "quick"
+    results = document["results"]
+    assert {r["scenario"] for r in results} == SCENARIOS
+    for r in results:
+        label = f"{r['scenario']} {r['server']} {r['client']}"
+        assert not r["errors"], f"{label}: {r['errors']}"
+        if r["unavailable"]:
+            assert r["client"] not in ALWAYS or r["server"] == "postfix", label
+            continue
+        assert r["runs"], label
+        assert r["median"] is not None, label
+        assert r["median"] > 0, label
+    ran = {(r["scenario"], r["client"]) for r in results if r["runs"]}
+    # The S3 memory bound is part of the smoke test's output, not asserted.
+    assert ("S3", "smtpcore-blocking") in ran
+    assert ("S4-encode", "smtpcore") in ran
+    assert document["ratios"], "no ratios computed"

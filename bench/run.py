@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -298,25 +298,24 @@ TARGETS = (
 
 
 def plan(mode: Mode, big_file: str, only: set[str] | None) -> list[Group]:
-    """Every group of the run, in order."""
+    """Every group of the run, in order: the groups of one server together,
+    so that it starts once; the micro benchmarks last, with no server up."""
+    s1 = Params(messages=mode.s1_messages)
+    s1_slow = Params(messages=mode.s1_slow_messages)
+    s3 = Params(file=big_file)
+    s5 = Params(connections=mode.s5_connections)
     groups = [
+        Group(scenario="S1", server="smtp-sink", clients=S1_CLIENTS, params=s1),
         Group(
-            scenario="S1",
+            scenario="S2",
             server="smtp-sink",
-            clients=S1_CLIENTS,
-            params=Params(messages=mode.s1_messages),
+            clients=S2_CLIENTS,
+            params=Params(messages=mode.s2_messages, connections=mode.s2_connections),
         ),
-        Group(
-            scenario="S1",
-            server="aiosmtpd",
-            clients=S1_CLIENTS,
-            params=Params(messages=mode.s1_slow_messages),
-        ),
-        Group(
-            scenario="S1",
-            server="postfix",
-            clients=S1_CLIENTS,
-            params=Params(messages=mode.s1_slow_messages),
+        Group(scenario="S3", server="smtp-sink", clients=S3_CLIENTS, params=s3),
+        *(
+            Group(scenario=name, server="smtp-sink", clients=clients, params=s5)
+            for name, clients in S5_CLIENTS.items()
         ),
         Group(
             scenario="S1-RTT",
@@ -324,14 +323,9 @@ def plan(mode: Mode, big_file: str, only: set[str] | None) -> list[Group]:
             clients=S1_CLIENTS,
             params=Params(messages=mode.rtt_messages),
         ),
-        Group(
-            scenario="S2",
-            server="smtp-sink",
-            clients=S2_CLIENTS,
-            params=Params(messages=mode.s2_messages, connections=mode.s2_connections),
-        ),
-        Group(scenario="S3", server="smtp-sink", clients=S3_CLIENTS, params=Params(file=big_file)),
-        Group(scenario="S3", server="postfix", clients=S3_CLIENTS, params=Params(file=big_file)),
+        Group(scenario="S1", server="aiosmtpd", clients=S1_CLIENTS, params=s1_slow),
+        Group(scenario="S1", server="postfix", clients=S1_CLIENTS, params=s1_slow),
+        Group(scenario="S3", server="postfix", clients=S3_CLIENTS, params=s3),
         Group(
             scenario="S4-encode",
             server="-",
@@ -346,15 +340,6 @@ def plan(mode: Mode, big_file: str, only: set[str] | None) -> list[Group]:
                 params=Params(seconds=mode.s4_seconds),
             )
             for name in ("S4-parse", "S4-ehlo")
-        ),
-        *(
-            Group(
-                scenario=name,
-                server="smtp-sink",
-                clients=clients,
-                params=Params(connections=mode.s5_connections),
-            )
-            for name, clients in S5_CLIENTS.items()
         ),
     ]
     if only:
@@ -381,22 +366,22 @@ class Servers:
 
     def port_for(self, name: str) -> int:
         """The port of server ``name`` (0 for "-"), starting it if needed."""
-        if name == "-":
-            return 0
         if name == self.name:
             return self.port
         self.close()
+        if name == "-":
+            return 0
         self.name = name
         if name == "smtp-sink":
-            sink = servers.SmtpSink(max_connections=max(1100, self.mode.s5_connections + 100))
-            self.port = self.stack.enter_context(sink).port
+            big_sink = servers.SmtpSink(max_connections=max(1100, self.mode.s5_connections + 100))
+            self.port = self.stack.enter_context(big_sink).port
         elif name == "aiosmtpd":
             self.port = self.stack.enter_context(servers.Aiosmtpd()).port
         elif name == "postfix":
             self.port = self.stack.enter_context(servers.Postfix()).port
         elif name == "delay-proxy":
-            sink = self.stack.enter_context(servers.SmtpSink())
-            proxy = servers.DelayProxy(sink.port, self.mode.rtt_delay)
+            target = self.stack.enter_context(servers.SmtpSink()).port
+            proxy = servers.DelayProxy(target, self.mode.rtt_delay)
             self.port = self.stack.enter_context(proxy).port
         else:
             raise ValueError(name)

@@ -24,8 +24,7 @@ import re
 import sys
 from collections.abc import Callable
 
-from fuzz.fuzzlib import Violation, replay
-
+from fuzz.fuzzlib import OracleError, replay
 from smtpcore import (
     Command,
     Ehlo,
@@ -86,19 +85,19 @@ def check_line(command: Command, utf8: bool) -> bytes:
     """The command's line is one clean line; returns it without CRLF."""
     line = command.to_bytes()
     if not line.endswith(b"\r\n"):
-        raise Violation(f"command line does not end with CRLF: {line[:80]!r}")
+        raise OracleError(f"command line does not end with CRLF: {line[:80]!r}")
     body = line[:-2]
     if b"\r" in body or b"\n" in body:
-        raise Violation(f"CR or LF inside a command line: {line[:80]!r}")
+        raise OracleError(f"CR or LF inside a command line: {line[:80]!r}")
     if _CONTROL.search(body):
-        raise Violation(f"control character in a command line: {line[:80]!r}")
+        raise OracleError(f"control character in a command line: {line[:80]!r}")
     if not utf8 and not body.isascii():
-        raise Violation(f"non-ASCII in a command line without SMTPUTF8: {line[:80]!r}")
+        raise OracleError(f"non-ASCII in a command line without SMTPUTF8: {line[:80]!r}")
     if len(line) > command.line_limit:
-        raise Violation(f"line of {len(line)} octets over its limit {command.line_limit}")
+        raise OracleError(f"line of {len(line)} octets over its limit {command.line_limit}")
     shown = command.transcript()
     if shown.count(b"\n") != 1 or not shown.endswith(b"\r\n"):
-        raise Violation(f"transcript form is not one line: {shown[:80]!r}")
+        raise OracleError(f"transcript form is not one line: {shown[:80]!r}")
     return body
 
 
@@ -128,10 +127,10 @@ def check_path(body: bytes, prefix: bytes, address: str) -> None:
     encoded = address.encode("utf-8")
     end = path_end(body, len(prefix))
     if end < 0 or body[len(prefix) : end] != encoded:
-        raise Violation(f"the path a server reads is not the address: {body[:120]!r}")
+        raise OracleError(f"the path a server reads is not the address: {body[:120]!r}")
     rest = body[end + 1 :]
     if rest and not rest.startswith(b" "):
-        raise Violation(f"text glued to the path: {body[:120]!r}")
+        raise OracleError(f"text glued to the path: {body[:120]!r}")
 
 
 def TestOneInput(data: bytes) -> None:
@@ -156,14 +155,14 @@ def TestOneInput(data: bytes) -> None:
     except InvalidInputError:
         mailbox_ok = False
     if which == 0 and a and mailbox_ok != (command is not None):
-        raise Violation(f"validate_mailbox and Mail disagree on {a!r}")
+        raise OracleError(f"validate_mailbox and Mail disagree on {a!r}")
     try:
         validate_domain(a, field="fuzz", utf8=utf8)
     except InvalidInputError:
         pass
     else:
         if which == 9 and command is None and a.isascii() and len(a) < 200:
-            raise Violation(f"validate_domain accepts {a!r} but Ehlo refuses it")
+            raise OracleError(f"validate_domain accepts {a!r} but Ehlo refuses it")
     # OutgoingMessage builds only with addresses that can go on the wire.
     try:
         message = OutgoingMessage.build(sender="x@example.com", recipients=[a], message=b"x")

@@ -26,8 +26,7 @@ import random
 import sys
 from dataclasses import dataclass, field
 
-from fuzz.fuzzlib import Violation, replay
-
+from fuzz.fuzzlib import OracleError, replay
 from smtpcore import RemoteProtocolError, Reply, ReplyParser
 
 NAME = "replies"
@@ -111,59 +110,59 @@ def feed(limits: Limits, chunks: list[bytes]) -> Outcome:
                 check_reply(reply, limits)
                 outcome.replies.append(reply)
             if parser.buffered > bound:
-                raise Violation(f"buffered {parser.buffered} octets after draining, bound {bound}")
+                raise OracleError(f"{parser.buffered} octets buffered after draining, > {bound}")
     except RemoteProtocolError as exc:
         outcome.error = exc
         if parser.buffered != 0:
-            raise Violation(f"{parser.buffered} octets still buffered after an error") from exc
+            raise OracleError(f"{parser.buffered} octets still buffered after an error") from exc
         for call in (lambda: parser.feed(b"250 ok\r\n"), parser.next_reply):
             try:
                 call()
             except RemoteProtocolError:
                 continue
-            raise Violation("the parser accepted a call after an error") from exc
+            raise OracleError("the parser accepted a call after an error") from exc
     return outcome
 
 
 def check_reply(reply: Reply, limits: Limits) -> None:
     """A reply handed out by the parser is well formed and round-trips."""
     if not 200 <= reply.code <= 599:
-        raise Violation(f"reply code out of range: {reply.code}")
+        raise OracleError(f"reply code out of range: {reply.code}")
     if not reply.lines or len(reply.lines) > limits.max_lines:
-        raise Violation(f"reply has {len(reply.lines)} lines (limit {limits.max_lines})")
+        raise OracleError(f"reply has {len(reply.lines)} lines (limit {limits.max_lines})")
     for line in reply.lines:
         if b"\r" in line or b"\n" in line:
-            raise Violation(f"CR or LF inside a reply line: {line!r}")
+            raise OracleError(f"CR or LF inside a reply line: {line!r}")
         # code + separator + text + CRLF
         if len(line) + 6 > limits.max_line_length:
-            raise Violation(f"reply line over the limit: {len(line) + 6} octets")
+            raise OracleError(f"reply line over the limit: {len(line) + 6} octets")
     if reply.enhanced_code is not None and reply.enhanced_code[0] != str(reply.code)[0]:
-        raise Violation(f"enhanced code {reply.enhanced_code} in a {reply.code} reply")
+        raise OracleError(f"enhanced code {reply.enhanced_code} in a {reply.code} reply")
     wire = reply.to_bytes()
     if len(wire) > limits.max_reply_size:
-        raise Violation(f"reply of {len(wire)} octets over the limit {limits.max_reply_size}")
+        raise OracleError(f"reply of {len(wire)} octets over the limit {limits.max_reply_size}")
     again = limits.parser()
     again.feed(wire)
     if again.next_reply() != reply or again.buffered:
-        raise Violation(f"to_bytes() does not parse back to the reply: {wire[:120]!r}")
+        raise OracleError(f"to_bytes() does not parse back to the reply: {wire[:120]!r}")
     # The views never raise and describe() is terminal-safe.
     shown = reply.describe()
     if any(ord(char) < 0x20 or ord(char) == 0x7F for char in shown):
-        raise Violation(f"describe() shows a control character: {shown[:80]!r}")
+        raise OracleError(f"describe() shows a control character: {shown[:80]!r}")
     reply.text.encode("utf-8", "surrogateescape")
     reply.message.encode("utf-8", "surrogateescape")
 
 
 def _same(a: Outcome, b: Outcome, what: str) -> None:
     if (a.error is None) != (b.error is None):
-        raise Violation(f"{what}: one feed failed and the other did not: {a.error} / {b.error}")
+        raise OracleError(f"{what}: one feed failed and the other did not: {a.error} / {b.error}")
     if a.replies == b.replies:
         return
     if a.error is not None and TOLERATE_EARLY_LINE_LIMIT_ERROR:
         short, long = sorted((a.replies, b.replies), key=len)
         if long[: len(short)] == short:
             return
-    raise Violation(f"{what}: different replies: {a.replies[:3]} / {b.replies[:3]}")
+    raise OracleError(f"{what}: different replies: {a.replies[:3]} / {b.replies[:3]}")
 
 
 def TestOneInput(data: bytes) -> None:

@@ -50,8 +50,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from fuzz.fuzzlib import Violation, WireMonitor, encode_records, records, replay
-
+from fuzz.fuzzlib import OracleError, WireMonitor, encode_records, records, replay
 from smtpcore import (
     BodyType,
     Close,
@@ -415,7 +414,7 @@ class _Driver:
     def on_body(self, action: NeedBody) -> None:
         chunks = self.streams.get(action.message_id)
         if chunks is None:
-            raise Violation(f"NeedBody for message {action.message_id}, which has no stream")
+            raise OracleError(f"NeedBody for message {action.message_id}, which has no stream")
         self.session.send_body(action.message_id, chunks.popleft() if chunks else b"")
 
     # -- the adapter loop -----------------------------------------------------------
@@ -440,10 +439,10 @@ class _Driver:
                 self.on_body(action)
             elif isinstance(action, Idle):
                 if session.busy:
-                    raise Violation("Idle while messages or commands are pending")
+                    raise OracleError("Idle while messages or commands are pending")
                 self.check_outcomes(final=False)
                 if self.quit_called:
-                    raise Violation("Idle after quit(): the session does not end")
+                    raise OracleError("Idle after quit(): the session does not end")
                 if self.plan.steps and self.plan.steps[0][0] == CALL:
                     self.call(self.plan.steps.popleft()[1])
                 else:
@@ -452,7 +451,7 @@ class _Driver:
                 assert isinstance(action, Close)
                 self.on_close()
                 return run
-        raise Violation(f"no Close after {MAX_ACTIONS} actions")
+        raise OracleError(f"no Close after {MAX_ACTIONS} actions")
 
     def on_close(self) -> None:
         session, run = self.session, self.run
@@ -460,17 +459,17 @@ class _Driver:
         self.monitor.close(error=error is not None)
         # Close is final: asking again, or feeding more, changes nothing.
         if not isinstance(session.next_action(), Close) or not session.closed:
-            raise Violation("next_action() after Close is not Close")
+            raise OracleError("next_action() after Close is not Close")
         session.receive_data(b"250 late reply\r\n")
         session.timeout_expired()
         if not isinstance(session.next_action(), Close):
-            raise Violation("input after Close revived the session")
+            raise OracleError("input after Close revived the session")
         run.events.extend(session.events())
         closes = [e for e in run.events if isinstance(e, SessionClosed)]
         if len(closes) != 1 or run.events[-1] is not closes[0]:
-            raise Violation(f"SessionClosed reported {len(closes)} times, or not last")
+            raise OracleError(f"SessionClosed reported {len(closes)} times, or not last")
         if closes[0].error is not error:
-            raise Violation("SessionClosed.error is not the session's error")
+            raise OracleError("SessionClosed.error is not the session's error")
         self.check_outcomes(final=True)
         self.check_secrets()
 
@@ -483,30 +482,30 @@ class _Driver:
             if isinstance(event, (MessageAccepted, MessageFailed, MessageProbed)):
                 ident = event.result.message_id
                 if ident not in run.ids:
-                    raise Violation(f"outcome for unknown message {ident}")
+                    raise OracleError(f"outcome for unknown message {ident}")
                 outcomes[ident] = outcomes.get(ident, 0) + 1
                 if isinstance(event, MessageAccepted) and not event.result.accepted:
-                    raise Violation("MessageAccepted with no accepted recipient")
+                    raise OracleError("MessageAccepted with no accepted recipient")
                 if (
                     isinstance(event, MessageAccepted)
                     and self.config.require_all_recipients
                     and event.result.rejected
                 ):
-                    raise Violation("MessageAccepted with a refused recipient, all required")
+                    raise OracleError("MessageAccepted with a refused recipient, all required")
             elif isinstance(event, RecipientResult):
                 if event.message_id not in run.ids or event.recipient not in self.recipients:
-                    raise Violation(f"RecipientResult for unknown {event!r}")
+                    raise OracleError(f"RecipientResult for unknown {event!r}")
             elif isinstance(event, CommandCompleted) and event.ticket not in run.tickets:
-                raise Violation(f"CommandCompleted for unknown ticket {event.ticket}")
+                raise OracleError(f"CommandCompleted for unknown ticket {event.ticket}")
         if any(count > 1 for count in outcomes.values()):
-            raise Violation(f"a message got several outcomes: {outcomes}")
+            raise OracleError(f"a message got several outcomes: {outcomes}")
         missing = [ident for ident in run.ids if ident not in outcomes]
         if missing:
             where = "at Close" if final else "at Idle"
-            raise Violation(f"messages {missing} got no outcome {where}")
+            raise OracleError(f"messages {missing} got no outcome {where}")
         expected_tls = run.handshakes_ok + (self.plan.options.policy is TLSPolicy.IMPLICIT)
         if sum(isinstance(e, TLSEstablished) for e in run.events) != expected_tls:
-            raise Violation("TLSEstablished events do not match the handshakes")
+            raise OracleError("TLSEstablished events do not match the handshakes")
 
     def check_secrets(self) -> None:
         secrets = [s for s in self.plan.options.secrets() if s not in self.plan.server_text]
@@ -522,7 +521,7 @@ class _Driver:
         for text in shown:
             for secret in secrets:
                 if secret in text:
-                    raise Violation(f"a secret leaked into: {text[:120]!r}")
+                    raise OracleError(f"a secret leaked into: {text[:120]!r}")
 
 
 def run_input(data: bytes) -> Run:
@@ -667,7 +666,9 @@ def _reply(rng: random.Random, good: bytes) -> bytes:
     if roll < 0.75:
         return good
     if roll < 0.85:
-        return rng.choice((b"451 4.3.0 try later\r\n", b"550 5.7.1 no\r\n", b"503 bad sequence\r\n"))
+        return rng.choice(
+            (b"451 4.3.0 try later\r\n", b"550 5.7.1 no\r\n", b"503 bad sequence\r\n")
+        )
     if roll < 0.9:
         return b"421 4.3.2 closing\r\n"
     if roll < 0.95:

@@ -17,7 +17,7 @@ order that a reproducible, hand-written corpus cannot follow easily).
 The client-wire oracle
 ----------------------
 :class:`WireMonitor` reads every byte a session writes, as a server would,
-and every byte the server sent. It raises :class:`Violation` when:
+and every byte the server sent. It raises :class:`OracleError` when:
 
 1. a CR or LF is written other than as CRLF (RFC 5321 2.3.8), in command
    lines and in message data alike; only the payload of a ``BDAT`` chunk of a
@@ -62,9 +62,9 @@ from typing import NoReturn
 __all__ = [
     "CORPUS_DIR",
     "FUZZ_DIR",
-    "ReplayFailure",
+    "ReplayError",
     "ReplayStats",
-    "Violation",
+    "OracleError",
     "WireMonitor",
     "canonical_body",
     "corpus_inputs",
@@ -84,7 +84,7 @@ CORPUS_DIR = FUZZ_DIR / "corpus"
 MAX_VALUE_LENGTH = 0xFFFF
 
 
-class Violation(AssertionError):
+class OracleError(AssertionError):
     """An oracle found the core misbehaving."""
 
 
@@ -208,6 +208,7 @@ class WireMonitor:
         self._commands = 0
         self._must_have = 1  # replies needed before the next unit: the greeting
         self._pending: bytes | None = None  # DATA, AUTH or STARTTLS awaiting its reply
+        self._unit: str | None = None  # what the unit being written is, once decided
         self._quit = False
         self._after_error_writes = 0
         self._closed = False
@@ -255,6 +256,14 @@ class WireMonitor:
             self._after_error_writes += 1
         self._w_replies, self._w_code = self._replies, self._last_code
         self.client += data
+        if data and self._mode is _Mode.COMMAND and not self._buf:
+            # A unit (command or message data) starts with this write: decide
+            # now, from the replies in, what it is; a partial first line of
+            # data must already count as data.
+            kind = self._begin_unit()
+            # Data switched the mode already; a command or continuation line
+            # is handled when it is complete.
+            self._unit = None if kind == "data" else kind
         self._buf += data
         self._drain()
 
@@ -305,7 +314,8 @@ class WireMonitor:
             if self._mode is _Mode.DATA:
                 self._data_line(line)
                 continue
-            kind = self._begin_unit()
+            kind = self._unit if self._unit is not None else self._begin_unit()
+            self._unit = None
             if kind == "data":
                 self._data_line(line)
             elif kind == "continuation":
@@ -377,20 +387,20 @@ class WireMonitor:
 
     def _mail(self, text: bytes) -> None:
         self._abort_bdat()
-        path, params = _split_path(text, b"MAIL FROM:<", self._fail)
+        path, params = _split_path(text, b"MAIL FROM:<")
         sender = path.decode("utf-8", "surrogateescape")
         if sender != "" and sender not in self._bodies:
             self._fail(f"MAIL names a sender the caller did not give: {path[:80]!r}")
-        _param_keys(params, _MAIL_PARAMS, self._fail)
+        _check_params(params, _MAIL_PARAMS)
         self._sender = sender
         self._binary = b"BODY=BINARYMIME" in params.split(b" ")
 
     def _rcpt(self, text: bytes) -> None:
-        path, params = _split_path(text, b"RCPT TO:<", self._fail)
+        path, params = _split_path(text, b"RCPT TO:<")
         rcpt = path.decode("utf-8", "surrogateescape")
         if rcpt not in self._recipients and rcpt.lower() != "postmaster":
             self._fail(f"RCPT names a recipient the caller did not give: {path[:80]!r}")
-        _param_keys(params, _RCPT_PARAMS, self._fail)
+        _check_params(params, _RCPT_PARAMS)
 
     def _bdat_line(self, text: bytes) -> None:
         match = _BDAT.fullmatch(text)
@@ -424,7 +434,9 @@ class WireMonitor:
             sent = bytes(self._bdat)
             self._bdat.clear()
             if not self._expected_bdat().startswith(sent):
-                self._fail("BDAT chunks of an abandoned transaction are not a prefix of the message")
+                self._fail(
+                    "BDAT chunks of an abandoned transaction are not a prefix of the message"
+                )
 
     def _data_line(self, line: bytes) -> None:
         self._region += line
@@ -452,14 +464,14 @@ class WireMonitor:
         return body if self._binary else canonical_body(body)
 
     def _fail(self, message: str) -> NoReturn:
-        raise Violation(message)
+        raise OracleError(message)
 
 
-def _split_path(text: bytes, prefix: bytes, fail: Callable[[str], NoReturn]) -> tuple[bytes, bytes]:
+def _split_path(text: bytes, prefix: bytes) -> tuple[bytes, bytes]:
     """Split ``MAIL FROM:<path> params`` the way an RFC 5321 server does:
     the path ends at the first ``>`` outside a quoted string."""
     if not text.upper().startswith(prefix.upper()):
-        fail(f"malformed {prefix[:4].decode()} line: {text[:80]!r}")
+        raise OracleError(f"malformed {prefix[:4].decode()} line: {text[:80]!r}")
     start = len(prefix)
     quoted = escaped = False
     for index in range(start, len(text)):
@@ -476,30 +488,24 @@ def _split_path(text: bytes, prefix: bytes, fail: Callable[[str], NoReturn]) -> 
         elif char == 0x3E:
             return text[start:index], text[index + 1 :]
         elif char in b"< ":
-            fail(f"'<' or SP inside the path, outside quotes: {text[:80]!r}")
-    fail(f"path without its closing '>': {text[:80]!r}")
+            raise OracleError(f"'<' or SP inside the path, outside quotes: {text[:80]!r}")
+    raise OracleError(f"path without its closing '>': {text[:80]!r}")
 
 
-def _param_keys(
-    params: bytes, allowed: frozenset[bytes], fail: Callable[[str], NoReturn]
-) -> list[bytes]:
+def _check_params(params: bytes, allowed: frozenset[bytes]) -> None:
     if not params:
-        return []
+        return
     if not params.startswith(b" "):
-        fail(f"text right after the path: {params[:60]!r}")
-    keys = []
+        raise OracleError(f"text right after the path: {params[:60]!r}")
     for token in params[1:].split(b" "):
-        key = token.split(b"=", 1)[0].upper()
-        if key not in allowed:
-            fail(f"unexpected parameter {token[:60]!r}")
-        keys.append(key)
-    return keys
+        if token.split(b"=", 1)[0].upper() not in allowed:
+            raise OracleError(f"unexpected parameter {token[:60]!r}")
 
 
 # -- replay mode ---------------------------------------------------------------------
 
 
-class ReplayFailure(AssertionError):
+class ReplayError(AssertionError):
     """A harness failed on ``data`` in replay mode."""
 
     def __init__(self, name: str, data: bytes, error: BaseException) -> None:
@@ -518,7 +524,7 @@ class ReplayStats:
     inputs: int = 0
     corpus: int = 0
     seconds: float = 0.0
-    failures: list[ReplayFailure] = field(default_factory=list)
+    failures: list[ReplayError] = field(default_factory=list)
 
 
 def corpus_inputs(name: str) -> list[bytes]:
@@ -593,7 +599,7 @@ def replay(
     random inputs (half generated, half mutated corpus entries).
 
     Raises:
-        ReplayFailure: with ``stop_on_failure``, on the first failing input.
+        ReplayError: with ``stop_on_failure``, on the first failing input.
     """
     seeds = corpus_inputs(name) if corpus is None else list(corpus)
     rng = random.Random(seed)
@@ -615,7 +621,7 @@ def replay(
         try:
             test_one_input(data)
         except Exception as exc:
-            failure = ReplayFailure(name, data, exc)
+            failure = ReplayError(name, data, exc)
             if stop_on_failure:
                 raise failure from exc
             stats.failures.append(failure)

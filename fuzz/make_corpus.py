@@ -29,7 +29,6 @@ from fuzz.fuzz_session import (
     server,
 )
 from fuzz.fuzzlib import CORPUS_DIR
-
 from smtpcore import TLSPolicy
 
 # -- server texts ---------------------------------------------------------------------
@@ -113,9 +112,7 @@ GMAIL_EHLO_TLS = (
 )
 GMAIL_XOAUTH2_ERROR = (
     b"334 "
-    + base64.b64encode(
-        b'{"status":"400","schemes":"Bearer","scope":"https://mail.google.com/"}'
-    )
+    + base64.b64encode(b'{"status":"400","schemes":"Bearer","scope":"https://mail.google.com/"}')
     + b"\r\n"
 )
 GMAIL_BAD_CREDENTIALS = (

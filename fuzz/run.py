@@ -132,9 +132,7 @@ def fuzz(name: str, seconds: int, extra: list[str]) -> Summary:
                 summary.corpus = int(match["corp"])
                 if match["speed"]:
                     summary.speed = int(match["speed"])
-            elif match := _DONE.search(line):
-                summary.executions = int(match[1])
-            elif match := _EXECUTED.search(line):
+            elif (match := _DONE.search(line)) or (match := _EXECUTED.search(line)):
                 summary.executions = int(match[1])
             elif _ARTIFACT.search(line):
                 summary.crashes += 1
@@ -147,7 +145,7 @@ def fuzz(name: str, seconds: int, extra: list[str]) -> Summary:
 
 def replay_all(names: list[str], count: int, seconds: float | None) -> int:
     """Replay mode: corpus plus ``count`` random inputs per harness."""
-    from fuzz.fuzzlib import ReplayFailure, replay
+    from fuzz.fuzzlib import ReplayError, replay
 
     status = 0
     for name in names:
@@ -160,7 +158,7 @@ def replay_all(names: list[str], count: int, seconds: float | None) -> int:
                 count=count,
                 time_limit=seconds,
             )
-        except ReplayFailure as failure:
+        except ReplayError as failure:
             print(f"{name}: FAILED\n{failure}")
             status = 1
             continue
@@ -213,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("harness", nargs="*", help=f"any of {', '.join(HARNESSES)} (default: all)")
     parser.add_argument("--time", type=int, default=60, help="seconds per harness (atheris)")
     parser.add_argument("--replay", action="store_true", help="no atheris: corpus + random inputs")
-    parser.add_argument("--count", type=int, default=2000, help="random inputs per harness (replay)")
+    parser.add_argument(
+        "--count", type=int, default=2000, help="random inputs per harness (replay)"
+    )
     parser.add_argument("--replay-file", type=Path, help="run one input file and show the error")
     parser.add_argument("--report", action="store_true", help="smtpcore coverage of the corpora")
     parser.add_argument("--libfuzzer", nargs=argparse.REMAINDER, default=[], help="extra flags")

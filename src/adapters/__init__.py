@@ -12,5 +12,6 @@ from __future__ import annotations
 
 from ._common import SendResult as SendResult
 from ._common import Timeouts as Timeouts
+from ._common import TLSInfo as TLSInfo
 
-__all__ = ["SendResult", "Timeouts"]
+__all__ = ["SendResult", "TLSInfo", "Timeouts"]

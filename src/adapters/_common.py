@@ -201,7 +201,10 @@ class ClientOptions:
     @property
     def address(self) -> str:
         """Where we connect, for messages and logs."""
-        return self.unix_path if self.unix_path else f"{self.server}:{self.port}"
+        if self.unix_path:
+            return self.unix_path
+        host = f"[{self.server}]" if ":" in self.server else self.server
+        return f"{host}:{self.port}"
 
     @property
     def source_address(self) -> tuple[str, int] | None:
@@ -429,7 +432,7 @@ def connect_error(exc: OSError, address: str, operation: str = "connect") -> Con
     """The typed error for a failed connect, resolve or socket call."""
     reason = exc.strerror or str(exc) or type(exc).__name__
     return ConnectionLostError(
-        f"cannot {operation} {address}: {reason}",
+        f"cannot {operation} {address}: {reason}" if operation != "connect" else f"cannot connect to {address}: {reason}",
         stage=Stage.CONNECT,
         operation=operation,
         errno=exc.errno,

@@ -155,14 +155,17 @@ class _Stream(asyncio.Protocol):
             reason = exc if str(exc) else "timed out"
             raise TLSError(f"TLS handshake with {options.address} failed: {reason}") from exc
 
-    def close(self, *, force: bool = False) -> None:
-        """Close the transport: flushed first unless ``force`` or stuck."""
+    def close(self) -> None:
+        """Close the transport now.
+
+        By the time the session asks for Close (QUIT answered, or a fatal
+        error) nothing is left worth flushing. ``abort()`` frees the socket
+        at once, where ``close()`` on a TLS transport waits for the peer's
+        close_notify, and would leak the socket if the loop ends first.
+        """
         transport, self.transport = self.transport, None
         if transport is not None:
-            if force or transport.get_write_buffer_size():
-                transport.abort()
-            else:
-                transport.close()
+            transport.abort()
 
     async def _wait(self, timeout: float) -> None:
         # One future and one timer per wait: cheaper than wait_for's task.
@@ -208,7 +211,7 @@ async def open_stream(options: ClientOptions, sock: socket.socket | None = None)
         try:
             await stream.start_tls(options, options.server)
         except BaseException:
-            stream.close(force=True)
+            stream.close()
             raise
     return stream
 
@@ -357,7 +360,7 @@ class Client:
         fails with :class:`smtpcore.ConnectionLostError`."""
         stream, self._stream = self._stream, None
         if stream is not None:
-            stream.close(force=True)
+            stream.close()
         session = self._session
         if session is not None and not session.closed:
             session.connection_lost("abort", None, "the connection was aborted")

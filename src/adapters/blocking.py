@@ -22,6 +22,7 @@ from smtpcore import (
     Close,
     Command,
     CommandCompleted,
+    ConfigurationError,
     GreetingReceived,
     Idle,
     LocalProtocolError,
@@ -32,6 +33,7 @@ from smtpcore import (
     NeedBody,
     Noop,
     OutgoingMessage,
+    QuitAfter,
     Read,
     Reply,
     ServerReady,
@@ -62,6 +64,7 @@ from ._common import (
 __all__ = ["Client", "Pool", "send"]
 
 _Outcome = MessageAccepted | MessageFailed | MessageProbed
+_QUIT_BEFORE_MAIL = (QuitAfter.CONNECT, QuitAfter.EHLO, QuitAfter.TLS, QuitAfter.AUTH)
 
 
 def open_socket(options: ClientOptions) -> socket.socket:
@@ -131,6 +134,7 @@ class Client:
         self._log = client_logger(self.options.name)
         #: What the server said about itself on the current connection: its
         #: greeting and each EHLO answer (before and after STARTTLS).
+        self._tls_info: TLSInfo | None = None
         self.greeting: Reply | None = None
         self.server_ready: list[ServerReady] = []
 
@@ -167,6 +171,7 @@ class Client:
         self._used = False
         self.greeting = None
         self.server_ready = []
+        self._tls_info = None
         self._run(lambda: False)
         if self._session.closed and self._session.error is not None:
             raise self._session.error
@@ -182,6 +187,11 @@ class Client:
         **message_options: Any,
     ) -> MessageResult:
         """Send one message; returns its result or raises the typed error."""
+        if self.options.config.quit_after in _QUIT_BEFORE_MAIL:
+            raise ConfigurationError(
+                f"quit_after={self.options.config.quit_after.value} stops before any message: "
+                "use connect() to probe"
+            )
         outgoing, source = make_message(
             sender=sender,
             recipients=recipients,
@@ -237,7 +247,9 @@ class Client:
     def tls_info(self) -> TLSInfo | None:
         """The TLS version, cipher and peer certificate, when TLS is up."""
         sock = self._sock
-        return TLSInfo.from_ssl_object(sock) if isinstance(sock, ssl.SSLSocket) else None
+        if isinstance(sock, ssl.SSLSocket):
+            self._tls_info = TLSInfo.from_ssl_object(sock)
+        return self._tls_info
 
     @property
     def transcript(self) -> tuple[TranscriptEntry, ...]:
@@ -319,6 +331,7 @@ class Client:
                     except TLSError as exc:
                         session.tls_failed(str(exc.__cause__ or exc))
                     else:
+                        self._tls_info = TLSInfo.from_ssl_object(sock)
                         session.tls_established()
                 elif isinstance(action, NeedBody):
                     source = self._sources[action.message_id]

@@ -338,6 +338,7 @@ def connection_options(f: F) -> F:
             "--port",
             type=int,
             default=None,
+            metavar="PORT",
             help="Port (default 25, or 465 with --tls implicit); overrides HOST:PORT.",
         ),
         click.option(

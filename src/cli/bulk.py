@@ -474,7 +474,6 @@ class _Bulk:
 
 @click.command(epilog=_EPILOG)
 @click.argument("source", type=click.Path(exists=True, path_type=Path), required=False)
-@common.connection_options
 @click.option(
     "--csv",
     "csv_path",
@@ -492,6 +491,7 @@ class _Bulk:
 @click.option(
     "--to-column",
     default="email",
+    metavar="NAME",
     show_default=True,
     help="The CSV column holding each message's recipient.",
 )
@@ -515,6 +515,7 @@ class _Bulk:
     "-c",
     "--connections",
     type=click.IntRange(1, 256),
+    metavar="N",
     default=4,
     show_default=True,
     help="Concurrent connections.",
@@ -522,6 +523,7 @@ class _Bulk:
 @click.option(
     "--retries",
     type=click.IntRange(min=0),
+    metavar="N",
     default=3,
     show_default=True,
     help="Retries of a temporary failure.",
@@ -549,6 +551,7 @@ class _Bulk:
     help="Skip the messages this report records as accepted (or unknown).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@common.connection_options
 @click.pass_context
 def bulk(
     ctx: click.Context,
@@ -731,6 +734,12 @@ def _exit_code(run: _Bulk, interrupted: bool) -> int:
 def _print_summary(summary: dict[str, Any], queued: int) -> None:
     elapsed = summary["elapsed"]
     rate = summary["sent"] / elapsed if elapsed else 0.0
+    if not queued:
+        click.echo(
+            f"bulk: nothing to send: all {summary['total']} message(s) are already done "
+            f"({summary['skipped']} skipped)"
+        )
+        return
     click.echo(
         f"bulk: {summary['sent']} of {queued} messages in {elapsed:.2f}s ({rate:.1f}/s) over "
         f"{summary['connections']} connection(s)"
@@ -750,10 +759,17 @@ def _print_summary(summary: dict[str, Any], queued: int) -> None:
         click.echo(
             f"smtpcore: ... and {len(summary['failures']) - 10} more (see the report)", err=True
         )
+    if summary["unknown"]:
+        click.echo(
+            f"smtpcore: {summary['unknown']} message(s) may or may not have been delivered; "
+            "--resume will not resend them (check the server first)",
+            err=True,
+        )
     if summary["interrupted"]:
         not_sent = queued - summary["sent"]
+        resume = f"--resume {summary['report']}" if summary["report"] else "--report and --resume"
         click.echo(
-            f"smtpcore: interrupted; {not_sent} message(s) not sent: rerun with "
-            "--resume REPORT to send them",
+            f"smtpcore: interrupted; {not_sent} message(s) not sent: rerun with {resume} "
+            "to send them",
             err=True,
         )

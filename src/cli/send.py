@@ -86,7 +86,6 @@ def _default_sender() -> str:
 
 
 @click.command(epilog=_EPILOG)
-@common.connection_options
 @click.option(
     "-f",
     "--from",
@@ -128,6 +127,7 @@ def _default_sender() -> str:
 @click.option(
     "--data",
     "data_file",
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
     default=None,
     metavar="FILE",
     help="Send FILE ('-': stdin) as the complete message, unchanged (no generated headers).",
@@ -159,6 +159,7 @@ def _default_sender() -> str:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON result instead.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not print the transcript.")
+@common.connection_options
 @click.pass_context
 def send(ctx: click.Context, /, **params: Any) -> None:
     """Send one message and show the SMTP conversation.
@@ -183,7 +184,10 @@ def send(ctx: click.Context, /, **params: Any) -> None:
         # usage error, not something to learn from the server.
         OutgoingMessage.build(sender=sender, recipients=recipients, message=b"")
     except InvalidInputError as exc:
-        raise click.UsageError(str(exc)) from None
+        hint = (
+            " (it was made from this host's name: give --from)" if params["sender"] is None else ""
+        )
+        raise click.UsageError(f"{exc}{hint}" if exc.field == "sender" else str(exc)) from None
     message_kwargs = _message(params, sender, recipients)
     options: dict[str, Any] = {}
     if params["dsn_notify"]:
@@ -383,6 +387,11 @@ class _Run:
             return
         for rcpt, reply in result.rejected.items():
             click.echo(f"smtpcore: refused {rcpt}: {reply.describe()}", err=True)
+        if self.quit_after is QuitAfter.MAIL:
+            console.print(
+                f"=== probe ended after MAIL: no message sent; the MAIL reply is above ({took})"
+            )
+            return
         if self.quit_after is not None:
             accepted = ", ".join(result.accepted) or "none"
             console.print(

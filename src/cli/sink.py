@@ -25,6 +25,7 @@ import mailbox
 import os
 import random
 import shutil
+import signal
 import ssl
 import sys
 import tempfile
@@ -151,7 +152,9 @@ class Sink:
         self._maildir: mailbox.Maildir | None = None
         self._tempfail_every = tempfail_every
         self._fail_rate = fail_rate
-        self._delay = delay
+        #: Seconds to wait before answering each message; may be changed
+        #: while the sink runs (a test can slow it down, then speed it up).
+        self.delay = delay
         self._pipelining = pipelining
         self._random = random.Random(seed)
         self._on_message = on_message
@@ -360,8 +363,8 @@ class _Handler:
         self, server: SMTP, session: Session, envelope: Envelope
     ) -> str:
         sink = self._sink
-        if sink._delay:
-            await asyncio.sleep(sink._delay)
+        if sink.delay:
+            await asyncio.sleep(sink.delay)
         refusal = sink._decide()
         if refusal is not None:
             return refusal
@@ -489,6 +492,9 @@ def sink_command(
         seed=seed,
         on_message=show,
     )
+    # ``kill`` (SIGTERM) stops the sink as cleanly as Ctrl-C: the finally
+    # clause below removes the throwaway CA files.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     try:
         sink.start()
     except OSError as exc:

@@ -183,6 +183,7 @@ class _Msg:
     sent_rcpts: int = 0
     answered_rcpts: int = 0
     accepted: list[str] = field(default_factory=list)
+    rcpt_replies: dict[str, Reply] = field(default_factory=dict)  # accepted ones
     mail_reply: Reply | None = None
     mail_sent: bool = False
     data_sent: bool = False  # DATA or the first BDAT went out
@@ -892,6 +893,7 @@ class Session:
         self._events.append(RecipientResult(message_id=msg.id, recipient=rcpt, reply=reply))
         if reply.is_positive and msg.failed_reply is None:
             msg.accepted.append(rcpt)
+            msg.rcpt_replies[rcpt] = reply
         elif reply.code == 452 and msg.accepted:
             # RFC 5321 4.5.3.1.10: "452 too many recipients": send the rest in
             # another transaction (only when this one accepted some, so that
@@ -1017,10 +1019,21 @@ class Session:
         self._events.append(MessageFailed(result=result, error=error))
 
     def _probe_done(self, msg: _Msg) -> None:
+        """``quit_after`` MAIL or RCPT: report what the envelope got, QUIT."""
         if msg in self._active:
             self._active.remove(msg)
-        for rcpt in msg.rcpts[msg.answered_rcpts :]:
-            msg.todo.appendleft(rcpt)
+        for rcpt in msg.accepted:
+            msg.statuses[rcpt] = RecipientStatus(
+                recipient=rcpt, reply=msg.rcpt_replies[rcpt], accepted=True
+            )
+        msg.last_reply = msg.mail_reply if msg.failed_reply is not None else None
+        if msg.failed_reply is not None:
+            # The MAIL refusal decides every recipient it stopped.
+            for rcpt in msg.rcpts:
+                msg.statuses.setdefault(
+                    rcpt,
+                    RecipientStatus(recipient=rcpt, reply=msg.failed_reply.reply, accepted=False),
+                )
         self._events.append(MessageProbed(result=self._result(msg)))
         self._begin_quit()
 

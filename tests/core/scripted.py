@@ -296,14 +296,15 @@ def _same(what: str, whole: object, bytewise: object) -> None:
 class MiniServer:
     """A permissive server that answers whatever the client sent.
 
-    It accepts every command (250), answers DATA with 354 and the end of
-    data with 250, counts BDAT chunks, and keeps each message as it arrived
-    on the wire. Used where the number of round trips matters, not the
-    exact replies.
+    It accepts every command (250) except RCPT for the addresses in
+    ``refuse`` (550), answers DATA with 354 and the end of data with 250,
+    counts BDAT chunks, and keeps each message as it arrived on the wire.
+    Used where the number of round trips matters, not the exact replies.
     """
 
-    def __init__(self, *keywords: str) -> None:
+    def __init__(self, *keywords: str, refuse: Sequence[str] = ()) -> None:
         self.keywords = keywords
+        self.refuse = {f"RCPT TO:<{r}>".encode() for r in refuse}
         self.messages: list[bytes] = []
         self.closed = False
         self._buf = bytearray()
@@ -365,6 +366,8 @@ class MiniServer:
             self._bdat = int(parts[1])
             self._bdat_last = len(parts) > 2
             return self._end_chunk() if self._bdat == 0 else b""
+        if verb == b"RCPT" and line in self.refuse:
+            return b"550 5.1.1 no such user\r\n"
         if verb == b"QUIT":
             self.closed = True
             return b"221 2.0.0 bye\r\n"

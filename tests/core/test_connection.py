@@ -43,6 +43,13 @@ from smtpcore import (
 from smtpcore._connection import ServiceClosing
 from smtpcore._state import ConnState
 
+
+def examples(n: int) -> int:
+    """``n`` Hypothesis examples, or more under a longer profile
+    (``HYPOTHESIS_PROFILE=long``)."""
+    return max(n, settings().max_examples)
+
+
 CLIENT = "client.example.com"
 GREETING = b"220 mx.example.org ESMTP\r\n"
 OK = b"250 2.0.0 ok\r\n"
@@ -722,7 +729,7 @@ def _batch(draw: st.DrawFn) -> tuple[list[Command], bytes, list[Outcome]]:
     return commands, bytes(data), expected
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(batch=_batch(), cuts=st.lists(st.integers(0, 400), max_size=8))
 def test_pipelined_replies_any_chunking(
     batch: tuple[list[Command], bytes, list[Outcome]], cuts: list[int]
@@ -735,7 +742,7 @@ def test_pipelined_replies_any_chunking(
     assert outstanding(conn) == ()
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     data=st.one_of(
         st.binary(max_size=80),

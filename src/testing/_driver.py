@@ -1,0 +1,263 @@
+"""A scripted server that drives a :class:`smtpcore.Session` to its end.
+
+A :class:`ServerScript` is what a server does, in order: bytes to hand over
+at each read, EOF, a read that times out, a TLS handshake that succeeds or
+fails. :func:`run_script` plays the adapter: it asks the session what to do,
+answers every read and handshake with the next step, and records everything
+that crossed the wire (:class:`WireEntry`) and every event.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final, TypeVar, final
+
+from smtpcore import (
+    Action,
+    Close,
+    Event,
+    Idle,
+    NeedBody,
+    Read,
+    Session,
+    SMTPError,
+    StartTLSAction,
+    Write,
+)
+
+__all__ = [
+    "EOF",
+    "ScriptRun",
+    "ServerScript",
+    "ServerSignal",
+    "ServerStep",
+    "WireEntry",
+    "WireKind",
+    "run_script",
+]
+
+E = TypeVar("E")
+
+
+class ServerSignal(enum.Enum):
+    """A server step that is not bytes."""
+
+    #: The read (or the handshake) times out: ``timeout_expired()``.
+    TIMEOUT = "timeout"
+    #: The TLS handshake succeeds: ``tls_established()``.
+    TLS_OK = "tls-ok"
+    #: The TLS handshake fails: ``tls_failed()``.
+    TLS_FAIL = "tls-fail"
+
+
+#: The server closes the connection (``receive_data(b"")``).
+EOF: Final = b""
+
+#: One step of a script: bytes for one read (``b""`` is EOF) or a signal.
+ServerStep = bytes | ServerSignal
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerScript:
+    """What a server does, step by step.
+
+    Attributes:
+        steps: bytes for each read (``b""``: EOF) and :class:`ServerSignal`
+            values for time-outs and TLS handshakes.
+        notes: what was injected (failures, garbage), for readable
+            Hypothesis falsifying examples.
+    """
+
+    steps: tuple[ServerStep, ...]
+    notes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for step in self.steps:
+            if not isinstance(step, (bytes, ServerSignal)):
+                raise TypeError(f"a script step is bytes or a ServerSignal, not {step!r}")
+
+    @property
+    def wire(self) -> bytes:
+        """Every byte the server sends, in order."""
+        return b"".join(step for step in self.steps if isinstance(step, bytes))
+
+
+class WireKind(enum.Enum):
+    """What a :class:`WireEntry` records."""
+
+    SENT = "sent"  # the client wrote ``data``
+    RECEIVED = "received"  # ``data`` was given to receive_data (b"": EOF)
+    TIMEOUT = "timeout"  # timeout_expired() was called
+    TLS_ESTABLISHED = "tls-established"
+    TLS_FAILED = "tls-failed"
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WireEntry:
+    """One thing that happened on the connection, with the session's state
+    at that moment.
+
+    Attributes:
+        kind: what happened.
+        data: the octets (SENT, RECEIVED), else ``b""``.
+        tls: TLS was active (for TLS_ESTABLISHED: after the handshake).
+        after_error: the session's ``error`` was already set.
+        pipelining: PIPELINING was in use (offered, and not switched off).
+    """
+
+    kind: WireKind
+    data: bytes = b""
+    tls: bool = False
+    after_error: bool = False
+    pipelining: bool = False
+
+
+@dataclass(slots=True)
+class ScriptRun:
+    """Everything observed while :func:`run_script` drove a session."""
+
+    session: Session
+    actions: list[Action] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    wire: list[WireEntry] = field(default_factory=list)
+    steps_used: int = 0
+
+    @property
+    def client(self) -> bytes:
+        """Every byte the client wrote, in order."""
+        return b"".join(e.data for e in self.wire if e.kind is WireKind.SENT)
+
+    @property
+    def server(self) -> bytes:
+        """Every byte the client was given, in order."""
+        return b"".join(e.data for e in self.wire if e.kind is WireKind.RECEIVED)
+
+    @property
+    def closed(self) -> bool:
+        """True when the run ended with Close (not Idle)."""
+        return bool(self.actions) and isinstance(self.actions[-1], Close)
+
+    @property
+    def error(self) -> SMTPError | None:
+        """The error that ended the session, if any."""
+        return self.session.error
+
+    def of_type(self, cls: type[E]) -> list[E]:
+        """The events of one type, in order."""
+        return [e for e in self.events if isinstance(e, cls)]
+
+
+def _pipelining(session: Session) -> bool:
+    caps = session.capabilities
+    return bool(caps is not None and caps.pipelining and session.config.pipelining)
+
+
+def run_script(
+    session: Session,
+    script: ServerScript | Sequence[ServerStep],
+    *,
+    bodies: Mapping[int, Sequence[bytes]] | None = None,
+    quit_when_idle: bool = True,
+    max_actions: int = 10_000,
+) -> ScriptRun:
+    """Drive ``session`` against ``script`` until it closes (or idles).
+
+    Each Read takes the next step: bytes go to ``receive_data``,
+    :attr:`ServerSignal.TIMEOUT` to ``timeout_expired``; TLS signals met
+    while reading are skipped. Each StartTLS takes the next step: TLS_OK,
+    TLS_FAIL, TIMEOUT, or bytes (plaintext that arrived before the
+    handshake, given to ``receive_data``). When the script runs out, reads
+    get EOF and handshakes fail. NeedBody is answered from ``bodies`` (the
+    chunks of each message id, then ``b""``).
+
+    Args:
+        session: a fresh session, with messages already submitted.
+        script: the server's steps.
+        bodies: chunks of the streamed bodies, by message id.
+        quit_when_idle: call ``quit()`` the first time the session is idle
+            (the run then ends with Close); otherwise stop at Idle.
+        max_actions: give up (AssertionError) after this many actions.
+
+    Returns:
+        What happened.
+
+    Raises:
+        AssertionError: the session neither closed nor idled in time.
+        KeyError: the session asked for a body not in ``bodies``.
+    """
+    steps = list(script.steps if isinstance(script, ServerScript) else script)
+    run = ScriptRun(session=session)
+    quit_called = False
+    body_pos: dict[int, int] = {}
+
+    def record(kind: WireKind, data: bytes = b"") -> None:
+        run.wire.append(
+            WireEntry(
+                kind=kind,
+                data=data,
+                tls=session.tls_active,
+                after_error=session.error is not None,
+                pipelining=_pipelining(session),
+            )
+        )
+
+    def next_step(*, reading: bool) -> ServerStep | None:
+        while run.steps_used < len(steps):
+            step = steps[run.steps_used]
+            run.steps_used += 1
+            if reading and step in (ServerSignal.TLS_OK, ServerSignal.TLS_FAIL):
+                continue
+            return step
+        return None
+
+    def feed(data: bytes) -> None:
+        record(WireKind.RECEIVED, data)
+        session.receive_data(data)
+
+    for _ in range(max_actions):
+        action = session.next_action()
+        run.actions.append(action)
+        run.events.extend(session.events())
+        if isinstance(action, Write):
+            record(WireKind.SENT, action.data)
+        elif isinstance(action, Read):
+            step = next_step(reading=True)
+            if step is ServerSignal.TIMEOUT:
+                record(WireKind.TIMEOUT)
+                session.timeout_expired()
+            else:
+                feed(step if isinstance(step, bytes) else EOF)
+        elif isinstance(action, StartTLSAction):
+            step = next_step(reading=False)
+            if step is ServerSignal.TLS_OK:
+                session.tls_established()
+                record(WireKind.TLS_ESTABLISHED)
+            elif step is ServerSignal.TIMEOUT:
+                record(WireKind.TIMEOUT)
+                session.timeout_expired()
+            elif isinstance(step, bytes):
+                feed(step)
+            else:
+                record(WireKind.TLS_FAILED)
+                session.tls_failed("the script's handshake failed")
+        elif isinstance(action, NeedBody):
+            chunks = (bodies or {})[action.message_id]
+            pos = body_pos.get(action.message_id, 0)
+            body_pos[action.message_id] = pos + 1
+            session.send_body(action.message_id, chunks[pos] if pos < len(chunks) else b"")
+        elif isinstance(action, Idle):
+            if not quit_when_idle or quit_called:
+                break
+            quit_called = True
+            session.quit()
+        else:
+            assert isinstance(action, Close)
+            break
+    else:
+        raise AssertionError(f"the session neither closed nor idled after {max_actions} actions")
+    run.events.extend(session.events())
+    return run

@@ -310,6 +310,7 @@ class _Driver:
         self.session = Session(self.config)
         self.bodies: dict[str, bytes] = {}
         self.streams: dict[int, deque[bytes]] = {}
+        self.bodies_by_id: dict[int, bytes] = {}
         self.recipients: set[str] = set()
         self.quit_called = False
         session = self.session
@@ -319,6 +320,7 @@ class _Driver:
             tls_required=options.policy is TLSPolicy.STARTTLS,
             tls_active=options.policy is TLSPolicy.IMPLICIT,
             insecure_auth=self.config.allow_insecure_auth,
+            lmtp=self.config.lmtp,
             pipelining=lambda: bool(
                 session.capabilities is not None
                 and session.capabilities.pipelining
@@ -341,8 +343,8 @@ class _Driver:
         ident = self.session.submit(message)
         self.run.ids.append(ident)
         if message.data is None:
-            size = self.plan.options.chunk_size
-            self.streams[ident] = deque(body[i : i + size] for i in range(0, len(body), size))
+            self.bodies_by_id[ident] = body
+            self.streams[ident] = self.chunk(body)
 
     def can_call(self) -> bool:
         return not self.quit_called and self.session.phase not in (Phase.QUITTING, Phase.CLOSED)
@@ -412,10 +414,18 @@ class _Driver:
         self.session.tls_failed("no more input")
 
     def on_body(self, action: NeedBody) -> None:
-        chunks = self.streams.get(action.message_id)
-        if chunks is None:
-            raise OracleError(f"NeedBody for message {action.message_id}, which has no stream")
-        self.session.send_body(action.message_id, chunks.popleft() if chunks else b"")
+        ident = action.message_id
+        if ident not in self.streams:
+            raise OracleError(f"NeedBody for message {ident}, which has no stream")
+        if getattr(action, "restart", False):
+            # Another transaction of the same message: from the first octet.
+            self.streams[ident] = self.chunk(self.bodies_by_id[ident])
+        chunks = self.streams[ident]
+        self.session.send_body(ident, chunks.popleft() if chunks else b"")
+
+    def chunk(self, body: bytes) -> deque[bytes]:
+        size = self.plan.options.chunk_size
+        return deque(body[i : i + size] for i in range(0, len(body), size))
 
     # -- the adapter loop -----------------------------------------------------------
 

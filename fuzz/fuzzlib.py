@@ -23,9 +23,10 @@ and every byte the server sent. It raises :class:`OracleError` when:
    lines and in message data alike; only the payload of a ``BDAT`` chunk of a
    ``BODY=BINARYMIME`` transaction may hold any octet (RFC 3030 3);
 2. the message data sent after a 354 reply is not exactly the dot-stuffed,
-   CRLF-canonical message followed by ``.<CRLF>`` (or the lone ``.<CRLF>`` a
-   client sends when every recipient was refused): so the only
-   ``<CRLF>.<CRLF>`` between 354 and the reply is the terminator;
+   CRLF-canonical message followed by ``.<CRLF>``: so the only
+   ``<CRLF>.<CRLF>`` between 354 and the reply is the terminator. The lone
+   ``.<CRLF>`` is required instead when MAIL or every RCPT of the
+   transaction was refused (RFC 2920 3.1), and allowed only then;
 3. the chunks of one ``BDAT`` transaction do not add up to exactly the
    canonical message (the raw message with BINARYMIME), or a ``BDAT n`` line
    is not followed by n octets;
@@ -44,8 +45,10 @@ and every byte the server sent. It raises :class:`OracleError` when:
    its path does not end where the address ends (parameter smuggling).
 
 Replies are counted with a deliberately simple reader (one reply per line
-whose fourth octet is not ``-``). Where it disagrees with the real parser the
-input is malformed, the session must already have stopped, and rule 5 holds.
+whose fourth octet is not ``-``) and paired with commands in order, one each,
+except that in LMTP the end of the data gets one per RCPT answered 2xx
+(RFC 2033 4.2). Where the reader disagrees with the real parser the input is
+malformed, the session must already have stopped, and rule 5 holds.
 """
 
 from __future__ import annotations
@@ -175,6 +178,7 @@ class WireMonitor:
         recipients: every recipient address the caller gave.
         tls_required: the STARTTLS policy is in force.
         tls_active: TLS is on from the start (implicit TLS).
+        lmtp: the session speaks LMTP (RFC 2033).
         insecure_auth: ``allow_insecure_auth`` is set.
         pipelining: tells, at each write, whether PIPELINING is in use.
     """
@@ -187,6 +191,7 @@ class WireMonitor:
         tls_required: bool = False,
         tls_active: bool = False,
         insecure_auth: bool = False,
+        lmtp: bool = False,
         pipelining: Callable[[], bool] = lambda: False,
     ) -> None:
         # Kept by reference: a caller may submit more messages as it goes.
@@ -196,6 +201,7 @@ class WireMonitor:
         self._tls = tls_active
         self._insecure_auth = insecure_auth
         self._pipelining = pipelining
+        self._lmtp = lmtp
         # Client side.
         self._buf = bytearray()
         self._mode = _Mode.COMMAND
@@ -206,6 +212,9 @@ class WireMonitor:
         self._sender: str | None = None
         self._binary = False
         self._commands = 0
+        # Per command: (verb, transaction number), to pair replies with them.
+        self._sent: list[tuple[bytes, int]] = []
+        self._txn = 0
         self._must_have = 1  # replies needed before the next unit: the greeting
         self._pending: bytes | None = None  # DATA, AUTH or STARTTLS awaiting its reply
         self._unit: str | None = None  # what the unit being written is, once decided
@@ -216,6 +225,7 @@ class WireMonitor:
         self._sbuf = bytearray()
         self._replies = 0
         self._last_code = 0
+        self._codes: list[int] = []
         self._w_replies = 0
         self._w_code = 0
         # What was seen, for tests.
@@ -239,6 +249,7 @@ class WireMonitor:
             if len(line) >= 4 and line[:3].isdigit() and line[3:4] != b"-":
                 self._replies += 1
                 self._last_code = int(line[:3])
+                self._codes.append(self._last_code)
 
     def tls_established(self) -> None:
         """``tls_established()`` was called: RFC 3207 4.2, the server starts afresh."""
@@ -346,7 +357,8 @@ class WireMonitor:
             self._fail("wrote in plaintext after the 220 to STARTTLS, before the handshake")
         return "command"
 
-    def _count(self, group_ender: bool) -> None:
+    def _count(self, group_ender: bool, verb: bytes = b"") -> None:
+        self._sent.append((verb, self._txn))
         self._commands += 1
         if group_ender or not self._pipelining():
             self._must_have = self._commands + 1
@@ -355,7 +367,7 @@ class WireMonitor:
         if _CONTINUATION.fullmatch(text) is None:
             self._fail(f"AUTH continuation line is not base64: {text[:60]!r}")
         self.command_lines.append(b"<continuation>")
-        self._count(group_ender=True)
+        self._count(group_ender=True, verb=b"AUTH")
         self._pending = b"AUTH"
 
     def _command(self, text: bytes) -> None:
@@ -381,12 +393,14 @@ class WireMonitor:
         elif verb == b"QUIT":
             self._quit = True
             self._abort_bdat()
-        self._count(group_ender=verb in _GROUP_ENDERS)
+        final = verb == b"BDAT" and self._chunk_last
+        self._count(group_ender=verb in _GROUP_ENDERS, verb=b"FINAL" if final else verb)
         if verb in (b"DATA", b"AUTH", b"STARTTLS"):
             self._pending = verb
 
     def _mail(self, text: bytes) -> None:
         self._abort_bdat()
+        self._txn += 1
         path, params = _split_path(text, b"MAIL FROM:<")
         sender = path.decode("utf-8", "surrogateescape")
         if sender != "" and sender not in self._bodies:
@@ -446,10 +460,52 @@ class WireMonitor:
         region = bytes(self._region)
         self._region.clear()
         self._mode = _Mode.COMMAND
-        if region != b".\r\n" and region != self._expected_data():
+        expected = self._expected_data()
+        deliverable = self._deliverable()
+        if region == b".\r\n" and expected != region:
+            if deliverable:
+                self._fail("lone terminator although MAIL and a RCPT were accepted")
+        elif region != expected:
             self._fail(f"message data differs from the dot-stuffed message: {region[:120]!r}")
+        elif deliverable is False and region != b".\r\n":
+            self._fail("message data sent although MAIL or every RCPT was refused")
         self.data_regions.append(region)
-        self._count(group_ender=False)
+        self._count(group_ender=False, verb=b"FINAL")
+
+    def _code(self, index: int) -> int | None:
+        """The reply code to the ``index``-th command, if it came yet."""
+        position = 1  # the greeting is reply 0
+        for verb, txn in self._sent[:index]:
+            if verb == b"FINAL" and self._lmtp:
+                # RFC 2033 4.2: one reply per RCPT the server took.
+                position += max(self._taken(txn), 1)
+            else:
+                position += 1
+        return self._codes[position] if position < len(self._codes) else None
+
+    def _taken(self, txn: int) -> int:
+        return sum(
+            1
+            for index, (verb, number) in enumerate(self._sent)
+            if verb == b"RCPT" and number == txn and 200 <= (self._code(index) or 0) < 300
+        )
+
+    def _deliverable(self) -> bool | None:
+        """Whether the current transaction has MAIL and some RCPT accepted
+        (None when a reply is missing)."""
+        mail = rcpt = False
+        for index, (verb, txn) in enumerate(self._sent):
+            if txn != self._txn or verb not in (b"MAIL", b"RCPT"):
+                continue
+            code = self._code(index)
+            if code is None:
+                return None
+            ok = 200 <= code < 300
+            if verb == b"MAIL":
+                mail = ok
+            else:
+                rcpt = rcpt or ok
+        return mail and rcpt
 
     def _body(self) -> bytes:
         if self._sender is None or self._sender not in self._bodies:

@@ -159,12 +159,13 @@ class _Stream(asyncio.Protocol):
         """Close the transport now.
 
         By the time the session asks for Close (QUIT answered, or a fatal
-        error) nothing is left worth flushing. ``abort()`` frees the socket
-        at once, where ``close()`` on a TLS transport waits for the peer's
-        close_notify, and would leak the socket if the loop ends first.
+        error) nothing is left worth flushing. ``close()`` sends TLS's
+        close_notify (at once from Python 3.11); ``abort()`` then frees the
+        socket rather than wait for the peer's, which could outlive the loop.
         """
         transport, self.transport = self.transport, None
         if transport is not None:
+            transport.close()
             transport.abort()
 
     async def _wait(self, timeout: float) -> None:

@@ -80,10 +80,18 @@ async def open_stream(options: ClientOptions) -> trio.abc.Stream:
     except socket.gaierror as exc:
         raise connect_error(exc, options.address, "resolve") from exc
     except OSError as exc:
-        raise connect_error(exc, options.address) from exc
+        raise connect_error(_attempts_error(exc), options.address) from exc
     if options.implicit_tls:
         stream = await start_tls(stream, options, options.server)
     return stream
+
+
+def _attempts_error(exc: OSError) -> OSError:
+    """open_tcp_stream's error names no errno; its attempts' errors do."""
+    attempts = [e for e in getattr(exc.__cause__, "exceptions", ()) if isinstance(e, OSError)]
+    codes = {e.errno for e in attempts}
+    code = codes.pop() if len(codes) == 1 else None
+    return exc if exc.errno is not None or code is None else OSError(code, os.strerror(code))
 
 
 async def _open_bound(host: str, port: int | None, local: tuple[str, int]) -> trio.SocketStream:

@@ -232,10 +232,12 @@ class Connection:
             raise LocalProtocolError(
                 f"cannot send {command.verb}: {self._bdat_remaining} octets of the BDAT chunk are due"
             )
+        # The state table first, so that a command that is wrong in this
+        # state says so (e.g. "cannot send MAIL in state GREETING").
+        new_state = next_state(self._state, command)
         if not self.can_send():
             what = "a reply" if not self._pipelining else "the reply that ends the pipelined group"
             raise LocalProtocolError(f"cannot send {command.verb} while waiting for {what}")
-        new_state = next_state(self._state, command)
         if isinstance(command, Lhlo):
             self.lmtp = True
         per_recipient = False

@@ -223,6 +223,7 @@ class ReplyParser:
         "_reply_size",
         "_scan",
         "_tail",
+        "_overflow",
         "max_line_length",
         "max_lines",
         "max_reply_size",
@@ -250,6 +251,7 @@ class ReplyParser:
         self._lines: list[bytes] = []
         self._reply_size = 0
         self._tail = 0  # octets after the last LF received
+        self._overflow = False  # the unfinished line is over the limit
         self._error: RemoteProtocolError | None = None
 
     @property
@@ -263,22 +265,38 @@ class ReplyParser:
         return self.buffered > 0
 
     def feed(self, data: bytes) -> None:
-        """Add received bytes. Raises :class:`RemoteProtocolError` at once if
-        the unfinished line already exceeds the line limit."""
+        """Add received bytes.
+
+        An unfinished line longer than the line limit is an error. When
+        complete lines precede it in the buffer they are still handed out
+        first (so the outcome does not depend on how the input was split) and
+        :meth:`next_reply` raises on reaching it; otherwise ``feed`` raises at
+        once. Either way the excess is dropped on arrival: the buffer never
+        holds more than one line's worth of an unfinished line.
+        """
         if self._error is not None:
             raise self._error
+        if self._overflow:
+            # The caller fed more without draining the replies before the
+            # over-long line: the error is due now.
+            self._fail(f"reply line longer than {self.max_line_length} octets without CRLF")
         if not data:
             return
         if self._pos and self._pos == len(self._buf):
             self._buf.clear()
             self._pos = self._scan = 0
         self._buf += data
-        # Cheap early check so that a peer that never sends LF cannot make us
-        # hold more than one line's worth: only the new data needs scanning.
+        # Only the new data needs scanning to know the unfinished line's length.
         last_lf = data.rfind(b"\n")
         self._tail = len(data) - last_lf - 1 if last_lf >= 0 else self._tail + len(data)
         if self._tail > self.max_line_length:
-            self._fail(f"reply line longer than {self.max_line_length} octets without CRLF")
+            # RFC 5321 4.5.3.1.5: reply lines are bounded; see max_line_length.
+            if len(self._buf) - self._pos == self._tail:
+                self._fail(f"reply line longer than {self.max_line_length} octets without CRLF")
+            keep = len(self._buf) - self._tail + self.max_line_length
+            del self._buf[keep:]
+            self._tail = self.max_line_length
+            self._overflow = True
 
     def next_reply(self) -> Reply | None:
         """Return the next complete reply, or None if more bytes are needed."""
@@ -289,7 +307,7 @@ class ReplyParser:
             lf = buf.find(b"\n", self._scan)
             if lf < 0:
                 self._scan = len(buf)
-                if len(buf) - self._pos > self.max_line_length:
+                if self._overflow or len(buf) - self._pos > self.max_line_length:
                     self._fail(f"reply line longer than {self.max_line_length} octets")
                 return None
             line = bytes(buf[self._pos : lf + 1])

@@ -183,6 +183,7 @@ class _Msg:
     sent_rcpts: int = 0
     answered_rcpts: int = 0
     accepted: list[str] = field(default_factory=list)
+    positive_rcpts: int = 0  # 2xx RCPT replies, even after a refused MAIL
     rcpt_replies: dict[str, Reply] = field(default_factory=dict)  # accepted ones
     mail_reply: Reply | None = None
     mail_sent: bool = False
@@ -386,6 +387,11 @@ class Session:
         """What the adapter must do next."""
         while True:
             if self._out:
+                # Let queued work join this write first: the end of one
+                # message's data and the next envelope go out together
+                # (RFC 2920 3.1), so a queue costs one round trip a message.
+                if self._phase is Phase.READY and self._body_msg is None and self._advance():
+                    continue
                 data = bytes(self._out)
                 self._out.clear()
                 return Write(data=data, stage=self._out_stage)
@@ -454,6 +460,11 @@ class Session:
             self._sent.popleft()
         if reply.code == 421 and sent.kind is not _Kind.QUIT:
             # RFC 5321 3.8: 421 to any command: the server is closing.
+            if sent.kind is _Kind.END and sent.msg is not None:
+                # The final dot was answered: the message was refused, its
+                # fate is known (unlike a timeout or EOF after the dot).
+                sent.msg.last_reply = reply
+                sent.msg.end_sent = False
             self._events.append(ServiceClosing(reply=reply))
             self._fatal(TemporaryReplyError(reply, _command_name(event.command)), quit=False)
             return
@@ -463,7 +474,9 @@ class Session:
     def _end_complete(self, sent: _Sent, index: int) -> bool:
         if not self._conn.lmtp or sent.msg is None:
             return True
-        return index + 1 >= max(len(sent.msg.accepted), 1)
+        # RFC 2033 4.2: one reply per RCPT the server took (2xx), counted
+        # as the connection counts them, even when MAIL was refused.
+        return index + 1 >= max(sent.msg.positive_rcpts, 1)
 
     def _on_greeting(self, sent: _Sent, reply: Reply, event: ReplyReceived) -> None:
         # RFC 5321 3.1 / 4.3.2: 220 opens the session; 554 (or anything else)
@@ -685,6 +698,7 @@ class Session:
             msg.rcpts.append(msg.todo.popleft())
         msg.sent_rcpts = msg.answered_rcpts = 0
         msg.accepted = []
+        msg.positive_rcpts = 0
         msg.mail_reply = None
         msg.mail_sent = msg.data_sent = msg.body_started = msg.end_sent = False
         msg.failed_reply = None
@@ -773,9 +787,14 @@ class Session:
                 all_answered = msg.answered_rcpts == len(msg.rcpts) and msg.mail_reply is not None
                 if all_answered and (msg.failed_reply is not None or not msg.accepted):
                     break  # nothing to send data for; the reply handler ends it
-                if msg.message.data is None and msg.use_bdat and not all_answered:
+                if not all_answered and (
+                    (msg.message.data is None and msg.use_bdat)
+                    or self.config.require_all_recipients
+                ):
                     # A streamed body is only sent once some recipient is known
-                    # to be accepted: no gigabytes for a refused envelope.
+                    # to be accepted: no gigabytes for a refused envelope. With
+                    # require_all_recipients DATA waits for every RCPT reply:
+                    # after a 354 the message can no longer be withheld.
                     break
                 msg.data_sent = True
                 if not msg.use_bdat:
@@ -891,6 +910,8 @@ class Session:
         rcpt = sent.recipient
         msg.answered_rcpts += 1
         self._events.append(RecipientResult(message_id=msg.id, recipient=rcpt, reply=reply))
+        if reply.is_positive:
+            msg.positive_rcpts += 1
         if reply.is_positive and msg.failed_reply is None:
             msg.accepted.append(rcpt)
             msg.rcpt_replies[rcpt] = reply
@@ -901,6 +922,9 @@ class Session:
             msg.todo.append(rcpt)
         else:
             msg.statuses[rcpt] = RecipientStatus(recipient=rcpt, reply=reply, accepted=False)
+            if self.config.require_all_recipients and msg.failed_reply is None:
+                # The message fails as a whole: deliver it to no one.
+                msg.failed_reply = _reply_error(reply, "RCPT")
         if msg.answered_rcpts == len(msg.rcpts):
             if self.config.quit_after is QuitAfter.RCPT:
                 self._probe_done(msg)
@@ -923,8 +947,10 @@ class Session:
         msg = sent.msg
         assert msg is not None
         if reply.code != 354:
-            # RFC 5321 4.1.1.4: no 354, no data.
-            if msg.failed_reply is None:
+            # RFC 5321 4.1.1.4: no 354, no data. When no RCPT succeeded,
+            # the refusal of DATA is a consequence (RFC 2920 3.1), not the
+            # cause: the message fails with RecipientsRefusedError.
+            if msg.failed_reply is None and msg.accepted:
                 msg.failed_reply = _reply_error(reply, "DATA")
             msg.last_reply = reply
             self._send(Rset(), _Sent(_Kind.RSET))
@@ -964,8 +990,7 @@ class Session:
         assert msg is not None
         msg.last_reply = reply
         if not msg.accepted or msg.failed_reply is not None:
-            if msg.failed_reply is None:
-                msg.failed_reply = _reply_error(reply, "DATA")
+            # The lone terminator: the recipients' or MAIL's refusal decides.
             if self._end_complete(sent, event.index):
                 if not reply.is_positive:
                     self._send(Rset(), _Sent(_Kind.RSET))
@@ -993,7 +1018,9 @@ class Session:
                 msg.first_refusal = msg.failed_reply
         if msg in self._active:
             self._active.remove(msg)
-        if msg.todo and (msg.accepted or msg.failed_reply is None):
+        if msg.todo and (
+            msg.failed_reply is None or (msg.accepted and not self.config.require_all_recipients)
+        ):
             # More recipients (452 or max_recipients): another transaction,
             # before anything else queued.
             self._jobs.appendleft(msg)

@@ -246,6 +246,10 @@ def run_script(
                 session.tls_failed("the script's handshake failed")
         elif isinstance(action, NeedBody):
             chunks = (bodies or {})[action.message_id]
+            # A further transaction of the same message (after a 452) needs
+            # the body again from its start, when the core says so.
+            if getattr(action, "restart", False):
+                body_pos[action.message_id] = 0
             pos = body_pos.get(action.message_id, 0)
             body_pos[action.message_id] = pos + 1
             session.send_body(action.message_id, chunks[pos] if pos < len(chunks) else b"")

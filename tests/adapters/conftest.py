@@ -16,7 +16,11 @@ from servers import SMTPServer, TinyServer
 
 @pytest.fixture
 def start_smtpd() -> Iterator[Callable[..., SMTPServer]]:
-    """Start aiosmtpd servers (``SMTPServer`` arguments); all stop at teardown."""
+    """Start aiosmtpd servers (``SMTPServer`` arguments); all stop at teardown.
+
+    Teardown also checks that the client closed every connection it opened:
+    a connection still open after the test is an adapter leak.
+    """
     started: list[SMTPServer] = []
 
     def start(**kwargs: Any) -> SMTPServer:
@@ -25,8 +29,8 @@ def start_smtpd() -> Iterator[Callable[..., SMTPServer]]:
         return server
 
     yield start
-    for server in started:
-        server.stop()
+    left = sum(server.stop() for server in started)
+    assert left == 0, f"the client left {left} connection(s) open after the test"
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ that runs one test body on every adapter.
 * :class:`TinyServer`: a scripted SMTP server in a thread, for servers that
   misbehave (never answer, drop the connection after the data, close idle
   connections with 421).
+* :class:`PostfixServer`: a private Postfix, the real MTA (interop tests).
 * :class:`Flavor`: the blocking, asyncio and trio adapters behind one async
   API, so that a scenario is written once: ``await flavor.send(...)``,
   ``async with flavor.client(...) as c: await c.send_message(...)``. The
@@ -18,18 +19,23 @@ Nothing here listens on anything but 127.0.0.1, and every wait is bounded.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import email.message
 import email.policy
 import importlib
+import os
 import re
+import shutil
 import socket
 import ssl
+import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any, Final, Literal
 
@@ -37,16 +43,19 @@ import pytest
 import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from smtpcore.adapters import SendResult
 
 from smtpcore import MessageResult, Reply, SMTPError, TranscriptEntry
-from smtpcore.adapters import SendResult
 
 __all__ = [
     "ADAPTERS",
     "LOOPBACK",
+    "POSTFIX_DOMAIN",
+    "POSTFIX_SIZE_LIMIT",
     "ClientHandle",
     "Flavor",
     "PoolHandle",
+    "PostfixServer",
     "Received",
     "RecordingHandler",
     "SMTPServer",
@@ -56,6 +65,7 @@ __all__ = [
     "expected_email_bytes",
     "free_port",
     "load_flavor",
+    "postfix_unavailable",
     "wait_until",
 ]
 
@@ -207,7 +217,7 @@ class RecordingHandler:
         tls = transport is not None and transport.get_extra_info("ssl_object") is not None
         self.messages.append(
             Received(
-                peer=tuple(session.peer[:2]),  # type: ignore[arg-type]
+                peer=(session.peer[0], session.peer[1]),
                 host_name=session.host_name,
                 mail_from=envelope.mail_from,
                 rcpt_tos=tuple(envelope.rcpt_tos),
@@ -297,7 +307,7 @@ class SMTPServer:
         elif mode == "implicit":
             assert tls is not None
             kwargs["ssl_context"] = tls.server_context()
-        self._controller = Controller(self.handler, **kwargs)
+        self._controller = _TrackingController(self.handler, **kwargs)
         self._running = False
 
     def start(self) -> SMTPServer:
@@ -305,10 +315,37 @@ class SMTPServer:
         self._running = True
         return self
 
-    def stop(self) -> None:
-        if self._running:
-            self._running = False
-            self._controller.stop()
+    def open_connections(self) -> int:
+        """Connections the clients have not closed (yet)."""
+        return sum(1 for smtp in self._controller.sessions if smtp.transport is not None)
+
+    def stop(self) -> int:
+        """Stop the server; returns how many connections clients left open.
+
+        Clients get a moment to finish closing; whatever is still open is
+        then closed from the server side, so that no transport outlives the
+        server's event loop (it would surface later as a ResourceWarning).
+        """
+        if not self._running:
+            return 0
+        self._running = False
+        wait_until(lambda: self.open_connections() == 0, timeout=2.0)
+        left = self.open_connections()
+        if left:
+            loop = self._controller.loop
+            done = threading.Event()
+
+            def close_all() -> None:
+                for smtp in self._controller.sessions:
+                    if smtp.transport is not None:
+                        smtp.transport.close()
+                loop.call_soon(done.set)
+
+            loop.call_soon_threadsafe(close_all)
+            done.wait(WAIT)
+            wait_until(lambda: self.open_connections() == 0, timeout=2.0)
+        self._controller.stop()
+        return left
 
     def __enter__(self) -> SMTPServer:
         return self.start()
@@ -332,6 +369,19 @@ class SMTPServer:
             options["ssl_context"] = self.tls.client_context()
         options.update(overrides)
         return options
+
+
+class _TrackingController(Controller):
+    """A Controller that remembers each connection's SMTP instance."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sessions: list[Any] = []
+
+    def factory(self) -> Any:
+        smtp = super().factory()  # type: ignore[no-untyped-call]
+        self.sessions.append(smtp)
+        return smtp
 
 
 # -- a scripted server -----------------------------------------------------------------------
@@ -414,10 +464,9 @@ class TinyServer:
     def _serve(self, conn: socket.socket) -> None:
         with conn:
             conn.settimeout(0.05)
-            try:
+            # The client going away mid-conversation is not the server's problem.
+            with contextlib.suppress(OSError):
                 self._converse(_LineReader(conn, self._stop))
-            except (OSError, _Closed):
-                pass
 
     def _converse(self, io: _LineReader) -> None:
         if not self.greet:
@@ -461,10 +510,6 @@ class TinyServer:
                 io.send(b"502 not implemented\r\n")
 
 
-class _Closed(Exception):
-    pass
-
-
 _IDLE: Final = object()
 
 
@@ -498,6 +543,249 @@ class _LineReader:
             self.buffer += data
         line, _, self.buffer = self.buffer.partition(b"\n")
         return line + b"\n"
+
+
+# -- Postfix ---------------------------------------------------------------------------------
+# A private instance following /work/shared/interop/postfix.md (Debian 12,
+# Postfix 3.7, as root); tests/interop/conftest.py starts one per session.
+
+POSTFIX: Final = "/usr/sbin/postfix"
+POSTCONF: Final = "/usr/sbin/postconf"
+SYSTEM_MAIN_CF: Final = Path("/etc/postfix/main.cf")
+MASTER_CF_DIST: Final = Path("/usr/share/postfix/master.cf.dist")
+#: Fixed, so that the system main.cf lists one directory however often the
+#: suite runs.
+POSTFIX_DIR: Final = Path("/tmp/smtpcore-postfix-interop")
+#: The SIZE Postfix advertises (``message_size_limit``).
+POSTFIX_SIZE_LIMIT: Final = 10 * 1024 * 1024
+#: Every recipient in this domain is delivered to one Maildir.
+POSTFIX_DOMAIN: Final = "example.test"
+_NOBODY: Final = 65534
+
+_MAIN_CF: Final = """\
+compatibility_level = 3.6
+queue_directory = {dir}/queue
+data_directory = {dir}/data
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mydestination =
+mynetworks = 127.0.0.0/8
+virtual_mailbox_domains = {domain}
+virtual_mailbox_base = {dir}/mail
+virtual_mailbox_maps = static:box/
+virtual_uid_maps = static:{nobody}
+virtual_gid_maps = static:{nobody}
+virtual_minimum_uid = 1
+virtual_mailbox_limit = 0
+message_size_limit = {size_limit}
+maillog_file = {dir}/maillog
+maillog_file_prefixes = /var, /tmp
+smtpd_tls_cert_file = {dir}/cert.pem
+smtpd_tls_key_file = {dir}/key.pem
+smtpd_tls_security_level = may
+smtputf8_enable = yes
+"""
+
+
+def postfix_unavailable() -> str | None:
+    """Why a private Postfix cannot run here, or None."""
+    if not Path(POSTFIX).exists() or not Path(POSTCONF).exists():
+        return "Postfix is not installed (apt-get install postfix)"
+    if os.geteuid() != 0:
+        return "the Postfix interop tests must run as root"
+    return None
+
+
+class PostfixServer:
+    """A private Postfix on 127.0.0.1 delivering ``example.test`` to one Maildir.
+
+    Args:
+        tls: the certificate Postfix offers with STARTTLS.
+        directory: its config directory (queue, Maildir and log live there too).
+    """
+
+    def __init__(self, tls: TLSMaterial, directory: Path = POSTFIX_DIR) -> None:
+        self.tls = tls
+        self.directory = directory
+        self.port = 0
+        self._started = False
+
+    @property
+    def maildir(self) -> Path:
+        return self.directory / "mail" / "box"
+
+    @property
+    def maillog(self) -> Path:
+        return self.directory / "maillog"
+
+    def client_options(self, **overrides: Any) -> dict[str, Any]:
+        """Connect with STARTTLS required, trusting the test CA."""
+        options: dict[str, Any] = {
+            "server": LOOPBACK,
+            "port": self.port,
+            "tls": "starttls",
+            "ssl_context": self.tls.client_context(),
+        }
+        options.update(overrides)
+        return options
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> PostfixServer:
+        """Write the configuration and start; raises RuntimeError (with what
+        Postfix said) if it does not come up listening."""
+        directory = self.directory
+        if directory.exists():
+            self._stop_master()  # left over from an interrupted run
+            shutil.rmtree(directory)
+        directory.mkdir(mode=0o755)
+        directory.chmod(0o755)  # the daemons reach it through the mode, not the umask
+        (directory / "queue").mkdir(mode=0o755)
+        data = directory / "data"
+        data.mkdir(mode=0o700)
+        shutil.chown(data, user="postfix")
+        mail = directory / "mail"
+        mail.mkdir(mode=0o755)
+        os.chown(mail, _NOBODY, _NOBODY)
+        chain = b"".join(pem.bytes() for pem in self.tls.cert.cert_chain_pems)
+        (directory / "cert.pem").write_bytes(chain)
+        key = directory / "key.pem"
+        key.touch(mode=0o600)
+        key.write_bytes(self.tls.cert.private_key_pem.bytes())
+
+        self.port = free_port()
+        (directory / "master.cf").write_text(self._master_cf(), encoding="utf-8")
+        (directory / "main.cf").write_text(
+            _MAIN_CF.format(
+                dir=directory, domain=POSTFIX_DOMAIN, nobody=_NOBODY, size_limit=POSTFIX_SIZE_LIMIT
+            ),
+            encoding="utf-8",
+        )
+        self._allow_config_dir()
+
+        started = _run(POSTFIX, "-c", str(directory), "start")
+        self._started = True
+        if started.returncode != 0:
+            why = self._syslog_says()
+            raise RuntimeError(
+                f"postfix -c {directory} start failed ({started.returncode}):\n"
+                f"{started.stdout}{started.stderr}\n{why}"
+            )
+        if not wait_until(self._listening, timeout=WAIT, step=0.1):
+            raise RuntimeError(f"Postfix did not listen on {LOOPBACK}:{self.port} within {WAIT} s")
+        return self
+
+    def stop(self) -> None:
+        """Stop Postfix and remove its directory."""
+        if self._started:
+            self._started = False
+            self._stop_master()
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def _master_cf(self) -> str:
+        # Recipe step 3: the smtp service on our port, without chroot.
+        text = MASTER_CF_DIST.read_text(encoding="utf-8")
+        line = f"{self.port}      inet  n       -       n       -       -       smtpd"
+        text, count = re.subn(r"^smtp\s+inet\s.*$", line, text, count=1, flags=re.MULTILINE)
+        if count != 1:
+            raise RuntimeError(f"no 'smtp inet' line in {MASTER_CF_DIST}")
+        return text
+
+    def _allow_config_dir(self) -> None:
+        # Recipe step 2: `postfix -c DIR` needs DIR in the system main.cf's
+        # alternate_config_directories. Appended once; later runs find it.
+        current = _run(
+            POSTCONF, "-c", str(SYSTEM_MAIN_CF.parent), "-h", "alternate_config_directories"
+        )
+        listed = [d for d in re.split(r"[\s,]+", current.stdout.strip()) if d]
+        if str(self.directory) in listed:
+            return
+        value = ", ".join([*listed, str(self.directory)])
+        with SYSTEM_MAIN_CF.open("a", encoding="utf-8") as main_cf:
+            main_cf.write("\n# Added by the smtpcore interop tests.\n")
+            main_cf.write(f"alternate_config_directories = {value}\n")
+
+    def _listening(self) -> bool:
+        try:
+            with socket.create_connection((LOOPBACK, self.port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def _stop_master(self) -> None:
+        pid_file = self.directory / "queue" / "pid" / "master.pid"
+        pid = None
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            pid = int(pid_file.read_text().split()[0])
+        _run(POSTFIX, "-c", str(self.directory), "stop")
+        if pid is not None:
+            wait_until(lambda: not _alive(pid), timeout=WAIT, step=0.05)
+
+    def _syslog_says(self) -> str:
+        # Recipe step 2: Postfix reports start-up failures only to syslog.
+        # With no /dev/log, listen there while trying again.
+        if Path("/dev/log").exists():
+            return "(see the system log)"
+        lines: list[str] = []
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as log:
+            log.bind("/dev/log")
+            try:
+                log.settimeout(0.5)
+                _run(POSTFIX, "-c", str(self.directory), "start")
+                deadline = time.monotonic() + 3
+                while time.monotonic() < deadline:
+                    try:
+                        lines.append(log.recv(4096).decode(errors="replace"))
+                    except TimeoutError:
+                        break
+            finally:
+                os.unlink("/dev/log")
+        return "\n".join(lines) or "(nothing logged)"
+
+    # -- what was delivered ------------------------------------------------------------------
+
+    def delivered(self) -> list[bytes]:
+        """Every message delivered so far (Maildir ``new/``), oldest first."""
+        new = self.maildir / "new"
+        if not new.is_dir():
+            return []
+        contents = []
+        for path in sorted(new.iterdir(), key=lambda p: p.stat().st_mtime_ns):
+            try:
+                contents.append(path.read_bytes())
+            except FileNotFoundError:  # moved away meanwhile
+                continue
+        return contents
+
+    def wait_for(
+        self, predicate: Callable[[bytes], bool], count: int = 1, timeout: float = WAIT
+    ) -> list[bytes]:
+        """The delivered messages matching ``predicate``, once there are
+        ``count`` of them (polls for up to ``timeout`` seconds)."""
+        found: list[bytes] = []
+
+        def ready() -> bool:
+            found[:] = [m for m in self.delivered() if predicate(m)]
+            return len(found) >= count
+
+        if not wait_until(ready, timeout=timeout, step=0.05):
+            log = self.maillog.read_text(errors="replace")[-3000:] if self.maillog.exists() else ""
+            raise AssertionError(
+                f"{len(found)} of {count} message(s) delivered in {timeout} s; maillog tail:\n{log}"
+            )
+        return found
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 # -- one API for every adapter ---------------------------------------------------------------

@@ -60,13 +60,12 @@ async def test_message_body(flavor: Flavor, smtpd: SMTPServer, body: bytes | str
     assert got.content == canonical(as_bytes(body))
     assert (got.mail_from, got.rcpt_tos) == (SENDER, (RCPT,))
     assert result.accepted == (RCPT,)
-    assert result.result.reply is not None and result.result.reply.code == 250
+    assert result.result.reply is not None
+    assert result.result.reply.code == 250
 
 
 @pytest.mark.parametrize("body", [p for p in BODIES if isinstance(p.values[0], bytes)])
-async def test_message_file(
-    flavor: Flavor, smtpd: SMTPServer, tmp_path: Path, body: bytes
-) -> None:
+async def test_message_file(flavor: Flavor, smtpd: SMTPServer, tmp_path: Path, body: bytes) -> None:
     path = tmp_path / "message.eml"
     path.write_bytes(body)
     await flavor.send_ok(SENDER, RCPT, message_file=path, **smtpd.client_options())
@@ -204,7 +203,9 @@ async def test_email_message(
 
 async def test_explicit_envelope_overrides_headers(flavor: Flavor, smtpd: SMTPServer) -> None:
     msg = ascii_email()
-    await flavor.send_ok("bounce@example.test", ["only@example.test"], message=msg, **smtpd.client_options())
+    await flavor.send_ok(
+        "bounce@example.test", ["only@example.test"], message=msg, **smtpd.client_options()
+    )
     got = smtpd.handler.last()
     assert (got.mail_from, got.rcpt_tos) == ("bounce@example.test", ("only@example.test",))
     assert got.content == expected_email_bytes(msg)
@@ -212,7 +213,9 @@ async def test_explicit_envelope_overrides_headers(flavor: Flavor, smtpd: SMTPSe
 
 async def test_non_ascii_envelope_with_bytes_body(flavor: Flavor, smtpd: SMTPServer) -> None:
     body = "From: jörg@example.test\r\nSubject: ✓\r\n\r\nhi\r\n".encode()
-    await flavor.send_ok("jörg@example.test", ["josé@example.test"], message=body, **smtpd.client_options())
+    await flavor.send_ok(
+        "jörg@example.test", ["josé@example.test"], message=body, **smtpd.client_options()
+    )
     got = smtpd.handler.last()
     assert "SMTPUTF8" in got.mail_options
     assert (got.mail_from, got.rcpt_tos) == ("jörg@example.test", ("josé@example.test",))

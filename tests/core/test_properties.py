@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, given, reject, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -48,6 +48,7 @@ from smtpcore import (
     ConnectionLostError,
     Credentials,
     InvalidInputError,
+    LocalProtocolError,
     Mail,
     MessageAccepted,
     MessageFailed,
@@ -72,6 +73,19 @@ FAST = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 QUICK = settings(FAST, max_examples=30)
+
+# Open core bugs, each pinned by a strict-xfail test at the end of this file.
+# While one is listed, the random properties steer clear of the inputs that
+# trigger it (so that the suite stays deterministic); remove the entry
+# together with the xfail mark when the fix lands.
+OPEN_BUGS = frozenset(
+    {
+        "lmtp-final-reply-count",  # test_lmtp_final_replies_after_a_refused_mail
+        "streamed-body-resent",  # test_streamed_body_is_sent_whole_in_every_transaction
+        "rset-after-pipelined-envelope",  # test_refused_lone_terminator_then_next_message
+        "require-all-stall",  # test_require_all_recipients_without_pipelining
+    }
+)
 
 SENDER = "alice@example.com"
 BOB = "bob@example.net"
@@ -118,6 +132,7 @@ def monitor(
         tls_required=tls_required,
         tls_active=run.session.config.tls is TLSPolicy.IMPLICIT,
         insecure_auth=insecure_auth,
+        lmtp=run.session.config.lmtp,
         pipelining=lambda: pipelining[0],
     )
     for entry in run.wire:
@@ -133,6 +148,25 @@ def monitor(
     else:
         wire.finish(error=run.error is not None)
     return wire
+
+
+def run_known(
+    session: Session,
+    script: ServerScript,
+    *,
+    bodies: dict[int, Sequence[bytes]] | None = None,
+) -> ScriptRun:
+    """run_script, rejecting (hypothesis.reject) the inputs that trip an open
+    core bug, so that a property fails only for a new one."""
+    try:
+        return run_script(session, script, bodies=bodies)
+    except LocalProtocolError as exc:
+        # Both bugs end in the session sending RSET where the connection
+        # forbids it.
+        rset_bugs = {"lmtp-final-reply-count", "rset-after-pipelined-envelope"}
+        if OPEN_BUGS & rset_bugs and "cannot send RSET" in str(exc):
+            reject()
+        raise
 
 
 def outcomes(run: ScriptRun) -> list[MessageAccepted | MessageFailed | MessageProbed]:
@@ -340,7 +374,7 @@ def test_nothing_but_quit_after_a_fatal_error(
         session.submit(
             OutgoingMessage.build(sender=sender, recipients=[BOB, CAROL], message=b"hi\r\n")
         )
-    run = run_script(session, script)
+    run = run_known(session, script)
     assert run.closed
     after = [e for e in run.wire if e.kind is WireKind.SENT and e.after_error]
     assert [e.data for e in after] in ([], [b"QUIT\r\n"])
@@ -375,8 +409,12 @@ def test_random_servers_keep_every_wire_invariant(
     streamed: bool,
 ) -> None:
     recipients = [BOB, CAROL]
+    if streamed and "streamed-body-resent" in OPEN_BUGS:
+        # One recipient: a streamed message never needs a second transaction.
+        recipients = [BOB]
     script = data.draw(
-        server_scripts(recipients=2, messages=2, chunking=chunking, lmtp=lmtp), label="script"
+        server_scripts(recipients=len(recipients), messages=2, chunking=chunking, lmtp=lmtp),
+        label="script",
     )
     session = Session(
         config(
@@ -399,7 +437,7 @@ def test_random_servers_keep_every_wire_invariant(
         ident = session.submit(message)
         ids.append(ident)
         streams[ident] = data.draw(chunkings(body), label="chunks")
-    run = run_script(session, script, bodies=streams)
+    run = run_known(session, script, bodies=streams)
     assert run.closed
     monitor(run, bodies=bodies, recipients=recipients)
     got = sorted(e.result.message_id for e in outcomes(run))
@@ -573,25 +611,124 @@ def test_saslprep_refusal_is_reported_not_raised() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="core bug: Session._start_transaction encodes a BINARYMIME body outside its "
-    "try block; MessageContentError escapes next_action() (fix: _session.py)",
+    reason="core bug: with a streamed body, a second transaction of the same message "
+    "(452, max_recipients) sends an empty body; NeedBody cannot ask for the body again "
+    "(fix: NeedBody.restart, see the report)",
 )
-def test_binarymime_body_refused_by_the_encoder_fails_the_message() -> None:
+@pytest.mark.parametrize("chunking", [False, True], ids=["DATA", "BDAT"])
+@pytest.mark.parametrize("split", ["max_recipients", "452"])
+def test_streamed_body_is_sent_whole_in_every_transaction(chunking: bool, split: str) -> None:
+    body = b"Subject: hi\r\n\r\nthe body\r\n"
+    session = Session(
+        config(chunking=chunking, pipelining=False, max_recipients=1 if split != "452" else None)
+    )
+    ident = session.submit(OutgoingMessage.build(sender=SENDER, recipients=[BOB, CAROL]))
+    refuse = [b"452 4.5.3 too many recipients\r\n"] if split == "452" else []
+    first = [OK, OK, *refuse, OK] if chunking else [OK, OK, *refuse, GO, OK]
+    second = [OK, OK, OK] if chunking else [OK, OK, GO, OK]
+    script = [GREETING, EHLO_BDAT if chunking else EHLO_8BIT, *first, *second, BYE]
+    run = run_script(session, script, bodies={ident: [body[:10], body[10:]]})
+    assert run.client.count(b"MAIL FROM:") == 2
+    # Every transaction carries the whole message (the oracle checks each).
+    monitor(run, bodies={SENDER: body}, recipients=[BOB, CAROL])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=LocalProtocolError,
+    reason="core bug: in LMTP the session counts the final replies by accepted recipients, "
+    "the connection by 2xx RCPT replies; they differ when MAIL was refused and "
+    "LocalProtocolError escapes next_action() (fix: _session.py positive_rcpts)",
+)
+def test_lmtp_final_replies_after_a_refused_mail() -> None:
+    session = Session(config(lmtp=True, chunking=False))
+    session.submit(OutgoingMessage.build(sender=SENDER, recipients=[BOB, CAROL], message=b"hi\r\n"))
+    session.submit(
+        OutgoingMessage.build(sender="carol@example.org", recipients=[BOB], message=b"hi\r\n")
+    )
+    lhlo = b"250-mx.example.net\r\n250 PIPELINING\r\n"
+    # MAIL refused, both RCPTs taken anyway (RFC 2033 4.2 then wants one reply
+    # per taken RCPT after the lone dot), then the second message goes through.
+    script = [GREETING, lhlo, b"450 4.3.0 later\r\n", OK, OK, GO, OK, OK, OK, OK, GO, OK, BYE]
+    run = run_script(session, script)
+    assert run.closed
+    assert run.error is None
+    failed, accepted = outcomes(run)
+    assert isinstance(failed, MessageFailed)
+    assert isinstance(accepted, MessageAccepted)
+    monitor(
+        run, bodies={SENDER: b"hi\r\n", "carol@example.org": b"hi\r\n"}, recipients=[BOB, CAROL]
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=LocalProtocolError,
+    reason="core bug: after a refused lone terminator the session sends RSET although the "
+    "next envelope is already pipelined (fix: _session.py _on_end, see the report)",
+)
+def test_refused_lone_terminator_then_next_message() -> None:
+    session = Session(config(chunking=False))
+    for sender in (SENDER, "carol@example.org"):
+        session.submit(OutgoingMessage.build(sender=sender, recipients=[BOB], message=b"hi\r\n"))
+    no = b"550 5.1.1 no such user\r\n"
+    script = [
+        GREETING,
+        EHLO_8BIT,
+        OK + no + GO,  # every RCPT refused, still 354: the lone terminator
+        b"554 5.5.1 no valid recipients\r\n",  # ... refused, the next envelope already sent
+        OK + OK + GO,
+        OK,
+        BYE,
+    ]
+    run = run_script(session, script)
+    assert run.error is None
+    failed, accepted = outcomes(run)
+    assert isinstance(failed, MessageFailed)
+    assert isinstance(accepted, MessageAccepted)
+    # RSET would have aborted the second transaction.
+    assert b"RSET" not in run.client
+    monitor(run, bodies={SENDER: b"hi\r\n", "carol@example.org": b"hi\r\n"}, recipients=[BOB])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="core bug: with require_all_recipients and no PIPELINING, a refused RCPT stops "
+    "the RCPTs but never ends the transaction: Idle while busy (fix: _session.py _on_rcpt)",
+)
+@pytest.mark.parametrize("refusal", [b"550 5.1.1 no such user\r\n", b"354 what?\r\n"])
+def test_require_all_recipients_without_pipelining(refusal: bytes) -> None:
+    session = Session(config(require_all_recipients=True, pipelining=False))
+    session.submit(
+        OutgoingMessage.build(
+            sender=SENDER, recipients=[BOB, CAROL, "dave@example.net"], message=b"hi\r\n"
+        )
+    )
+    ehlo = b"250-mx.example.net\r\n250 8BITMIME\r\n"
+    run = run_script(session, [GREETING, ehlo, OK, OK, refusal, OK, BYE], quit_when_idle=False)
+    assert run.closed  # never Idle with the message still open
+    assert b"DATA" not in run.client
+    (failed,) = outcomes(run)
+    assert isinstance(failed, MessageFailed)
+    assert not failed.result.accepted
+
+
+def test_binarymime_body_goes_out_verbatim() -> None:
+    # Regression (fuzz_session): a BINARYMIME body with NUL made the encoder
+    # raise out of next_action(); RFC 3030 3 lets it carry any octet.
+    body = b"binary \x00\x01\xff data\r\x00\n"
     session = Session(config())
     session.submit(
         OutgoingMessage.build(
-            sender=SENDER,
-            recipients=[BOB],
-            message=b"binary \x00 data\r\n",
-            body_type=BodyType.BINARY_MIME,
+            sender=SENDER, recipients=[BOB], message=body, body_type=BodyType.BINARY_MIME
         )
     )
     ehlo = b"250-mx.example.net\r\n250-CHUNKING\r\n250-BINARYMIME\r\n250 8BITMIME\r\n"
-    run = run_script(session, [GREETING, ehlo, BYE])
-    assert run.closed and run.error is None
-    assert run.client == b"EHLO client.example.com\r\nQUIT\r\n"
-    (failed,) = run.of_type(MessageFailed)
-    assert failed.retry_safe
+    run = run_script(session, [GREETING, ehlo, OK, OK, OK, BYE])
+    assert run.error is None
+    assert b"BDAT %d LAST\r\n" % len(body) + body in run.client
+    assert len(run.of_type(MessageAccepted)) == 1
+    monitor(run, bodies={SENDER: body}, recipients=[BOB])
 
 
 def test_eof_script_step() -> None:

@@ -40,6 +40,7 @@ from scripted import (
     serve,
 )
 
+import smtpcore
 from smtpcore import (
     Authenticated,
     AuthenticationError,
@@ -1486,26 +1487,19 @@ def test_user_commands_between_transactions() -> None:
 @pytest.mark.parametrize(
     "command",
     [
-        pytest.param("QUIT", id="quit"),
-        pytest.param("RSET", id="rset"),
-        pytest.param("MAIL", id="mail"),
-        pytest.param("DATA", id="data"),
-        pytest.param("STARTTLS", id="starttls"),
+        pytest.param(smtpcore.Quit(), id="quit"),
+        pytest.param(smtpcore.Rset(), id="rset"),
+        pytest.param(smtpcore.Mail(sender=SENDER), id="mail"),
+        pytest.param(smtpcore.Rcpt(recipient=BOB), id="rcpt"),
+        pytest.param(smtpcore.Data(), id="data"),
+        pytest.param(smtpcore.StartTLS(), id="starttls"),
+        pytest.param(smtpcore.Ehlo(domain=CLIENT), id="ehlo"),
     ],
 )
-def test_session_refuses_commands_it_sequences_itself(command: str) -> None:
-    import smtpcore
-
-    cls = {
-        "QUIT": smtpcore.Quit,
-        "RSET": smtpcore.Rset,
-        "DATA": smtpcore.Data,
-        "STARTTLS": smtpcore.StartTLS,
-    }
-    cmd = smtpcore.Mail(sender=SENDER) if command == "MAIL" else cls[command]()
+def test_session_refuses_commands_it_sequences_itself(command: smtpcore.Command) -> None:
     session = Session(config())
-    with pytest.raises(LocalProtocolError):
-        session.command(cmd)
+    with pytest.raises(LocalProtocolError, match=command.verb):
+        session.command(command)
 
 
 def test_no_submit_after_quit() -> None:

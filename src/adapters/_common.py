@@ -254,6 +254,10 @@ class BodySource:
         self.handle = handle
         self.owned = owned
         self.label = label
+        try:
+            self.start: int | None = handle.tell()
+        except (OSError, AttributeError, ValueError):
+            self.start = None
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> BodySource:
@@ -268,6 +272,23 @@ class BodySource:
             return os.fstat(self.handle.fileno()).st_size
         except (OSError, AttributeError, ValueError):
             return None
+
+    def rewind(self) -> None:
+        """Go back to where the body started (``NeedBody.restart``)."""
+        try:
+            if self.start is None:
+                raise OSError("not seekable")
+            self.handle.seek(self.start)
+        except (OSError, AttributeError, ValueError) as exc:
+            raise MessageSourceError(
+                f"cannot send {self.label} again for the next transaction: {exc}"
+            ) from exc
+
+    def next_chunk(self, size: int, restart: bool) -> bytes:
+        """The chunk a ``NeedBody`` action asks for."""
+        if restart:
+            self.rewind()
+        return self.read(size)
 
     def read(self, size: int = FILE_CHUNK) -> bytes:
         try:

@@ -336,7 +336,7 @@ class Client:
                 elif isinstance(action, NeedBody):
                     source = self._sources[action.message_id]
                     try:
-                        chunk = source.read(action.size_hint)
+                        chunk = source.next_chunk(action.size_hint, action.restart)
                     except SMTPError as exc:
                         session.body_failed(action.message_id, exc)
                     else:

@@ -100,10 +100,13 @@ class StartTLS:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NeedBody:
     """Give the next chunk of message ``message_id``'s body to
-    ``send_body()`` (``b""`` at its end). ``size_hint`` is how much to read."""
+    ``send_body()`` (``b""`` at its end). ``size_hint`` is how much to read.
+    ``restart`` asks for the body from its start again: a message split over
+    several transactions (452 too many recipients) sends it once for each."""
 
     message_id: int
     size_hint: int
+    restart: bool = False
 
 
 @final

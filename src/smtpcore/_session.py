@@ -191,6 +191,8 @@ class _Msg:
     body_started: bool = False
     end_sent: bool = False  # final dot / BDAT LAST went out
     streaming: bool = False  # the adapter is feeding the body
+    streamed_before: bool = False  # an earlier transaction streamed it already
+    restart: bool = False  # the next NeedBody asks for the body from its start
     bdat_in_flight: int = 0
     final_replies: int = 0
     failed_reply: ReplyError | None = None  # a refusal that ends the transaction
@@ -356,6 +358,7 @@ class Session:
         msg = self._body_msg
         if msg is None or msg.id != message_id:
             raise LocalProtocolError(f"no body is expected for message {message_id}")
+        msg.restart = False
         try:
             self._stream_chunk(msg, chunk)
         except MessageContentError as exc:
@@ -409,7 +412,9 @@ class Session:
                 if msg.bdat_in_flight < MAX_BDAT_IN_FLIGHT and (
                     not msg.use_bdat or self._conn.can_send()
                 ):
-                    return NeedBody(message_id=msg.id, size_hint=BODY_CHUNK_SIZE)
+                    return NeedBody(
+                        message_id=msg.id, size_hint=BODY_CHUNK_SIZE, restart=msg.restart
+                    )
             elif self._advance():
                 continue
             if self._conn.outstanding:
@@ -802,9 +807,7 @@ class Session:
                 elif msg.wire is not None:
                     self._send_bdat(msg, msg.wire, last=True)
                 else:
-                    msg.encoder = self._encoder(EncodeMode.BDAT, self._caps())
-                    self._body_msg = msg
-                    msg.streaming = True
+                    self._begin_stream(msg, EncodeMode.BDAT)
                     return True
             else:
                 break
@@ -967,7 +970,15 @@ class Session:
             self._send(EndOfData(), _Sent(_Kind.END, msg))
             msg.end_sent = True
             return
-        msg.encoder = self._encoder(EncodeMode.DATA, self._caps())
+        self._begin_stream(msg, EncodeMode.DATA)
+
+    def _begin_stream(self, msg: _Msg, mode: EncodeMode) -> None:
+        """Ask the adapter for the body, from its start."""
+        msg.encoder = self._encoder(mode, self._caps())
+        # A message split over several transactions (452, max_recipients)
+        # sends its body again: the adapter must start over.
+        msg.restart = msg.streamed_before
+        msg.streamed_before = True
         msg.streaming = True
         self._body_msg = msg
 

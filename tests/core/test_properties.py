@@ -7,8 +7,9 @@ the message data (RFC 5321 2.3.8, 4.1.1.4, 4.5.2), and
 :class:`fuzz.fuzzlib.WireMonitor`, the fuzzers' client-wire oracle, which
 reads what the client writes the way a server does.
 
-The strict-xfail tests at the end pin core bugs found while writing these
-properties and fuzzing; each names the fix proposed for it.
+The tests at the end pin core bugs found while writing these properties and
+fuzzing: regressions for the fixed ones, strict xfails (naming the proposed
+fix) for the open ones.
 """
 
 from __future__ import annotations
@@ -80,7 +81,6 @@ QUICK = settings(FAST, max_examples=30)
 # together with the xfail mark when the fix lands.
 OPEN_BUGS = frozenset(
     {
-        "lmtp-final-reply-count",  # test_lmtp_final_replies_after_a_refused_mail
         "streamed-body-resent",  # test_streamed_body_is_sent_whole_in_every_transaction
         "rset-after-pipelined-envelope",  # test_refused_lone_terminator_then_next_message
         "require-all-stall",  # test_require_all_recipients_without_pipelining
@@ -161,10 +161,8 @@ def run_known(
     try:
         return run_script(session, script, bodies=bodies)
     except LocalProtocolError as exc:
-        # Both bugs end in the session sending RSET where the connection
-        # forbids it.
-        rset_bugs = {"lmtp-final-reply-count", "rset-after-pipelined-envelope"}
-        if OPEN_BUGS & rset_bugs and "cannot send RSET" in str(exc):
+        # The session sends RSET where the connection forbids it.
+        if "rset-after-pipelined-envelope" in OPEN_BUGS and "cannot send RSET" in str(exc):
             reject()
         raise
 
@@ -197,7 +195,8 @@ def test_data_is_the_dot_stuffed_canonical_message(
     chunks = data.draw(chunkings(body), label="body chunks") if streamed else []
     script = [GREETING, EHLO_8BIT, OK, OK, GO, OK, BYE]
     run = run_script(session, script, bodies={ident: chunks})
-    assert run.closed and run.error is None
+    assert run.closed
+    assert run.error is None
     client = run.client
     start = client.index(b"DATA\r\n") + len(b"DATA\r\n")
     assert client.endswith(b"QUIT\r\n")
@@ -208,7 +207,8 @@ def test_data_is_the_dot_stuffed_canonical_message(
     assert b"\r\n.\r\n" not in b"\r\n" + text
     assert unstuff(text) == canonical_body(body)
     assert text == dot_stuff(canonical_body(body))
-    assert len(outcomes(run)) == 1 and isinstance(outcomes(run)[0], MessageAccepted)
+    assert len(outcomes(run)) == 1
+    assert isinstance(outcomes(run)[0], MessageAccepted)
     monitor(run, bodies={SENDER: body}, recipients=[BOB])
 
 
@@ -236,7 +236,8 @@ def test_bdat_sizes_are_exact(body: bytes, data: st.DataObject) -> None:
     # One reply per BDAT: at most one chunk per octet, plus MAIL, RCPT, QUIT.
     script = [GREETING, EHLO_BDAT, *[OK] * (len(body) + 4)]
     run = run_script(session, script, bodies={ident: chunks})
-    assert run.closed and run.error is None
+    assert run.closed
+    assert run.error is None
     client = run.client
     pos = client.index(b"RCPT TO:<bob@example.net>\r\n") + len(b"RCPT TO:<bob@example.net>\r\n")
     payload = bytearray()
@@ -295,7 +296,8 @@ def test_refused_input_leaves_the_session_usable(address: str, body: bytes) -> N
         OutgoingMessage.build(sender="carol@example.org", recipients=[CAROL], message=body)
     )
     rest = run_script(session, [OK, OK, GO, OK, BYE])
-    assert rest.closed and rest.error is None
+    assert rest.closed
+    assert rest.error is None
     accepted = [
         e.result.message_id for e in run.events + rest.events if isinstance(e, MessageAccepted)
     ]
@@ -321,7 +323,8 @@ def test_valid_addresses_go_on_the_wire_verbatim(address: str) -> None:
     assert validate_mailbox(address, field="test", utf8=utf8) == address
     line = Rcpt(recipient=address, utf8=utf8).to_bytes()
     assert line == b"RCPT TO:<" + address.encode() + b">\r\n"
-    assert line.count(b"\r\n") == 1 and line.endswith(b"\r\n")
+    assert line.count(b"\r\n") == 1
+    assert line.endswith(b"\r\n")
     mail = Mail(sender=address, smtputf8=utf8).to_bytes()
     assert mail.startswith(b"MAIL FROM:<" + address.encode() + b">")
 
@@ -384,9 +387,12 @@ def test_nothing_but_quit_after_a_fatal_error(
         assert after == []
     sent = run.client
     if b"QUIT\r\n" in sent:
-        assert sent.endswith(b"QUIT\r\n") and sent.count(b"QUIT\r\n") == 1
+        assert sent.endswith(b"QUIT\r\n")
+        assert sent.count(b"QUIT\r\n") == 1
     closes = run.of_type(SessionClosed)
-    assert len(closes) == 1 and run.events[-1] is closes[0] and closes[0].error is run.error
+    assert len(closes) == 1
+    assert run.events[-1] is closes[0]
+    assert closes[0].error is run.error
 
 
 @FAST
@@ -487,8 +493,10 @@ def test_hostile_reply_streams_raise_only_remote_protocol_error(
 )
 def test_ehlo_replies_are_read_as_generated(reply: Reply) -> None:
     caps = Capabilities.from_ehlo(reply)
-    assert caps.pipelining and caps.auth
-    assert not caps.chunking and not caps.starttls
+    assert caps.pipelining
+    assert caps.auth
+    assert not caps.chunking
+    assert not caps.starttls
     parser = ReplyParser()
     parser.feed(reply.to_bytes())
     assert parser.next_reply() == reply
@@ -506,14 +514,17 @@ def test_ehlo_keywords_all_known(reply: Reply) -> None:
 def test_chunkings_join_back(data: bytes, chosen: st.DataObject) -> None:
     chunks = chosen.draw(chunkings(data, max_chunks=10))
     assert b"".join(chunks) == data
-    assert all(chunks) and len(chunks) <= 10
+    assert all(chunks)
+    assert len(chunks) <= 10
 
 
 @FAST
 @given(body=message_bodies())
 def test_default_bodies_are_sendable(body: bytes) -> None:
     info = scan_body(body)
-    assert not info.has_nul and not info.has_controls and not info.over_limit
+    assert not info.has_nul
+    assert not info.has_controls
+    assert not info.over_limit
 
 
 @FAST
@@ -544,11 +555,6 @@ def test_testing_needs_hypothesis() -> None:
 # -- core bugs found by the fuzzers (strict xfail: remove the mark with the fix) ----------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: ReplyParser.feed raises for an over-long unfinished line before the "
-    "complete replies in front of it are handed out (fix: _replies.py, see the report)",
-)
 @pytest.mark.parametrize(
     "stream",
     [
@@ -557,14 +563,16 @@ def test_testing_needs_hypothesis() -> None:
     ],
 )
 def test_line_limit_error_does_not_depend_on_chunking(stream: bytes) -> None:
+    def feed(parser: ReplyParser, chunks: list[bytes], got: list[Reply]) -> None:
+        for chunk in chunks:
+            parser.feed(chunk)
+            while (reply := parser.next_reply()) is not None:
+                got.append(reply)
+
     def replies_before_error(chunks: list[bytes]) -> list[Reply]:
-        parser = ReplyParser()
         got: list[Reply] = []
         with pytest.raises(RemoteProtocolError):
-            for chunk in chunks:
-                parser.feed(chunk)
-                while (reply := parser.next_reply()) is not None:
-                    got.append(reply)
+            feed(ReplyParser(), chunks, got)
         return got
 
     whole = replies_before_error([stream])
@@ -572,11 +580,6 @@ def test_line_limit_error_does_not_depend_on_chunking(stream: bytes) -> None:
     assert whole == bytewise
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: the same ReplyParser.feed early error makes the session's outcome "
-    "depend on TCP segmentation (fix: _replies.py, see the report)",
-)
 def test_message_outcome_does_not_depend_on_segmentation() -> None:
     def outcome(last_reads: list[bytes]) -> type:
         session = Session(config(chunking=False))
@@ -604,7 +607,8 @@ def test_saslprep_refusal_is_reported_not_raised() -> None:
     session.submit(OutgoingMessage.build(sender=SENDER, recipients=[BOB], message=b"hi\r\n"))
     ehlo = b"250-mx.example.net\r\n250 AUTH SCRAM-SHA-256 PLAIN\r\n"
     run = run_script(session, [GREETING, ehlo, BYE])
-    assert run.closed and isinstance(run.error, InvalidInputError)
+    assert run.closed
+    assert isinstance(run.error, InvalidInputError)
     assert b"AUTH" not in run.client
     assert len(run.of_type(MessageFailed)) == 1
 
@@ -633,13 +637,6 @@ def test_streamed_body_is_sent_whole_in_every_transaction(chunking: bool, split:
     monitor(run, bodies={SENDER: body}, recipients=[BOB, CAROL])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=LocalProtocolError,
-    reason="core bug: in LMTP the session counts the final replies by accepted recipients, "
-    "the connection by 2xx RCPT replies; they differ when MAIL was refused and "
-    "LocalProtocolError escapes next_action() (fix: _session.py positive_rcpts)",
-)
 def test_lmtp_final_replies_after_a_refused_mail() -> None:
     session = Session(config(lmtp=True, chunking=False))
     session.submit(OutgoingMessage.build(sender=SENDER, recipients=[BOB, CAROL], message=b"hi\r\n"))
@@ -736,4 +733,5 @@ def test_eof_script_step() -> None:
     session = Session(config())
     session.submit(OutgoingMessage.build(sender=SENDER, recipients=[BOB], message=b"hi\r\n"))
     run = run_script(session, [GREETING, EOF])
-    assert run.closed and isinstance(run.error, ConnectionLostError)
+    assert run.closed
+    assert isinstance(run.error, ConnectionLostError)

@@ -620,6 +620,18 @@ def machine() -> dict[str, Any]:
     except OSError:
         postfix = ""
     versions["postfix"] = postfix or None
+    try:
+        git = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=ROOT,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        git = ""
+    versions["smtpcore_git"] = git or None
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "python": platform.python_version(),

@@ -417,7 +417,7 @@ class _Driver:
         ident = action.message_id
         if ident not in self.streams:
             raise OracleError(f"NeedBody for message {ident}, which has no stream")
-        if getattr(action, "restart", False):
+        if action.restart:
             # Another transaction of the same message: from the first octet.
             self.streams[ident] = self.chunk(self.bodies_by_id[ident])
         chunks = self.streams[ident]

@@ -459,16 +459,17 @@ class Client:
                     else:
                         session.receive_data(data)
                 elif isinstance(action, StartTLSAction):
-                    if stream.pending:
-                        # Bytes after the 220 reply: the session must judge them.
-                        session.receive_data(stream.take())
+                    hostname = action.server_hostname or self.options.server
+                    try:
+                        if not stream.pending:
+                            await stream.start_tls(self.options, hostname)
+                    except TLSError as exc:
+                        session.tls_failed(str(exc.__cause__ or exc))
                     else:
-                        try:
-                            await stream.start_tls(
-                                self.options, action.server_hostname or self.options.server
-                            )
-                        except TLSError as exc:
-                            session.tls_failed(str(exc.__cause__ or exc))
+                        if stream.pending:
+                            # Bytes the server sent outside TLS (or before our
+                            # EHLO): the session refuses them.
+                            session.receive_data(stream.take())
                         else:
                             session.tls_established()
                 elif isinstance(action, NeedBody):

@@ -327,12 +327,20 @@ class Client:
 
     # -- the loop --------------------------------------------------------------
 
-    async def _discard(self) -> None:
-        """Abort, then close the stream properly (also while cancelled)."""
-        stream = self._stream
-        self.abort()
-        if stream is not None:
-            await trio.aclose_forcefully(stream)
+    async def _discard(self, *, graceful: bool = False) -> None:
+        """Close the stream (works while cancelled), then abort the session.
+        ``graceful`` sends TLS's close_notify first, within the QUIT timeout."""
+        stream, self._stream = self._stream, None
+        try:
+            if stream is not None and graceful:
+                with trio.move_on_after(self.options.timeouts(Stage.QUIT)):
+                    await stream.aclose()  # Closes even when cancelled.
+            elif stream is not None:
+                await trio.aclose_forcefully(stream)
+        except _BROKEN:
+            pass  # Closed all the same.
+        finally:
+            self.abort()
 
     async def _connect(self) -> None:
         await self._discard()
@@ -458,7 +466,7 @@ class Client:
                         session.send_body(action.message_id, chunk)
                 elif isinstance(action, Close):
                     self._ledger.file(session)
-                    await self._discard()
+                    await self._discard(graceful=session.error is None)
                     return
                 else:
                     assert isinstance(action, Idle)

@@ -247,8 +247,8 @@ def run_script(
         elif isinstance(action, NeedBody):
             chunks = (bodies or {})[action.message_id]
             # A further transaction of the same message (after a 452) needs
-            # the body again from its start, when the core says so.
-            if getattr(action, "restart", False):
+            # the body again from its start.
+            if action.restart:
                 body_pos[action.message_id] = 0
             pos = body_pos.get(action.message_id, 0)
             body_pos[action.message_id] = pos + 1

@@ -36,7 +36,6 @@ HARNESSES = {
 # shows up as XPASS and the entry must go (with its KNOWN signature).
 OPEN = {
     "session-saslprep-refused.bin": "SCRAM SASLprep refusal escapes next_action()",
-    "session-streamed-body-split.bin": "second transaction of a streamed body is empty",
     "session-rset-after-pipelined-envelope.bin": "RSET after a refused lone terminator",
     "session-require-all-354-to-rcpt.bin": "require_all_recipients stalls without PIPELINING",
 }
@@ -46,8 +45,6 @@ OPEN = {
 KNOWN = {
     "saslprep": ("InvalidInputError", "SCRAM password"),
     "rset": ("LocalProtocolError", "cannot send RSET"),
-    "streamed-split": ("OracleError", "lone terminator although"),
-    "streamed-split-bdat": ("OracleError", "BDAT chunks"),
     "require-all": ("OracleError", "Idle while"),
 }
 

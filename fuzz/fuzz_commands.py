@@ -24,7 +24,7 @@ import re
 import sys
 from collections.abc import Callable
 
-from fuzz.fuzzlib import OracleError, replay
+from fuzz.fuzzlib import OracleError, path_end, replay
 from smtpcore import (
     Command,
     Ehlo,
@@ -99,26 +99,6 @@ def check_line(command: Command, utf8: bool) -> bytes:
     if shown.count(b"\n") != 1 or not shown.endswith(b"\r\n"):
         raise OracleError(f"transcript form is not one line: {shown[:80]!r}")
     return body
-
-
-def path_end(line: bytes, start: int) -> int:
-    """Where an RFC 5321 server ends the path that starts at ``start``
-    (after ``<``): the first ``>`` outside a quoted string; -1 if none."""
-    quoted = escaped = False
-    for index in range(start, len(line)):
-        char = line[index]
-        if quoted:
-            if escaped:
-                escaped = False
-            elif char == 0x5C:
-                escaped = True
-            elif char == 0x22:
-                quoted = False
-        elif char == 0x22:
-            quoted = True
-        elif char == 0x3E:
-            return index
-    return -1
 
 
 def check_path(body: bytes, prefix: bytes, address: str) -> None:

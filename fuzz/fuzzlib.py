@@ -75,6 +75,7 @@ __all__ = [
     "dot_stuff",
     "encode_records",
     "mutate",
+    "path_end",
     "record",
     "records",
     "replay",
@@ -523,29 +524,47 @@ class WireMonitor:
         raise OracleError(message)
 
 
+def path_end(line: bytes, start: int) -> int:
+    """Where an RFC 5321 server ends the path whose text starts at ``start``
+    (just after ``<``): at the first ``>`` outside the quoted local part and
+    outside an address literal. -1 if there is none, or if SP or ``<`` come
+    first outside both (no server can agree on where such a path ends).
+
+    RFC 5321 4.1.2: Local-part = Dot-string / Quoted-string (so a quote can
+    only open the local part); 4.1.3: an address-literal runs from ``[`` to
+    ``]`` and its dcontent may hold ``"``, ``<`` and ``>``.
+    """
+    index = start
+    end = len(line)
+    if index < end and line[index] == 0x22:
+        index += 1
+        while index < end and line[index] != 0x22:
+            index += 2 if line[index] == 0x5C else 1
+        index += 1
+    while index < end:
+        char = line[index]
+        if char == 0x5B:
+            close = line.find(b"]", index)
+            if close < 0:
+                return -1
+            index = close + 1
+            continue
+        if char == 0x3E:
+            return index
+        if char in b"< ":
+            return -1
+        index += 1
+    return -1
+
+
 def _split_path(text: bytes, prefix: bytes) -> tuple[bytes, bytes]:
-    """Split ``MAIL FROM:<path> params`` the way an RFC 5321 server does:
-    the path ends at the first ``>`` outside a quoted string."""
+    """Split ``MAIL FROM:<path> params`` the way an RFC 5321 server does."""
     if not text.upper().startswith(prefix.upper()):
         raise OracleError(f"malformed {prefix[:4].decode()} line: {text[:80]!r}")
-    start = len(prefix)
-    quoted = escaped = False
-    for index in range(start, len(text)):
-        char = text[index]
-        if quoted:
-            if escaped:
-                escaped = False
-            elif char == 0x5C:
-                escaped = True
-            elif char == 0x22:
-                quoted = False
-        elif char == 0x22:
-            quoted = True
-        elif char == 0x3E:
-            return text[start:index], text[index + 1 :]
-        elif char in b"< ":
-            raise OracleError(f"'<' or SP inside the path, outside quotes: {text[:80]!r}")
-    raise OracleError(f"path without its closing '>': {text[:80]!r}")
+    end = path_end(text, len(prefix))
+    if end < 0:
+        raise OracleError(f"no clean end of the path (SP or '<' inside it?): {text[:80]!r}")
+    return text[len(prefix) : end], text[end + 1 :]
 
 
 def _check_params(params: bytes, allowed: frozenset[bytes]) -> None:

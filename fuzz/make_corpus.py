@@ -430,6 +430,8 @@ def command_seeds() -> dict[str, bytes]:
         "mail-utf8-off": (0, "пользователь@пример.рф"),
         "rcpt-postmaster": (1, "Postmaster"),
         "rcpt-literal": (1, "user@[IPv6:2001:db8::1]"),
+        # RFC 5321 4.1.3: dcontent may hold '"', '<' and '>'.
+        "rcpt-general-literal": (1, 'user@[x-tag:a"b>c<d]'),
         "rcpt-sp": (1, "a b@example.com"),
         "orcpt-crlf": (2, "a@b\r\nQUIT"),
         "envid": (3, "id+=\x7f"),

@@ -203,6 +203,9 @@ def report(names: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point (see the module docstring)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if str(ROOT) not in sys.path:
+        # Run as a script (python fuzz/run.py): make the fuzz package importable.
+        sys.path.insert(0, str(ROOT))
     if args[:1] == ["--child"]:
         rest = args[3:] if args[2:3] == ["--"] else args[2:]
         _child(args[1], rest)

@@ -129,6 +129,7 @@ class Client:
         self._session: Session | None = None
         self._sources: dict[int, BodySource] = {}
         self._outcomes: dict[int, _Outcome] = {}
+        self._waiting: set[int] = set()
         self._replies: dict[int, Reply] = {}
         self._used = False
         self._log = client_logger(self.options.name)
@@ -187,34 +188,75 @@ class Client:
         **message_options: Any,
     ) -> MessageResult:
         """Send one message; returns its result or raises the typed error."""
+        [outcome] = self.send_many(
+            [
+                dict(
+                    sender=sender,
+                    recipients=recipients,
+                    message=message,
+                    message_file=message_file,
+                    file_handle=file_handle,
+                    **message_options,
+                )
+            ],
+            raise_errors=True,
+        )
+        assert isinstance(outcome, MessageResult)
+        return outcome
+
+    def send_many(
+        self, messages: Iterable[Mapping[str, Any]], *, raise_errors: bool = False
+    ) -> list[MessageResult | SMTPError]:
+        """Send several messages over this one connection, pipelined: the end
+        of one message's data and the next message's envelope share a round
+        trip when the server offers PIPELINING.
+
+        Each item holds :meth:`send_message`'s keyword arguments. Returns, in
+        order, each message's result or its typed error (with
+        ``raise_errors``, the first error is raised instead).
+        """
         if self.options.config.quit_after in _QUIT_BEFORE_MAIL:
             raise ConfigurationError(
                 f"quit_after={self.options.config.quit_after.value} stops before any message: "
                 "use connect() to probe"
             )
-        outgoing, source = make_message(
-            sender=sender,
-            recipients=recipients,
-            message=message,
-            message_file=message_file,
-            file_handle=file_handle,
-            **message_options,
-        )
+        outcomes: list[MessageResult | SMTPError] = []
+        prepared: list[tuple[int, OutgoingMessage, BodySource | None]] = []
         try:
-            outcome = self._submit(outgoing, source)
-            if isinstance(outcome, MessageFailed) and outcome.connection_dropped and self._used:
-                # The server closed the idle connection before this message's
-                # data: try once on a fresh connection.
+            for item in messages:
+                try:
+                    outgoing, source = make_message(**_message_arguments(item))
+                except SMTPError as exc:
+                    if raise_errors:
+                        raise
+                    outcomes.append(exc)
+                    continue
+                prepared.append((len(outcomes), outgoing, source))
+                outcomes.append(LocalProtocolError("not sent"))
+            reused = self._used
+            results = self._submit([(m, s) for _, m, s in prepared])
+            retry = [i for i, r in enumerate(results) if reused and _dropped(r)]
+            if retry:
+                # The server closed the idle connection before these messages'
+                # data: send them once more on a fresh connection.
                 self._log.debug("connection dropped while idle; reconnecting")
                 self.connect()
-                outcome = self._submit(outgoing, source)
+                again = self._submit([(prepared[i][1], prepared[i][2]) for i in retry])
+                for i, outcome in zip(retry, again):
+                    results[i] = outcome
         finally:
-            if source is not None:
-                source.close()
+            for _, _, source in prepared:
+                if source is not None:
+                    source.close()
         self._used = True
-        if isinstance(outcome, MessageFailed):
-            raise outcome.error
-        return outcome.result
+        for (slot, _, _), outcome in zip(prepared, results):
+            if isinstance(outcome, MessageFailed):
+                if raise_errors:
+                    raise outcome.error
+                outcomes[slot] = outcome.error
+            else:
+                outcomes[slot] = outcome.result
+        return outcomes
 
     def command(self, command: Command) -> Reply:
         """Send NOOP, VRFY, EXPN or a raw extension command; returns the reply."""
@@ -258,19 +300,28 @@ class Client:
 
     # -- the loop --------------------------------------------------------------
 
-    def _submit(self, outgoing: OutgoingMessage, source: BodySource | None) -> _Outcome:
+    def _submit(self, items: list[tuple[OutgoingMessage, BodySource | None]]) -> list[_Outcome]:
+        """Queue every message on the session and run until each has an
+        outcome (the session reports one for every message, even when it
+        dies)."""
         session = self._live_session()
-        message_id = session.submit(outgoing)
-        if source is not None:
-            self._sources[message_id] = source
+        ids = []
+        for outgoing, source in items:
+            message_id = session.submit(outgoing)
+            ids.append(message_id)
+            if source is not None:
+                self._sources[message_id] = source
+        self._waiting.update(ids)
         try:
-            self._run(lambda: message_id in self._outcomes)
+            self._run(lambda: not self._waiting)
         finally:
-            self._sources.pop(message_id, None)
-        outcome = self._outcomes.pop(message_id, None)
-        if outcome is None:
+            self._waiting.clear()
+            for message_id in ids:
+                self._sources.pop(message_id, None)
+        outcomes = [self._outcomes.pop(i, None) for i in ids]
+        if any(outcome is None for outcome in outcomes):
             raise self._dead_error()
-        return outcome
+        return [o for o in outcomes if o is not None]
 
     def _live_session(self) -> Session:
         if self._session is None or self._sock is None:
@@ -361,6 +412,7 @@ class Client:
             self._log.debug("%s", event)
             if isinstance(event, (MessageAccepted, MessageFailed, MessageProbed)):
                 self._outcomes[event.result.message_id] = event
+                self._waiting.discard(event.result.message_id)
             elif isinstance(event, CommandCompleted):
                 self._replies[event.ticket] = event.reply
             elif isinstance(event, GreetingReceived):
@@ -375,6 +427,17 @@ class Client:
         if session is not None and session.error is not None:
             return session.error
         return LocalProtocolError("the session ended before the request completed")
+
+
+def _message_arguments(item: Mapping[str, Any]) -> dict[str, Any]:
+    arguments = dict(item)
+    arguments.setdefault("sender", None)
+    arguments.setdefault("recipients", None)
+    return arguments
+
+
+def _dropped(outcome: _Outcome) -> bool:
+    return isinstance(outcome, MessageFailed) and outcome.connection_dropped
 
 
 def send(

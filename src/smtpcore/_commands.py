@@ -150,6 +150,14 @@ _SASL_MECH = re.compile(r"[A-Za-z0-9_-]{1,20}")
 # an RFC 5321 4.1.2 ehlo-keyword, which names the extension), at most 20 long.
 _VERB = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,19}")
 
+# Fast paths for the common case (see validate_domain and validate_mailbox):
+# RFC 5321 4.1.2 sub-domain = Let-dig [Ldh-str], at most 63 octets (RFC 1035),
+# and a Dot-string of RFC 5322 atext.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_FAST_DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_FAST_MAILBOX = re.compile(rf"({_ATOM}(?:\.{_ATOM})*)@{_LABEL}(?:\.{_LABEL})*")
+
 
 # -- character checks ------------------------------------------------------------
 
@@ -179,6 +187,9 @@ def _check_text(
     """
     if not isinstance(value, str):
         raise InvalidInputError(field, f"must be a str, not {type(value).__name__}", None)
+    if value.isascii() and value.isprintable():
+        # The common case, in C: printable ASCII is %x20-7E, nothing to refuse.
+        return value
     # RFC 5321 2.3.8: CRLF ends a line, and a bare CR or LF must not appear
     # in a command; any of them would let the value start a command of its own.
     if "\r\n" in value:
@@ -240,6 +251,8 @@ def validate_domain(value: str, *, field: str, utf8: bool = False) -> str:
     Raises:
         InvalidInputError: the value is not a domain or address literal.
     """
+    if isinstance(value, str) and len(value) <= MAX_DOMAIN_LENGTH and _FAST_DOMAIN.fullmatch(value):
+        return value  # plain ASCII labels: the grammar below, in one C pass
     _check_text(value, field, utf8=utf8, shown=value)
     if not value:
         raise InvalidInputError(field, "domain is empty", value)
@@ -374,6 +387,13 @@ def validate_mailbox(value: str, *, field: str, utf8: bool = False) -> str:
     Raises:
         InvalidInputError: the value is not a mailbox, or is too long.
     """
+    if isinstance(value, str) and len(value) + 2 <= MAX_PATH_LENGTH:
+        fast = _FAST_MAILBOX.fullmatch(value)
+        if fast is not None and fast.end(1) <= MAX_LOCAL_PART_LENGTH:
+            # An ASCII Dot-string at a plain domain, the common case: the same
+            # grammar and limits as below, in one C pass. Anything else takes
+            # the detailed path, which also words the error.
+            return value
     _check_text(value, field, utf8=utf8, shown=value)
     if not value:
         raise InvalidInputError(field, "is empty", value)

@@ -201,6 +201,16 @@ class Connection:
         return tuple(p.command for p in self._pending)
 
     @property
+    def waiting(self) -> bool:
+        """True while some command (or the greeting) awaits its reply."""
+        return bool(self._pending)
+
+    @property
+    def oldest(self) -> Command | None:
+        """The command whose reply comes next (None: the greeting, or nothing)."""
+        return self._pending[0].command if self._pending else None
+
+    @property
     def buffered(self) -> int:
         """Received octets not yet handed out in an event."""
         return self._parser.buffered

@@ -41,6 +41,7 @@ import email.message
 import email.policy
 import email.utils
 import enum
+import functools
 import io
 import re
 from dataclasses import dataclass
@@ -87,7 +88,9 @@ _BAD = ord("!")
 _BREAK = ord("\n")
 
 
+@functools.lru_cache(maxsize=16)
 def _make_table(*, refused: bytes, breaks: bool) -> bytes:
+    # Cached: a session builds an encoder per message, with few option sets.
     table = bytearray([_OK]) * 256
     for octet in refused:
         table[octet] = _BAD

@@ -320,6 +320,13 @@ class ReplyParser:
                 return reply
 
     def _line(self, line: bytes) -> Reply | None:
+        if not self._lines:
+            # Servers repeat the same short replies ("250 2.1.5 Ok"): one that
+            # was parsed and checked before is handed out again (replies are
+            # immutable), which makes pipelined streams cheap to parse.
+            cached = _REPLY_CACHE.get(line)
+            if cached is not None and len(line) <= self.max_line_length:
+                return cached
         # RFC 5321 4.5.3.1.5: a reply line is at most 512 octets including the
         # code and CRLF; we allow max_line_length (see the module docstring).
         if len(line) > self.max_line_length:
@@ -366,7 +373,10 @@ class ReplyParser:
         self._lines = []
         self._reply_size = 0
         self._code = 0
-        return Reply(code=code, lines=lines, enhanced_code=_find_enhanced(code, lines[0]))
+        reply = Reply(code=code, lines=lines, enhanced_code=_find_enhanced(code, lines[0]))
+        if len(lines) == 1 and len(line) <= _CACHED_LINE_MAX and len(_REPLY_CACHE) < _CACHE_SIZE:
+            _REPLY_CACHE[line] = reply
+        return reply
 
     def _fail(self, message: str) -> NoReturn:
         self._error = RemoteProtocolError(message)
@@ -376,6 +386,14 @@ class ReplyParser:
         self._lines = []
         self._reply_size = 0
         raise self._error
+
+
+# Single-line replies already parsed, keyed by their exact wire line. Bounded
+# in entries and line length; filled first come, never evicted, so a hostile
+# server can only fill it with harmless, valid replies.
+_CACHE_SIZE = 256
+_CACHED_LINE_MAX = 128
+_REPLY_CACHE: dict[bytes, Reply] = {}
 
 
 def _excerpt(line: bytes, limit: int = 40) -> str:

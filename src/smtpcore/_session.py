@@ -235,6 +235,7 @@ class Session:
         self._helo_fallback_used = False
         self._tried_starttls = False
         self._next_id = 1
+        self._quit_queued = False
         self._error: SMTPError | None = None
         self._close_reported = False
         self.transcript: list[TranscriptEntry] = []
@@ -271,7 +272,7 @@ class Session:
     @property
     def busy(self) -> bool:
         """True while messages or commands are queued or in flight."""
-        return bool(self._jobs or self._active or self._conn.outstanding)
+        return bool(self._jobs or self._active or self._conn.waiting)
 
     # -- what the caller asks --------------------------------------------------
 
@@ -294,8 +295,9 @@ class Session:
 
     def quit(self) -> None:
         """Send QUIT once everything queued is done, then close."""
-        if self._phase is Phase.CLOSED or None in self._jobs:
+        if self._phase is Phase.CLOSED or self._quit_queued:
             return
+        self._quit_queued = True
         self._jobs.append(None)
 
     # -- the adapter's inputs --------------------------------------------------
@@ -417,7 +419,7 @@ class Session:
                     )
             elif self._advance():
                 continue
-            if self._conn.outstanding:
+            if self._conn.waiting:
                 return Read(stage=self._current_stage())
             return Idle()
 
@@ -663,7 +665,7 @@ class Session:
                     self._active.append(job)
                     self._pump(job)
                 continue
-            if self._active or self._conn.outstanding:
+            if self._active or self._conn.waiting:
                 break  # commands and QUIT go between transactions
             self._jobs.popleft()
             did = True
@@ -1144,7 +1146,7 @@ class Session:
         if (
             quit
             and self._phase not in (Phase.QUITTING, Phase.CLOSED)
-            and not self._conn.outstanding
+            and not self._conn.waiting
             and not self._out
             and self._conn.can_send()
         ):
@@ -1194,9 +1196,8 @@ class Session:
         return caps
 
     def _current_stage(self) -> Stage:
-        outstanding = self._conn.outstanding
-        if outstanding:
-            first = outstanding[0]
+        if self._conn.waiting:
+            first = self._conn.oldest
             return Stage.GREETING if first is None else first.stage
         if self._phase is Phase.TLS_HANDSHAKE:
             return Stage.TLS_HANDSHAKE
@@ -1205,7 +1206,7 @@ class Session:
         return self._out_stage
 
     def _check_open(self) -> None:
-        if self._phase in (Phase.QUITTING, Phase.CLOSED) or None in self._jobs:
+        if self._phase in (Phase.QUITTING, Phase.CLOSED) or self._quit_queued:
             raise LocalProtocolError("the session is closing or closed")
 
     def _new_id(self) -> int:

@@ -21,7 +21,10 @@ Strategies:
 Examples::
 
     from hypothesis import given, strategies as st
-    from smtpcore import OutgoingMessage, ReplyParser, Session, SessionConfig, TLSPolicy
+    from smtpcore import (
+        MessageAccepted, MessageFailed, OutgoingMessage, ReplyParser, Session,
+        SessionConfig, TLSPolicy,
+    )
     from smtpcore.testing import chunkings, replies, run_script, server_scripts
 
     @given(st.lists(replies()), st.data())

@@ -189,7 +189,7 @@ BAD: list[tuple[str, Callable[[], None], str]] = [
         lambda: _play(_with(3, ("C", b"MAIL FROM:<a@example.com> X=1\r\n" + RCPT + b"DATA\r\n"))),
         "unexpected parameter",
     ),
-    ("sp-in-path", lambda: _play(_with(3, ("C", b"MAIL FROM:<a @example.com>\r\n"))), "SP inside"),
+    ("sp-in-path", lambda: _play(_with(3, ("C", b"MAIL FROM:<a @example.com>\r\n"))), "SP or"),
     ("after-quit", lambda: _play([*GOOD[:8], ("C", b"NOOP\r\n")]), "after QUIT"),
     (
         "write-after-error",

@@ -21,8 +21,9 @@ CALL       0x07  a caller action at the next read: value[0] % 4 is 0 submit a
 When the records run out, every further read gets EOF and every handshake
 fails, so each input ends. A record that does not fit what the session asks
 (a TLS result while it reads) is skipped. The harness never misuses the API:
-it starts TLS only when asked, feeds bodies only for the message asked for,
-and submits nothing after quit().
+it starts TLS only when asked, feeds bodies only for the message asked for
+(from its first chunk again when ``NeedBody.restart`` says so), and submits
+nothing after quit().
 
 Oracle (any exception escaping a public method of the session is a failure
 too, LocalProtocolError included, since the harness uses the API correctly):
@@ -30,9 +31,11 @@ too, LocalProtocolError included, since the harness uses the API correctly):
 * the session reaches Close within :data:`MAX_ACTIONS` actions; it never
   answers Idle while it still has work, or after quit();
 * :class:`fuzz.fuzzlib.WireMonitor` accepts every byte written (CRLF only,
-  exact dot-stuffed data, exact BDAT sizes, nothing but EHLO/STARTTLS/QUIT
-  before TLS when TLS is required, nothing but one QUIT after a fatal error,
-  nothing after QUIT, RFC 2920 grouping, only the caller's addresses);
+  exact dot-stuffed data in every transaction, the lone terminator exactly
+  when the envelope was refused, exact BDAT sizes, nothing but
+  EHLO/STARTTLS/QUIT before TLS when TLS is required, nothing but one QUIT
+  after a fatal error, nothing after QUIT, RFC 2920 grouping, only the
+  caller's addresses);
 * after Close, next_action() stays Close and input is ignored;
 * every submitted message gets exactly one outcome event (accepted, failed
   or probed) and the session reports SessionClosed exactly once, last, with

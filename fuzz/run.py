@@ -134,8 +134,10 @@ def fuzz(name: str, seconds: int, extra: list[str]) -> Summary:
                     summary.speed = int(match["speed"])
             elif (match := _DONE.search(line)) or (match := _EXECUTED.search(line)):
                 summary.executions = int(match[1])
+            elif "Uncaught Python exception" in line or "ERROR: libFuzzer" in line:
+                summary.crashes = max(summary.crashes, 1)
             elif _ARTIFACT.search(line):
-                summary.crashes += 1
+                summary.crashes = max(summary.crashes, 1)
         summary.returncode = child.wait()
     summary.seconds = time.monotonic() - started
     if summary.seconds:

@@ -46,9 +46,13 @@ def flavor(request: pytest.FixtureRequest) -> Flavor:
 
 
 @pytest.fixture
-def anyio_backend(flavor: Flavor) -> str:
-    """Run each async test on its adapter's own event loop (the blocking
-    adapter runs inside asyncio, blocking it: the servers have threads)."""
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Run each async test that takes ``flavor`` on its adapter's own event
+    loop (the blocking adapter runs inside asyncio, blocking it: the servers
+    have threads). Other async tests get anyio's default, asyncio only."""
+    if "flavor" not in request.fixturenames:
+        return "asyncio"
+    flavor: Flavor = request.getfixturevalue("flavor")
     return "trio" if flavor.name == "trio" else "asyncio"
 
 

@@ -452,12 +452,25 @@ def report(
 def connect_error(exc: OSError, address: str, operation: str = "connect") -> ConnectionLostError:
     """The typed error for a failed connect, resolve or socket call."""
     reason = exc.strerror or str(exc) or type(exc).__name__
+    number = _os_errno(exc)
     return ConnectionLostError(
         f"cannot {operation} {address}: {reason}" if operation != "connect" else f"cannot connect to {address}: {reason}",
         stage=Stage.CONNECT,
         operation=operation,
-        errno=exc.errno,
+        errno=number,
     )
+
+
+def _os_errno(exc: BaseException) -> int | None:
+    """The errno of an OSError, or of the first error behind it (trio raises
+    one OSError for all the addresses it tried, with a group as its cause)."""
+    number = getattr(exc, "errno", None)
+    if number is not None:
+        return int(number)
+    for inner in getattr(exc.__cause__, "exceptions", ()):
+        if (number := _os_errno(inner)) is not None:
+            return number
+    return None
 
 
 # -- the async adapters' bookkeeping -------------------------------------------

@@ -244,13 +244,14 @@ class ConnectionLostError(SMTPError, ConnectionError):
         operation: str | None = None,
         errno: int | None = None,
     ) -> None:
+        status_unknown = stage is not None and stage.status_unknown
+        if status_unknown:
+            message += " (delivery status unknown)"
+        super().__init__(message)  # OSError.__init__ resets errno: set attributes after it
         self.stage = stage
         self.operation = operation
         self.errno = errno
-        self.status_unknown = stage is not None and stage.status_unknown
-        if self.status_unknown:
-            message += " (delivery status unknown)"
-        super().__init__(message)
+        self.status_unknown = status_unknown
 
 
 class MessageSourceError(SMTPError):

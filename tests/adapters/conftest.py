@@ -41,7 +41,8 @@ def smtpd(start_smtpd: Callable[..., SMTPServer]) -> SMTPServer:
 
 @pytest.fixture
 def start_tiny() -> Iterator[Callable[..., TinyServer]]:
-    """Start scripted servers (``TinyServer`` arguments); all stop at teardown."""
+    """Start scripted servers (``TinyServer`` arguments); all stop at teardown,
+    which also checks that the client closed every connection."""
     started: list[TinyServer] = []
 
     def start(**kwargs: Any) -> TinyServer:
@@ -50,5 +51,5 @@ def start_tiny() -> Iterator[Callable[..., TinyServer]]:
         return server
 
     yield start
-    for server in started:
-        server.stop()
+    left = sum(server.stop() for server in started)
+    assert left == 0, f"the client left {left} connection(s) open after the test"

@@ -4,8 +4,8 @@ that runs one test body on every adapter.
 * :class:`SMTPServer`: aiosmtpd in a thread, the friendly server: plain,
   STARTTLS or implicit TLS, AUTH PLAIN/LOGIN, recording exactly what it got.
 * :class:`TinyServer`: a scripted SMTP server in a thread, for servers that
-  misbehave (never answer, drop the connection after the data, close idle
-  connections with 421).
+  misbehave (never greet, refuse the session, stall or drop the connection
+  after the data, close idle connections with 421).
 * :class:`PostfixServer`: a private Postfix, the real MTA (interop tests).
 * :class:`Flavor`: the blocking, asyncio and trio adapters behind one async
   API, so that a scenario is written once: ``await flavor.send(...)``,
@@ -39,6 +39,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Final, Literal
 
+import anyio
 import pytest
 import trustme
 from aiosmtpd.controller import Controller
@@ -67,6 +68,7 @@ __all__ = [
     "load_flavor",
     "postfix_unavailable",
     "wait_until",
+    "wait_until_async",
 ]
 
 LOOPBACK: Final = "127.0.0.1"
@@ -95,6 +97,19 @@ def wait_until(predicate: Callable[[], bool], timeout: float = WAIT, step: float
         if time.monotonic() >= deadline:
             return False
         time.sleep(step)
+
+
+async def wait_until_async(
+    predicate: Callable[[], bool], timeout: float = WAIT, step: float = 0.02
+) -> bool:
+    """:func:`wait_until` that lets the test's event loop run meanwhile."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        await anyio.sleep(step)
 
 
 # -- expected message bytes ----------------------------------------------------------------
@@ -180,11 +195,19 @@ class Received:
 class RecordingHandler:
     """An aiosmtpd handler that records every MAIL, AUTH and message.
 
+    aiosmtpd inspects its handler: ``handle_*`` methods are hooks and any
+    attribute named ``auth_*`` is taken for a SASL mechanism, so no name
+    here may start with ``auth_``.
+
     Attributes:
         refuse_rcpt: recipients to refuse, with the reply to give.
         data_reply: the reply to the end of the data (None: ``250 OK``).
         users: login -> password accepted by :meth:`authenticate`; None
             accepts any credentials.
+        messages: every message received.
+        mail_commands: the address of every MAIL command, in order.
+        logins: every AUTH attempt: (mechanism, login, accepted).
+        peers: the client (address, port) of every MAIL command.
     """
 
     refuse_rcpt: dict[str, str] = field(default_factory=dict)
@@ -192,12 +215,14 @@ class RecordingHandler:
     users: dict[str, str] | None = None
     messages: list[Received] = field(default_factory=list)
     mail_commands: list[str] = field(default_factory=list)
-    auth_attempts: list[tuple[str, bytes, bool]] = field(default_factory=list)
+    logins: list[tuple[str, bytes, bool]] = field(default_factory=list)
+    peers: list[tuple[str, int]] = field(default_factory=list)
 
     async def handle_MAIL(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
         self.mail_commands.append(address)
+        self.peers.append((session.peer[0], session.peer[1]))
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 OK"
@@ -243,7 +268,7 @@ class RecordingHandler:
             else:
                 expected = self.users.get(login.decode("utf-8", "replace"))
                 ok = expected is not None and expected.encode() == auth_data.password
-        self.auth_attempts.append((mechanism, login, ok))
+        self.logins.append((mechanism, login, ok))
         return AuthResult(success=ok, handled=False)
 
     def last(self) -> Received:
@@ -391,14 +416,18 @@ class TinyServer:
     """Just enough SMTP, in a thread, to misbehave on purpose.
 
     Args:
-        greet: False: accept connections and never say anything.
-        drop_after_data: close the connection after the final dot, with no
-            reply (the client cannot know whether the message was taken).
+        greeting: the greeting line; None: accept connections and never say
+            anything.
+        after_data: what to do after the final dot: ``"reply"`` (250),
+            ``"drop"`` (close with no reply: the client cannot know whether
+            the message was taken) or ``"stall"`` (say nothing, keep the
+            connection open).
         idle_421: after each accepted message, if the client says nothing
             for this many seconds, send ``421`` and close (an idle timeout).
 
     Attributes:
         connections: connections accepted so far.
+        open_connections: connections the client has not closed yet.
         messages: message data received (up to the final dot, still stuffed).
         commands: every command line received, in order.
     """
@@ -406,16 +435,18 @@ class TinyServer:
     def __init__(
         self,
         *,
-        greet: bool = True,
-        drop_after_data: bool = False,
+        greeting: bytes | None = b"220 tiny.test ESMTP\r\n",
+        after_data: Literal["reply", "drop", "stall"] = "reply",
         idle_421: float | None = None,
     ) -> None:
-        self.greet = greet
-        self.drop_after_data = drop_after_data
+        self.greeting = greeting
+        self.after_data = after_data
         self.idle_421 = idle_421
         self.connections = 0
+        self.open_connections = 0
         self.messages: list[bytes] = []
         self.commands: list[str] = []
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -430,12 +461,17 @@ class TinyServer:
         self._accept_thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self) -> int:
+        """Stop the server; returns how many connections clients left open
+        (after a moment's grace)."""
+        wait_until(lambda: self.open_connections == 0, timeout=2.0)
+        left = self.open_connections
         self._stop.set()
         self._accept_thread.join(WAIT)
         for thread in self._threads:
             thread.join(WAIT)
         self._listener.close()
+        return left
 
     def __enter__(self) -> TinyServer:
         return self.start()
@@ -456,7 +492,9 @@ class TinyServer:
                 continue
             except OSError:
                 return
-            self.connections += 1
+            with self._lock:
+                self.connections += 1
+                self.open_connections += 1
             thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
             self._threads.append(thread)
             thread.start()
@@ -464,16 +502,21 @@ class TinyServer:
     def _serve(self, conn: socket.socket) -> None:
         with conn:
             conn.settimeout(0.05)
+            io = _LineReader(conn, self._stop)
             # The client going away mid-conversation is not the server's problem.
             with contextlib.suppress(OSError):
-                self._converse(_LineReader(conn, self._stop))
+                self._converse(io)
+                if self.after_data == "stall" or self.greeting is None:
+                    io.drain()  # silent until the client closes
+        with self._lock:
+            self.open_connections -= 1
 
     def _converse(self, io: _LineReader) -> None:
-        if not self.greet:
-            while io.line() is not None:  # read and ignore until the client goes
-                pass
+        if self.greeting is None:
             return
-        io.send(b"220 tiny.test ESMTP\r\n")
+        io.send(self.greeting)
+        if not self.greeting.startswith(b"220"):
+            return
         idle_after: float | None = None
         while True:
             line = io.line(idle_after)
@@ -499,7 +542,7 @@ class TinyServer:
                         return
                     data += chunk
                 self.messages.append(bytes(data))
-                if self.drop_after_data:
+                if self.after_data != "reply":
                     return
                 io.send(b"250 OK queued\r\n")
                 idle_after = self.idle_421
@@ -524,6 +567,11 @@ class _LineReader:
 
     def send(self, data: bytes) -> None:
         self.conn.sendall(data)
+
+    def drain(self) -> None:
+        """Read and ignore everything until the client closes (or stop)."""
+        while self.line() is not None:
+            pass
 
     def line(self, idle: float | None = None) -> bytes | object | None:
         """The next line; None at EOF or stop; ``_IDLE`` after ``idle`` seconds

@@ -125,7 +125,7 @@ def ascii_email() -> email.message.EmailMessage:
     msg["Cc"] = "dave@example.test"
     msg["Bcc"] = "eve@example.test"
     msg["Subject"] = "Plain ASCII"
-    msg.set_content(".a line starting with a dot\nand a bare LF body\n.\n")
+    msg.set_content(".a line starting with a dot\nbare LF\nbare CR\rCRLF\r\n.\nlast")
     return msg
 
 
@@ -271,7 +271,7 @@ async def test_transport(
     assert got.tls is (mode != "plain")
     assert got.authenticated is (mechanism is not None)
     if mechanism is not None:
-        assert server.handler.auth_attempts == [(mechanism, b"user@example.test", True)]
+        assert server.handler.logins == [(mechanism, b"user@example.test", True)]
 
 
 async def test_insecure_auth_when_allowed(

@@ -15,8 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import anyio
 import pytest
-from servers import Flavor, SMTPServer, TinyServer, TLSMaterial, free_port
+from servers import Flavor, SMTPServer, TinyServer, TLSMaterial, free_port, wait_until_async
 
 from smtpcore import (
     AuthenticationError,
@@ -97,7 +98,7 @@ async def test_connection_refused(flavor: Flavor) -> None:
 
 
 async def test_greeting_timeout(flavor: Flavor, start_tiny: Callable[..., TinyServer]) -> None:
-    server = start_tiny(greet=False)
+    server = start_tiny(greeting=None)
     started = time.monotonic()
     error = await fails_with(
         flavor, SMTPTimeoutError, send_args(timeout=0.5, **server.client_options())
@@ -113,7 +114,7 @@ async def test_greeting_timeout(flavor: Flavor, start_tiny: Callable[..., TinySe
 async def test_stage_timeout_overrides_default(
     flavor: Flavor, start_tiny: Callable[..., TinyServer]
 ) -> None:
-    server = start_tiny(greet=False)
+    server = start_tiny(greeting=None)
     started = time.monotonic()
     with pytest.raises(SMTPTimeoutError) as info:
         await flavor.send(
@@ -123,7 +124,56 @@ async def test_stage_timeout_overrides_default(
     assert time.monotonic() - started < 5
 
 
+async def test_timeout_after_the_final_dot(
+    flavor: Flavor, start_tiny: Callable[..., TinyServer]
+) -> None:
+    # The data went out and the server says nothing: the message may have
+    # been delivered (RFC 5321 4.5.3.2.6), and the error says so.
+    server = start_tiny(after_data="stall")
+    with pytest.raises(SMTPTimeoutError) as info:
+        await flavor.send(
+            **send_args(timeouts={"data-termination": 0.4}, **server.client_options())()
+        )
+    assert info.value.stage is Stage.DATA_TERMINATION
+    assert info.value.status_unknown
+    assert server.messages == [BODY]
+    assert server.connections == 1
+
+
+async def test_cancelled_send_closes_the_connection(
+    flavor: Flavor, start_tiny: Callable[..., TinyServer]
+) -> None:
+    if not flavor.is_async:
+        pytest.skip("an event loop cannot cancel a blocking call")
+    server = start_tiny(greeting=None)
+    with anyio.move_on_after(0.3) as scope:
+        await flavor.send(**send_args(timeout=30, **server.client_options())())
+    assert scope.cancelled_caught
+    # The client closed its socket on the way out.
+    assert await wait_until_async(lambda: server.open_connections == 0, timeout=2.0)
+
+
 # -- replies -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("greeting", "error_type", "code"),
+    [
+        pytest.param(b"554 5.3.2 no service here\r\n", PermanentReplyError, 554, id="554"),
+        pytest.param(b"421 4.3.2 too busy, try later\r\n", TemporaryReplyError, 421, id="421"),
+    ],
+)
+async def test_greeting_refused(
+    flavor: Flavor,
+    start_tiny: Callable[..., TinyServer],
+    greeting: bytes,
+    error_type: type[PermanentReplyError | TemporaryReplyError],
+    code: int,
+) -> None:
+    server = start_tiny(greeting=greeting)
+    error = await fails_with(flavor, error_type, send_args(**server.client_options()))
+    assert error.code == code
+    assert server.commands in ([], ["QUIT"])  # RFC 5321 3.1: no EHLO after a refusal
 
 
 async def test_recipient_refused(flavor: Flavor, smtpd: SMTPServer) -> None:
@@ -233,7 +283,7 @@ async def test_credentials_without_tls(
     await fails_with(
         flavor, ConfigurationError, send_args(auth=("user", "pw"), **server.client_options())
     )
-    assert server.handler.auth_attempts == []
+    assert server.handler.logins == []
     assert server.handler.mail_commands == []
 
 
@@ -249,7 +299,7 @@ async def test_no_mechanism_in_common(
     server = start_smtpd(mode="starttls", tls=tls, auth=True)  # offers LOGIN and PLAIN
     options = server.client_options(auth=("user", "pw"), auth_mechanisms=["CRAM-MD5"])
     await fails_with(flavor, ConfigurationError, send_args(**options))
-    assert server.handler.auth_attempts == []
+    assert server.handler.logins == []
     assert server.handler.mail_commands == []
 
 
@@ -264,7 +314,7 @@ async def test_wrong_password(
     assert error.reply is not None
     assert error.reply.code == 535
     assert not error.temporary
-    assert [(m, ok) for m, _, ok in server.handler.auth_attempts] == [(mechanism, False)] * 2
+    assert [(m, ok) for m, _, ok in server.handler.logins] == [(mechanism, False)] * 2
     assert server.handler.mail_commands == []
 
 

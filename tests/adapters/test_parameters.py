@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -13,7 +14,13 @@ import pytest
 from servers import Flavor, SMTPServer, TinyServer, TLSMaterial, canonical, free_port
 from smtpcore.adapters import SendResult
 
-from smtpcore import ConnectionLostError, SMTPError, TranscriptEntry
+from smtpcore import (
+    ConnectionLostError,
+    MessageSourceError,
+    RecipientsRefusedError,
+    SMTPError,
+    TranscriptEntry,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -208,7 +215,7 @@ async def test_auth_secrets_never_logged(
     for secret in secrets_of(USER, password):
         assert secret not in everything
     # The exchange did happen: the server saw the credentials.
-    assert [a[:2] for a in server.handler.auth_attempts] == [(mechanism, USER.encode())]
+    assert [a[:2] for a in server.handler.logins] == [(mechanism, USER.encode())]
 
 
 async def test_name_in_log_records(
@@ -235,14 +242,43 @@ async def test_client_many_messages_and_noop(flavor: Flavor, smtpd: SMTPServer) 
     assert len({m.peer for m in smtpd.messages}) == 1
 
 
+async def test_client_survives_a_failed_message(
+    flavor: Flavor, smtpd: SMTPServer, tmp_path: Path
+) -> None:
+    smtpd.handler.refuse_rcpt["gone@example.test"] = "550 5.1.1 gone"
+    async with flavor.client(**smtpd.client_options()) as client:
+        with pytest.raises(MessageSourceError):
+            await client.send_message(SENDER, RCPT, message_file=tmp_path / "missing.eml")
+        with pytest.raises(RecipientsRefusedError):
+            await client.send_message(SENDER, "gone@example.test", message=BODY)
+        result = await client.send_message(SENDER, RCPT, message=BODY)
+        assert result.accepted == (RCPT,)
+    assert [m.content for m in smtpd.messages] == [BODY]
+    # Neither failure cost the connection (the missing file never got a MAIL).
+    assert len(smtpd.handler.peers) == 2
+    assert len(set(smtpd.handler.peers)) == 1
+
+
+async def test_client_authenticates_once(
+    flavor: Flavor, start_smtpd: Callable[..., SMTPServer], tls: TLSMaterial
+) -> None:
+    server = start_smtpd(mode="starttls", tls=tls, auth=True)
+    async with flavor.client(**server.client_options(auth=("user", "pw"))) as client:
+        for _ in range(3):
+            await client.send_message(SENDER, RCPT, message=BODY)
+    assert len(server.messages) == 3
+    assert all(m.authenticated and m.tls for m in server.messages)
+    assert len(server.handler.logins) == 1
+
+
 async def test_client_reconnects_after_idle_close(
     flavor: Flavor, start_smtpd: Callable[..., SMTPServer]
 ) -> None:
     # aiosmtpd drops a connection idle for `timeout` seconds, without a word.
-    server = start_smtpd(timeout=0.3)
+    server = start_smtpd(timeout=0.5)
     async with flavor.client(**server.client_options()) as client:
         await client.send_message(SENDER, RCPT, message=b"first\r\n")
-        await anyio.sleep(0.8)
+        await anyio.sleep(1.0)
         result = await client.send_message(SENDER, RCPT, message=b"second\r\n")
         assert result.accepted == (RCPT,)
     assert [m.content for m in server.messages] == [b"first\r\n", b"second\r\n"]
@@ -268,7 +304,7 @@ async def test_client_never_resends_after_data(
     # The server takes the data, then drops the connection instead of
     # replying: the message may have been delivered, so it must not be sent
     # again, on this connection or another.
-    server = start_tiny(drop_after_data=True)
+    server = start_tiny(after_data="drop")
     async with flavor.client(**server.client_options()) as client:
         with pytest.raises(ConnectionLostError) as info:
             await client.send_message(SENDER, RCPT, message=b"only once\r\n")
@@ -280,7 +316,7 @@ async def test_client_never_resends_after_data(
 async def test_send_never_resends_after_data(
     flavor: Flavor, start_tiny: Callable[..., TinyServer]
 ) -> None:
-    server = start_tiny(drop_after_data=True)
+    server = start_tiny(after_data="drop")
     with pytest.raises(ConnectionLostError) as info:
         await flavor.send(SENDER, RCPT, message=b"only once\r\n", **server.client_options())
     assert info.value.status_unknown

@@ -7,8 +7,8 @@ How README examples must be written for this test:
   block calls ``asyncio.run``/``trio.run`` itself). Use ```` ```console ````,
   ```` ```sh ```` or ```` ```text ```` for anything else.
 * Connect to ``"localhost"`` on port ``8025`` (the aiosmtpd default): the
-  test replaces the literal ``"localhost"`` with ``"127.0.0.1"`` and the
-  literal ``8025`` with its own server's port. Any other host name fails the
+  test replaces the string literal ``"localhost"`` (or ``'localhost'``) with
+  ``"127.0.0.1"`` and the number ``8025`` with its own server's port. Any other host name fails the
   test: name resolution is limited to loopback here, nothing leaves the machine.
 * The server is aiosmtpd offering STARTTLS and, after it, AUTH PLAIN and
   LOGIN accepting any user name and password; its certificate is issued for
@@ -101,7 +101,8 @@ def test_readme_example(
     )
     monkeypatch.chdir(work)
 
-    code = example.code.replace('"localhost"', '"127.0.0.1"').replace("8025", str(server.port))
+    code = re.sub(r"([\"'])localhost\1", '"127.0.0.1"', example.code)
+    code = re.sub(r"\b8025\b", str(server.port), code)
     namespace: dict[str, Any] = {"__name__": "__readme__"}
     exec(compile(code, f"{README}:{example.line}", "exec"), namespace)
 

@@ -121,6 +121,30 @@ async def test_delivered_byte_for_byte_over_bdat(
         assert stored_part(message, sent) == canonical(sent).replace(b"\r\n", b"\n")
 
 
+@pytest.mark.parametrize("chunking", [True, False], ids=["bdat", "data"])
+async def test_large_streamed_message(
+    flavor: Flavor, postfix: PostfixServer, tmp_path: Path, chunking: bool
+) -> None:
+    # ~3 MB read from a file handle in 64 kB pieces: many BDAT chunks in
+    # flight (or one long DATA), with line breaks and dots at piece edges.
+    token = uuid.uuid4().hex
+    lines = [b"%s%06d %s" % (b"." if i % 5 == 0 else b"", i, b"z" * 60) for i in range(45000)]
+    body = headers(token) + b"\r\n" + b"\n".join(lines) + b"\n"
+    path = tmp_path / "large.eml"
+    path.write_bytes(body)
+    with path.open("rb") as handle:
+        result = await flavor.send_ok(
+            SENDER,
+            RCPT,
+            file_handle=handle,
+            **postfix.client_options(chunking=chunking, transaction_log=True),
+        )
+    bdat = [line for line in transcript_lines(result) if line.startswith("-> BDAT ")]
+    assert (len(bdat) > 10) is chunking
+    (delivered,) = postfix.wait_for(containing(token))
+    assert stored_part(delivered, body) == canonical(body).replace(b"\r\n", b"\n")
+
+
 async def test_delivered_over_data_without_chunking(flavor: Flavor, postfix: PostfixServer) -> None:
     token = uuid.uuid4().hex
     body = message_bodies(token)["bytes"]

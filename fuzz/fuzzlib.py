@@ -39,7 +39,9 @@ and every byte the server sent. It raises :class:`OracleError` when:
    is written; anything is written after ``QUIT``; a Write comes after Close;
 6. the client writes before the reply to a command that ends a pipelined
    group (RFC 2920 3.1: EHLO, DATA, AUTH, STARTTLS, QUIT, NOOP, VRFY, EXPN;
-   every command when PIPELINING is not in use), or before the greeting;
+   every command when PIPELINING is not in use), or before the greeting; or
+   it writes although the server sent more replies than it was sent
+   commands (a reply sent before its command was paired with it);
 7. a command line is not a command the client may send, carries a control
    character, or names an address the caller did not give (MAIL, RCPT), or
    its path does not end where the address ends (parameter smuggling).
@@ -272,7 +274,7 @@ class WireMonitor:
             # A unit (command or message data) starts with this write: decide
             # now, from the replies in, what it is; a partial first line of
             # data must already count as data.
-            kind = self._begin_unit()
+            kind = self._begin_unit(data)
             # Data switched the mode already; a command or continuation line
             # is handled when it is complete.
             self._unit = None if kind == "data" else kind
@@ -326,7 +328,7 @@ class WireMonitor:
             if self._mode is _Mode.DATA:
                 self._data_line(line)
                 continue
-            kind = self._unit if self._unit is not None else self._begin_unit()
+            kind = self._unit if self._unit is not None else self._begin_unit(line)
             self._unit = None
             if kind == "data":
                 self._data_line(line)
@@ -335,7 +337,7 @@ class WireMonitor:
             else:
                 self._command(line[:-2])
 
-    def _begin_unit(self) -> str:
+    def _begin_unit(self, head: bytes) -> str:
         """Checks before a command line or the start of message data; says
         which of the two it is, from the reply to the command before."""
         if self._quit:
@@ -346,6 +348,16 @@ class WireMonitor:
                 f"wrote before the reply to a group-ending command "
                 f"({self._w_replies} replies seen, {self._must_have} needed); "
                 f"last commands: {self.command_lines[-3:]!r}"
+            )
+        if self._w_replies > self._expected_replies() and not head.startswith(b"QUIT\r\n"):
+            # More replies than commands, and the client went on: a reply
+            # the server sent before the command (behind a 354 or 334, in
+            # the same read) was taken as that command's reply. (Saying QUIT
+            # to such a server is fine: nothing depends on its reply.)
+            self._fail(
+                f"the client went on with {self._w_replies} replies in for "
+                f"{self._expected_replies()} expected: a reply sent before its command "
+                f"was paired with it; last commands: {self.command_lines[-3:]!r}"
             )
         pending, self._pending = self._pending, None
         if pending == b"DATA" and self._w_code == 354:
@@ -483,6 +495,13 @@ class WireMonitor:
             else:
                 position += 1
         return self._codes[position] if position < len(self._codes) else None
+
+    def _expected_replies(self) -> int:
+        """Replies the commands sent so far are owed (the greeting included)."""
+        total = 1
+        for verb, txn in self._sent:
+            total += max(self._taken(txn), 1) if verb == b"FINAL" and self._lmtp else 1
+        return total
 
     def _taken(self, txn: int) -> int:
         return sum(

@@ -44,6 +44,7 @@ _STATUS = re.compile(
 _DONE = re.compile(r"Done (\d+) runs in (\d+) second")
 _EXECUTED = re.compile(r"stat::number_of_executed_units: (\d+)")
 _ARTIFACT = re.compile(r"Test unit written to (\S+)")
+_CRASH = re.compile(r"Uncaught Python exception|ERROR: libFuzzer")
 
 
 @dataclass
@@ -58,6 +59,7 @@ class Summary:
     corpus: int = 0
     speed: int = 0
     crashes: int = 0
+    artifact: str = ""
     returncode: int = 0
 
     def line(self) -> str:
@@ -65,6 +67,7 @@ class Summary:
             f"{self.name:<9} {self.executions:>10} execs  {self.seconds:>6.0f}s  "
             f"cov {self.cov:>5}  ft {self.ft:>6}  corpus {self.corpus:>5}  "
             f"exec/s {self.speed:>6}  crashes {self.crashes}"
+            + (f"\n          crash input: {self.artifact}" if self.artifact else "")
         )
 
 
@@ -134,10 +137,12 @@ def fuzz(name: str, seconds: int, extra: list[str]) -> Summary:
                     summary.speed = int(match["speed"])
             elif (match := _DONE.search(line)) or (match := _EXECUTED.search(line)):
                 summary.executions = int(match[1])
-            elif "Uncaught Python exception" in line or "ERROR: libFuzzer" in line:
-                summary.crashes = max(summary.crashes, 1)
-            elif _ARTIFACT.search(line):
-                summary.crashes = max(summary.crashes, 1)
+            elif match := _ARTIFACT.search(line):
+                summary.crashes = 1
+                summary.artifact = match[1]
+            elif _CRASH.search(line):
+                # libFuzzer stops at the first crash.
+                summary.crashes = 1
         summary.returncode = child.wait()
     summary.seconds = time.monotonic() - started
     if summary.seconds:

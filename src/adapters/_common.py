@@ -476,6 +476,10 @@ def _os_errno(exc: BaseException) -> int | None:
 # -- the async adapters' bookkeeping -------------------------------------------
 
 Outcome = MessageAccepted | MessageFailed | MessageProbed
+#: Session keys: ``(session, message id or command ticket)``.
+Key = tuple[Session, int]
+#: ``quit_after`` values that end the session before any MAIL.
+QUIT_BEFORE_MAIL: Final = (QuitAfter.CONNECT, QuitAfter.EHLO, QuitAfter.TLS, QuitAfter.AUTH)
 
 
 @final
@@ -487,16 +491,19 @@ class Ledger:
     connection, and a task may collect its outcome after a reconnect.
     ``sources`` holds the body of each streamed message; ``used`` says
     whether the current connection has finished a message (a dropped idle
-    connection is then worth one retry).
+    connection is then worth one retry). ``greeting``, ``server_ready`` and
+    ``tls_info`` describe the current (or last) connection.
     """
 
     def __init__(self, log: logging.LoggerAdapter) -> None:  # type: ignore[type-arg]
-        self.outcomes: dict[tuple[Session, int], Outcome] = {}
-        self.replies: dict[tuple[Session, int], Reply] = {}
-        self.sources: dict[tuple[Session, int], BodySource] = {}
+        self.outcomes: dict[Key, Outcome] = {}
+        self.replies: dict[Key, Reply] = {}
+        self.sources: dict[Key, BodySource] = {}
         self.used = False
         self.greeting: Reply | None = None
         self.server_ready: list[ServerReady] = []
+        self.tls_info: TLSInfo | None = None
+        self._waiting: dict[Key, set[Key]] = {}
         self._log = log
 
     def reset(self) -> None:
@@ -504,13 +511,34 @@ class Ledger:
         self.used = False
         self.greeting = None
         self.server_ready = []
+        self.tls_info = None
+
+    def expect(self, keys: list[Key]) -> set[Key]:
+        """The keys without an outcome yet, as a set that empties as their
+        outcomes are filed (so that waiting for a batch costs O(1) a step)."""
+        pending = {key for key in keys if key not in self.outcomes}
+        for key in pending:
+            self._waiting[key] = pending
+        return pending
+
+    def collect(self, keys: list[Key]) -> list[Outcome | None]:
+        """Take the outcomes of ``keys`` (None where there is none) and
+        forget their sources."""
+        for key in keys:
+            self.sources.pop(key, None)
+            self._waiting.pop(key, None)
+        return [self.outcomes.pop(key, None) for key in keys]
 
     def file(self, session: Session) -> None:
         """Drain the session's events into the ledger."""
         for event in session.events():
             self._log.debug("%s", event)
             if isinstance(event, (MessageAccepted, MessageFailed, MessageProbed)):
-                self.outcomes[session, event.result.message_id] = event
+                key = (session, event.result.message_id)
+                self.outcomes[key] = event
+                pending = self._waiting.pop(key, None)
+                if pending is not None:
+                    pending.discard(key)
                 self.used = True
             elif isinstance(event, CommandCompleted):
                 self.replies[session, event.ticket] = event.reply

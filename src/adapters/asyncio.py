@@ -23,7 +23,9 @@ from typing import IO, Any, final
 from smtpcore import (
     Close,
     Command,
+    ConfigurationError,
     Idle,
+    LocalProtocolError,
     MessageFailed,
     MessageResult,
     NeedBody,
@@ -42,6 +44,7 @@ from smtpcore import (
 )
 
 from ._common import (
+    QUIT_BEFORE_MAIL,
     BodySource,
     ClientOptions,
     FailureCallback,
@@ -154,6 +157,11 @@ class _Stream(asyncio.Protocol):
         except (ssl.SSLError, OSError, asyncio.TimeoutError) as exc:
             reason = exc if str(exc) else "timed out"
             raise TLSError(f"TLS handshake with {options.address} failed: {reason}") from exc
+
+    def tls_info(self) -> TLSInfo | None:
+        """What TLS was negotiated, if it is up."""
+        obj = self.transport.get_extra_info("ssl_object") if self.transport else None
+        return TLSInfo.from_ssl_object(obj) if isinstance(obj, ssl.SSLObject) else None
 
     def close(self) -> None:
         """Close the transport now.
@@ -279,10 +287,8 @@ class Client:
 
     @property
     def tls_info(self) -> TLSInfo | None:
-        """The TLS version, cipher and peer certificate, when TLS is up."""
-        transport = self._stream.transport if self._stream else None
-        obj = transport.get_extra_info("ssl_object") if transport else None
-        return TLSInfo.from_ssl_object(obj) if isinstance(obj, ssl.SSLObject) else None
+        """The TLS version, cipher and peer certificate (kept after close)."""
+        return self._ledger.tls_info
 
     @property
     def transcript(self) -> tuple[TranscriptEntry, ...]:
@@ -305,7 +311,7 @@ class Client:
         **message_options: Any,
     ) -> MessageResult:
         """Send one message; returns its result or raises the typed error."""
-        outgoing, source = make_message(
+        item = dict(
             sender=sender,
             recipients=recipients,
             message=message,
@@ -313,23 +319,67 @@ class Client:
             file_handle=file_handle,
             **message_options,
         )
+        [outcome] = await self.send_many([item], raise_errors=True)
+        assert isinstance(outcome, MessageResult)
+        return outcome
+
+    async def send_many(
+        self, messages: Iterable[Mapping[str, Any]], *, raise_errors: bool = False
+    ) -> list[MessageResult | SMTPError]:
+        """Send several messages over this one connection, pipelined: the end
+        of one message's data and the next message's envelope share a round
+        trip when the server offers PIPELINING.
+
+        Each item holds :meth:`send_message`'s keyword arguments. Returns, in
+        order, each message's result or its typed error (with
+        ``raise_errors``, the first error is raised instead).
+        """
+        if self.options.config.quit_after in QUIT_BEFORE_MAIL:
+            raise ConfigurationError(
+                f"quit_after={self.options.config.quit_after.value} stops before any message: "
+                "use connect() to probe"
+            )
+        results: list[MessageResult | SMTPError] = []
+        prepared: list[tuple[int, OutgoingMessage, BodySource | None]] = []
+        outcomes: list[Outcome] = []
         try:
-            outcome, session, used = await self._submit(outgoing, source)
-            if isinstance(outcome, MessageFailed) and outcome.connection_dropped and used:
-                # The server closed the idle connection before this message's
-                # data: try once on a fresh connection (unless a task sharing
-                # this client opened one already).
-                self._log.debug("connection dropped while idle; reconnecting")
-                async with self._lock:
-                    if self._session is session:
-                        await self._connect()
-                outcome, _, _ = await self._submit(outgoing, source)
+            for item in messages:
+                try:
+                    outgoing, source = make_message(**{"sender": None, "recipients": None, **item})
+                except SMTPError as exc:
+                    if raise_errors:
+                        raise
+                    results.append(exc)
+                    continue
+                prepared.append((len(results), outgoing, source))
+                results.append(LocalProtocolError("not sent"))
+            items = [(outgoing, source) for _, outgoing, source in prepared]
+            if items:
+                outcomes, session, reused = await self._submit(items)
+                retry = [i for i, o in enumerate(outcomes) if reused and _dropped(o)]
+                if retry:
+                    # The server closed the idle connection before these
+                    # messages' data: send them once more on a fresh connection
+                    # (unless a task sharing this client opened one already).
+                    self._log.debug("connection dropped while idle; reconnecting")
+                    async with self._lock:
+                        if self._session is session:
+                            await self._connect()
+                    again, _, _ = await self._submit([items[i] for i in retry])
+                    for i, outcome in zip(retry, again, strict=True):
+                        outcomes[i] = outcome
         finally:
-            if source is not None:
-                source.close()
-        if isinstance(outcome, MessageFailed):
-            raise outcome.error
-        return outcome.result
+            for _, _, source in prepared:
+                if source is not None:
+                    source.close()
+        for (slot, _, _), outcome in zip(prepared, outcomes, strict=True):
+            if isinstance(outcome, MessageFailed):
+                if raise_errors:
+                    raise outcome.error
+                results[slot] = outcome.error
+            else:
+                results[slot] = outcome.result
+        return results
 
     async def command(self, command: Command) -> Reply:
         """Send NOOP, VRFY, EXPN or a raw extension command; returns the reply."""
@@ -377,28 +427,33 @@ class Client:
         self._log.debug("connected to %s", self.options.address)
         self._session = session = Session(self.options.config)
         self._ledger.reset()
+        self._ledger.tls_info = self._stream.tls_info()
         await self._run(lambda: False)
         if session.closed and session.error is not None:
             raise session.error
 
     async def _submit(
-        self, outgoing: OutgoingMessage, source: BodySource | None
-    ) -> tuple[Outcome, Session, bool]:
-        """Queue a message and drive the connection until its outcome;
-        returns it, its session and whether that connection had been used."""
+        self, items: list[tuple[OutgoingMessage, BodySource | None]]
+    ) -> tuple[list[Outcome], Session, bool]:
+        """Queue the messages and drive the connection until each has its
+        outcome (the session reports one for every message, even when it
+        dies); returns them, their session and whether it had been used."""
         session = await self._live_session()
         used = self._ledger.used
-        key = (session, session.submit(outgoing))
-        if source is not None:
-            self._ledger.sources[key] = source
+        keys = []
+        for outgoing, source in items:
+            key = (session, session.submit(outgoing))
+            keys.append(key)
+            if source is not None:
+                self._ledger.sources[key] = source
+        pending = self._ledger.expect(keys)
         try:
-            await self._drive(lambda: key in self._ledger.outcomes)
+            await self._drive(lambda: not pending)
         finally:
-            self._ledger.sources.pop(key, None)
-            outcome = self._ledger.outcomes.pop(key, None)
-        if outcome is None:
+            outcomes = self._ledger.collect(keys)
+        if any(outcome is None for outcome in outcomes):
             raise Ledger.dead_error(session)
-        return outcome, session, used
+        return [outcome for outcome in outcomes if outcome is not None], session, used
 
     async def _live_session(self) -> Session:
         session = self._session
@@ -471,11 +526,14 @@ class Client:
                             # EHLO): the session refuses them.
                             session.receive_data(stream.take())
                         else:
+                            self._ledger.tls_info = stream.tls_info()
                             session.tls_established()
                 elif isinstance(action, NeedBody):
                     source = self._ledger.sources[session, action.message_id]
                     try:
-                        chunk = await asyncio.to_thread(source.read, action.size_hint)
+                        chunk = await asyncio.to_thread(
+                            source.next_chunk, action.size_hint, action.restart
+                        )
                     except SMTPError as exc:
                         session.body_failed(action.message_id, exc)
                     else:
@@ -495,6 +553,10 @@ class Client:
             # Cancelled or a bug: never leave a half-spoken connection behind.
             self.abort()
             raise
+
+
+def _dropped(outcome: Outcome) -> bool:
+    return isinstance(outcome, MessageFailed) and outcome.connection_dropped
 
 
 async def send(

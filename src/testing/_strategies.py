@@ -637,8 +637,8 @@ def message_bodies(
     def body(draw: st.DrawFn) -> bytes:
         lines = draw(st.lists(line, max_size=max_lines))
         data = b"".join(lines)
-        # The contents strategies above only exclude CR and LF by chance:
-        # controls may draw them, which is fine (they are line ends then).
+        # Contents hold no CR or LF, except that ``controls`` may draw them:
+        # they are then just more (bare) line ends.
         if draw(st.integers(0, 4)) == 0:
             data += draw(st.one_of(contents))  # no line end at the very end
         return data

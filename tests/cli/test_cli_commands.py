@@ -91,7 +91,7 @@ def test_probe_text_output_and_an_unreachable_server(
     assert "NOT verified" in good.stderr  # the --insecure warning
     assert bad.returncode == 3
     assert bad.stderr.splitlines() == [
-        f"smtpcore: cannot connect 127.0.0.1:{closed_port}: Connection refused"
+        f"smtpcore: cannot connect to 127.0.0.1:{closed_port}: Connection refused"
     ]
 
 

@@ -169,11 +169,6 @@ def test_quit_after_rcpt_sends_no_data(smtpcore: Run, tls_sink: Sink) -> None:
     assert tls_sink.messages == ()
 
 
-@pytest.mark.xfail(
-    reason="core: MessageProbed.result has no RecipientStatus for accepted RCPTs "
-    "(Session._probe_done only keeps refusals)",
-    strict=True,
-)
 def test_quit_after_rcpt_reports_accepted_recipients(smtpcore: Run, sink: Sink) -> None:
     proc = smtpcore(
         "send", "-s", f"127.0.0.1:{sink.port}", "--tls", "none",

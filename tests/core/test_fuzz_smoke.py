@@ -38,6 +38,7 @@ OPEN = {
     "session-saslprep-refused.bin": "SCRAM SASLprep refusal escapes next_action()",
     "session-rset-after-pipelined-envelope.bin": "RSET after a refused lone terminator",
     "session-require-all-354-to-rcpt.bin": "require_all_recipients stalls without PIPELINING",
+    "session-reply-before-data.bin": "a reply buffered behind 354 is paired with the data",
 }
 
 # How the open bugs show up in random replay: (exception type name, text).
@@ -46,6 +47,7 @@ KNOWN = {
     "saslprep": ("InvalidInputError", "SCRAM password"),
     "rset": ("LocalProtocolError", "cannot send RSET"),
     "require-all": ("OracleError", "Idle while"),
+    "reply-before-data": ("OracleError", "a reply sent before its command"),
 }
 
 
@@ -215,6 +217,11 @@ BAD: list[tuple[str, Callable[[], None], str]] = [
             tls_required=True,
         ),
         "plaintext after the 220",
+    ),
+    (
+        "surplus-reply-behind-354",
+        lambda: _play(_with(4, ("S", OK + OK + b"354 go\r\n" + OK))),
+        "a reply sent before its command",
     ),
     (
         "bdat-short",

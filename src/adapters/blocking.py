@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import queue
-import select
+import selectors
 import socket
 import ssl
 import threading
@@ -164,11 +164,19 @@ class Client:
         """Connect, read the greeting, EHLO, STARTTLS and AUTH as configured."""
         self.abort()
         if self._given_sock is not None:
-            self._sock, self._given_sock = self._given_sock, None
+            sock, self._given_sock = self._given_sock, None
+            self._sock = (
+                _wrap_tls(sock, self.options, self.options.server)
+                if self.options.implicit_tls
+                else sock
+            )
         else:
             self._sock = open_socket(self.options)
         self._log.debug("connected to %s", self.options.address)
         self._session = Session(self.options.config)
+        # Ids restart with every session: forget anything of the last one.
+        self._outcomes.clear()
+        self._replies.clear()
         self._used = False
         self.greeting = None
         self.server_ready = []
@@ -336,7 +344,9 @@ class Client:
         the server sent meanwhile (EOF, a 421) so the core can judge it."""
         sock, session = self._sock, self._session
         assert sock is not None and session is not None
-        readable, _, _ = select.select([sock], [], [], 0)
+        with selectors.DefaultSelector() as selector:
+            selector.register(sock, selectors.EVENT_READ)
+            readable = selector.select(0)
         if readable:
             try:
                 sock.settimeout(0.0)
@@ -520,7 +530,9 @@ class Pool:
     """Send many messages over up to ``size`` reused connections, one thread
     per connection. Each message's result is reported on its own."""
 
-    def __init__(self, server: str = "localhost", port: int | None = None, *, size: int = 4, **options: Any) -> None:
+    def __init__(
+        self, server: str = "localhost", port: int | None = None, *, size: int = 4, **options: Any
+    ) -> None:
         if size < 1:
             raise ValueError("size must be at least 1")
         self._server, self._port, self._options = server, port, options

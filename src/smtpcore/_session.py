@@ -279,6 +279,10 @@ class Session:
     def submit(self, message: OutgoingMessage) -> int:
         """Queue a message; returns its id (events carry it)."""
         self._check_open()
+        if self.config.quit_after in _QUIT_BEFORE_MAIL:
+            raise ConfigurationError(
+                f"quit_after={self.config.quit_after.value} stops before any message is sent"
+            )
         msg = _Msg(id=self._new_id(), message=message, todo=deque(message.recipients))
         self._jobs.append(msg)
         return msg.id
@@ -444,7 +448,9 @@ class Session:
                 self._log_reply(event.reply)
                 self._events.append(ServiceClosing(reply=event.reply))
                 self._fatal(
-                    TemporaryReplyError(event.reply, "session", "server closing: " + event.reply.describe()),
+                    TemporaryReplyError(
+                        event.reply, "session", "server closing: " + event.reply.describe()
+                    ),
                     quit=False,
                 )
             elif isinstance(event, ConnectionClosed):
@@ -458,7 +464,9 @@ class Session:
             self._phase = Phase.CLOSED
             return
         stage = self._current_stage()
-        self._fatal(ConnectionLostError(event.describe(), stage=stage, operation="read"), quit=False)
+        self._fatal(
+            ConnectionLostError(event.describe(), stage=stage, operation="read"), quit=False
+        )
 
     def _on_reply(self, event: ReplyReceived) -> None:
         reply = event.reply
@@ -490,7 +498,10 @@ class Session:
         # refuses it, and the client should QUIT.
         if reply.code != 220:
             error_cls = TemporaryReplyError if reply.is_transient else PermanentReplyError
-            self._fatal(error_cls(reply, "greeting", f"server refused the session: {reply.describe()}"), quit=True)
+            self._fatal(
+                error_cls(reply, "greeting", f"server refused the session: {reply.describe()}"),
+                quit=True,
+            )
             return
         self._events.append(GreetingReceived(reply=reply))
         if self.config.quit_after is QuitAfter.CONNECT:
@@ -513,12 +524,24 @@ class Session:
                 self._helo_fallback_used = True
                 self._phase = Phase.HELLO
                 return
-            if isinstance(command, Ehlo) and reply.code in (500, 502) and self.config.tls is TLSPolicy.STARTTLS and not self._tls:
-                self._fatal(TLSRequiredError("TLS is required but the server does not speak ESMTP (no STARTTLS)", reply), quit=True)
+            if (
+                isinstance(command, Ehlo)
+                and reply.code in (500, 502)
+                and self.config.tls is TLSPolicy.STARTTLS
+                and not self._tls
+            ):
+                self._fatal(
+                    TLSRequiredError(
+                        "TLS is required but the server does not speak ESMTP (no STARTTLS)", reply
+                    ),
+                    quit=True,
+                )
                 return
             self._fatal(_reply_error(reply, _command_name(command)), quit=True)
             return
-        caps = Capabilities.helo(reply) if isinstance(command, Helo) else Capabilities.from_ehlo(reply)
+        caps = (
+            Capabilities.helo(reply) if isinstance(command, Helo) else Capabilities.from_ehlo(reply)
+        )
         self._capabilities = caps
         self._conn.pipelining = caps.pipelining and self.config.pipelining
         self._events.append(ServerReady(capabilities=caps, tls=self._tls))
@@ -533,7 +556,10 @@ class Session:
                 self._phase = Phase.STARTTLS_WAIT
                 return
             if policy is TLSPolicy.STARTTLS:
-                self._fatal(TLSRequiredError("TLS is required but the server does not offer STARTTLS"), quit=True)
+                self._fatal(
+                    TLSRequiredError("TLS is required but the server does not offer STARTTLS"),
+                    quit=True,
+                )
                 return
         if self.config.quit_after in (QuitAfter.EHLO, QuitAfter.TLS):
             self._begin_quit()
@@ -557,7 +583,10 @@ class Session:
             )
             return
         if not caps.auth:
-            self._fatal(ConfigurationError("credentials were given but the server offers no AUTH"), quit=True)
+            self._fatal(
+                ConfigurationError("credentials were given but the server offers no AUTH"),
+                quit=True,
+            )
             return
         try:
             self._mechanism = choose_mechanism(caps.auth, credentials, self.config.auth_mechanisms)
@@ -573,7 +602,12 @@ class Session:
         if self.config.tls is TLSPolicy.STARTTLS:
             # RFC 3207 4: 454 (or anything but 220) means no TLS now; with TLS
             # required the session ends before any AUTH or MAIL byte.
-            self._fatal(TLSRequiredError(f"TLS is required but STARTTLS was refused: {reply.describe()}", reply), quit=True)
+            self._fatal(
+                TLSRequiredError(
+                    f"TLS is required but STARTTLS was refused: {reply.describe()}", reply
+                ),
+                quit=True,
+            )
             return
         # Opportunistic: carry on in plaintext.
         if self.config.quit_after is QuitAfter.TLS:
@@ -592,7 +626,9 @@ class Session:
             self._auth_steps += 1
             try:
                 if self._auth_steps > self.config.max_auth_steps:
-                    raise AuthenticationError(f"too many AUTH challenges (more than {self.config.max_auth_steps})")
+                    raise AuthenticationError(
+                        f"too many AUTH challenges (more than {self.config.max_auth_steps})"
+                    )
                 challenge = decode_challenge(reply.lines[0])
                 response = mech.respond(challenge)
             except AuthenticationError as exc:
@@ -624,7 +660,9 @@ class Session:
                 return
             self._phase = Phase.READY
             return
-        self._fatal(AuthenticationError(f"authentication failed: {reply.describe()}", reply), quit=True)
+        self._fatal(
+            AuthenticationError(f"authentication failed: {reply.describe()}", reply), quit=True
+        )
 
     # -- transactions ----------------------------------------------------------
 
@@ -727,13 +765,21 @@ class Session:
         m = msg.message
         # RFC 6531 3.4: non-ASCII addresses need SMTPUTF8.
         if m.needs_smtputf8 and not caps.smtputf8:
-            raise MessageContentError("the server does not offer SMTPUTF8, needed for this message's non-ASCII addresses")
+            raise MessageContentError(
+                "the server does not offer SMTPUTF8, needed for this message's non-ASCII addresses"
+            )
         if m.wants_dsn and not caps.dsn:
-            raise ConfigurationError("DSN parameters were requested but the server does not offer DSN (RFC 3461)")
+            raise ConfigurationError(
+                "DSN parameters were requested but the server does not offer DSN (RFC 3461)"
+            )
         if m.requiretls and not (caps.requiretls and self._tls):
-            raise ConfigurationError("REQUIRETLS was requested but is not available (RFC 8689 needs TLS and the REQUIRETLS extension)")
+            raise ConfigurationError(
+                "REQUIRETLS was requested but is not available (RFC 8689 needs TLS and the REQUIRETLS extension)"
+            )
         if m.body_type is BodyType.BINARY_MIME and not (caps.binarymime and caps.chunking):
-            raise MessageContentError("BINARYMIME needs the server's BINARYMIME and CHUNKING (RFC 3030)")
+            raise MessageContentError(
+                "BINARYMIME needs the server's BINARYMIME and CHUNKING (RFC 3030)"
+            )
         if m.body_type is BodyType.EIGHT_BIT_MIME and not caps.eightbitmime:
             raise MessageContentError("the server does not offer 8BITMIME (RFC 6152)")
         size = m.size_hint
@@ -742,14 +788,20 @@ class Session:
             msg.info = info
             size = info.canonical_size
             if self.config.strict_line_endings and info.has_bare_line_endings:
-                raise MessageContentError("the message has bare CR or LF line endings (strict mode)")
+                raise MessageContentError(
+                    "the message has bare CR or LF line endings (strict mode)"
+                )
             if info.has_nul:
                 raise MessageContentError("the message contains NUL octets")
             if info.has_controls and not self.config.allow_controls:
-                raise MessageContentError("the message contains control characters (allow_controls=True lets them through)")
+                raise MessageContentError(
+                    "the message contains control characters (allow_controls=True lets them through)"
+                )
             # RFC 6152 / RFC 5321 2.4: 8-bit content needs 8BITMIME.
             if info.has_8bit and not caps.eightbitmime:
-                raise MessageContentError("the message has 8-bit data and the server does not offer 8BITMIME")
+                raise MessageContentError(
+                    "the message has 8-bit data and the server does not offer 8BITMIME"
+                )
             # RFC 5321 4.5.3.1.6: a text line is at most 998 octets plus CRLF.
             if info.over_limit:
                 raise MessageContentError("the message has a line longer than 998 octets")
@@ -758,7 +810,9 @@ class Session:
         # RFC 1870 6: a message larger than the announced SIZE is refused with
         # nothing sent.
         if size is not None and caps.size is not None and size > caps.size:
-            raise MessageContentError(f"the message ({size} octets) exceeds the server's SIZE limit ({caps.size} octets)")
+            raise MessageContentError(
+                f"the message ({size} octets) exceeds the server's SIZE limit ({caps.size} octets)"
+            )
 
     def _encode(self, data: bytes, mode: EncodeMode, caps: Capabilities) -> bytes:
         encoder = self._encoder(mode, caps)
@@ -867,10 +921,14 @@ class Session:
         msg.any_data_sent = msg.body_started = True
         if self.config.transaction_log:
             if self.config.log_message_data:
-                for line in data.split(b"\r\n")[:-1] if data.endswith(b"\r\n") else data.split(b"\r\n"):
+                for line in (
+                    data.split(b"\r\n")[:-1] if data.endswith(b"\r\n") else data.split(b"\r\n")
+                ):
                     self._log(Direction.SENT, line)
             else:
-                self._log(Direction.SENT, f"[message data: {len(data)} octets]".encode(), summary=True)
+                self._log(
+                    Direction.SENT, f"[message data: {len(data)} octets]".encode(), summary=True
+                )
 
     def _stream_chunk(self, msg: _Msg, chunk: bytes) -> None:
         encoder = msg.encoder
@@ -1015,7 +1073,9 @@ class Session:
         else:
             recipients = list(msg.accepted)
         for rcpt in recipients:
-            msg.statuses[rcpt] = RecipientStatus(recipient=rcpt, reply=reply, accepted=reply.is_positive)
+            msg.statuses[rcpt] = RecipientStatus(
+                recipient=rcpt, reply=reply, accepted=reply.is_positive
+            )
         if not reply.is_positive and msg.first_refusal is None:
             msg.first_refusal = _reply_error(reply, "DATA")
         if self._end_complete(sent, event.index):
@@ -1026,7 +1086,9 @@ class Session:
             for rcpt in msg.rcpts:
                 if rcpt not in msg.statuses:
                     reply = msg.failed_reply.reply
-                    msg.statuses[rcpt] = RecipientStatus(recipient=rcpt, reply=reply, accepted=False)
+                    msg.statuses[rcpt] = RecipientStatus(
+                        recipient=rcpt, reply=reply, accepted=False
+                    )
             if msg.first_refusal is None:
                 msg.first_refusal = msg.failed_reply
         if msg in self._active:
@@ -1078,9 +1140,7 @@ class Session:
         self._begin_quit()
 
     def _result(self, msg: _Msg, *, status_known: bool = True) -> MessageResult:
-        ordered = tuple(
-            msg.statuses[r] for r in msg.message.recipients if r in msg.statuses
-        )
+        ordered = tuple(msg.statuses[r] for r in msg.message.recipients if r in msg.statuses)
         return MessageResult(
             message_id=msg.id,
             sender=msg.message.sender,
@@ -1112,7 +1172,9 @@ class Session:
 
     def _on_user(self, sent: _Sent, reply: Reply, event: ReplyReceived) -> None:
         assert event.command is not None
-        self._events.append(CommandCompleted(ticket=sent.ticket, command=event.command, reply=reply))
+        self._events.append(
+            CommandCompleted(ticket=sent.ticket, command=event.command, reply=reply)
+        )
 
     # -- ending ----------------------------------------------------------------
 
@@ -1167,7 +1229,8 @@ class Session:
                 self._events.append(
                     MessageFailed(
                         result=self._result(job),
-                        error=error or LocalProtocolError("the session quit before this message was sent"),
+                        error=error
+                        or LocalProtocolError("the session quit before this message was sent"),
                     )
                 )
         self._jobs.clear()
@@ -1215,9 +1278,24 @@ class Session:
         return ident
 
 
+_QUIT_BEFORE_MAIL = (QuitAfter.CONNECT, QuitAfter.EHLO, QuitAfter.TLS, QuitAfter.AUTH)
+
 # Commands the session sequences itself; ``Session.command`` refuses them.
 _SESSION_OWNED = frozenset(
-    {"EHLO", "HELO", "LHLO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "BDAT", "QUIT", "RSET", "."}
+    {
+        "EHLO",
+        "HELO",
+        "LHLO",
+        "STARTTLS",
+        "AUTH",
+        "MAIL",
+        "RCPT",
+        "DATA",
+        "BDAT",
+        "QUIT",
+        "RSET",
+        ".",
+    }
 )
 
 _Handler = Callable[[Session, _Sent, Reply, ReplyReceived], None]

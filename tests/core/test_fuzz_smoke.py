@@ -39,6 +39,7 @@ OPEN = {
     "session-rset-after-pipelined-envelope.bin": "RSET after a refused lone terminator",
     "session-require-all-354-to-rcpt.bin": "require_all_recipients stalls without PIPELINING",
     "session-reply-before-data.bin": "a reply buffered behind 354 is paired with the data",
+    "session-reply-before-starttls.bin": "a reply buffered behind EHLO's is paired with STARTTLS",
 }
 
 # How the open bugs show up in random replay: (exception type name, text).

@@ -34,8 +34,16 @@ typecheck: install
 
 unit: install
 	$(BIN)/python -m pytest --cov --cov-branch --cov-report=term $(PYTEST_ARGS)
+	@echo "Coverage of the core (src/smtpcore), lines and branches; must stay >= 95%:"
+	$(BIN)/python -m coverage report --include='src/smtpcore/*' --omit='src/smtpcore/__main__.py' --fail-under=95
 
 test: lint typecheck unit
+
+bench: install
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-quick: install
+	$(BIN)/python -m bench --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .coverage .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -30,7 +30,7 @@ lint: install
 	$(BIN)/ruff format --check src tests fuzz bench
 
 typecheck: install
-	$(BIN)/mypy --strict src tests
+	$(BIN)/mypy --strict src tests fuzz
 
 unit: install
 	$(BIN)/python -m pytest --cov --cov-branch --cov-report=term $(PYTEST_ARGS)
@@ -38,6 +38,18 @@ unit: install
 	$(BIN)/python -m coverage report --include='src/smtpcore/*' --omit='src/smtpcore/__main__.py' --fail-under=95
 
 test: lint typecheck unit
+
+FUZZ_TIME ?= 300
+
+# Coverage-guided fuzzing (atheris, Python < 3.12): FUZZ_TIME seconds per harness.
+# New inputs go to fuzz/work/, crashing ones to fuzz/crashes/ (both gitignored).
+fuzz: install
+	$(BIN)/python -m pip install --quiet 'atheris>=2.3'
+	$(BIN)/python -m fuzz.run --time $(FUZZ_TIME)
+
+# The harnesses without atheris: seed corpus plus random and mutated inputs.
+fuzz-smoke: install
+	$(BIN)/python -m fuzz.run --replay --count 2000
 
 bench: install
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -178,6 +178,8 @@ class Connection:
         self._eof = False
         self._closed_reported = False
         self._error: Exception | None = None
+        # Octets were buffered when the last outstanding reply was delivered.
+        self._surplus = False
 
     # -- inspection ------------------------------------------------------------
 
@@ -322,10 +324,22 @@ class Connection:
             RemoteProtocolError: the server broke the protocol.
         """
         self._check_usable()
+        surplus, self._surplus = self._surplus, False
         try:
             reply = self._parser.next_reply()
         except RemoteProtocolError as exc:
             self._fail(exc)
+        if surplus and self._pending:
+            # The server had answered everything when these octets came, so
+            # they were sent before the command now outstanding and cannot be
+            # its reply (RFC 2920 3.1; the STARTTLS injection of RFC 3207 4.2
+            # generalised). Only 421 may come unasked (RFC 5321 3.8).
+            if reply is not None and reply.code == 421:
+                self._state = ConnState.CLOSED
+                return ServiceClosing(reply=reply)
+            self._fail(
+                RemoteProtocolError("server sent a reply before the command it would answer")
+            )
         if reply is None:
             if self._eof:
                 if self._closed_reported:
@@ -356,6 +370,7 @@ class Connection:
             self._pending.popleft()
             if command is None or command.ends_group:
                 self._group_enders -= 1
+            self._surplus = not self._pending and self._parser.buffered > 0
         self._after_reply(command, reply, pending.txn)
         return ReplyReceived(command=command, reply=reply, index=index)
 

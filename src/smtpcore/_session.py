@@ -73,6 +73,7 @@ from ._errors import (
     AuthenticationError,
     ConfigurationError,
     ConnectionLostError,
+    InvalidInputError,
     LocalProtocolError,
     MessageContentError,
     PermanentReplyError,
@@ -590,7 +591,9 @@ class Session:
             return
         try:
             self._mechanism = choose_mechanism(caps.auth, credentials, self.config.auth_mechanisms)
-        except ConfigurationError as exc:
+        except (ConfigurationError, InvalidInputError) as exc:
+            # SCRAM-SHA-256 refuses a password SASLprep prohibits (RFC 4013):
+            # a configuration problem, reported like any other.
             self._fatal(exc, quit=True)
             return
         self._phase = Phase.AUTH
@@ -993,6 +996,10 @@ class Session:
                 self._probe_done(msg)
                 return
             self._maybe_end_early(msg)
+        elif msg.failed_reply is not None and msg.answered_rcpts == msg.sent_rcpts:
+            # No further RCPT goes out (require_all_recipients refused one):
+            # the transaction ends here, or it would stay open for ever.
+            self._maybe_end_early(msg)
 
     def _maybe_end_early(self, msg: _Msg) -> None:
         """With every envelope reply in and no DATA sent, end a transaction
@@ -1063,7 +1070,10 @@ class Session:
         if not msg.accepted or msg.failed_reply is not None:
             # The lone terminator: the recipients' or MAIL's refusal decides.
             if self._end_complete(sent, event.index):
-                if not reply.is_positive:
+                # RFC 5321 4.1.1.4: the end of the data clears the transaction
+                # whatever the reply. RSET is a courtesy, and never after the
+                # next envelope was pipelined: it would abort that transaction.
+                if not reply.is_positive and not self._sent and self._conn.can_send():
                     self._send(Rset(), _Sent(_Kind.RSET))
                 self._end_transaction(msg)
             return

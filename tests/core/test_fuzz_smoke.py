@@ -32,24 +32,14 @@ HARNESSES = {
     "commands": (fuzz_commands.TestOneInput, fuzz_commands.random_input, 3000),
 }
 
-# Regression inputs of core bugs not fixed yet: strict xfail, so that the fix
-# shows up as XPASS and the entry must go (with its KNOWN signature).
-OPEN = {
-    "session-saslprep-refused.bin": "SCRAM SASLprep refusal escapes next_action()",
-    "session-rset-after-pipelined-envelope.bin": "RSET after a refused lone terminator",
-    "session-require-all-354-to-rcpt.bin": "require_all_recipients stalls without PIPELINING",
-    "session-reply-before-data.bin": "a reply buffered behind 354 is paired with the data",
-    "session-reply-before-starttls.bin": "a reply buffered behind EHLO's is paired with STARTTLS",
-}
+# Regression inputs of core bugs not fixed yet (none at the moment): strict
+# xfail, so that the fix shows up as XPASS and the entry must go (with its
+# KNOWN signature).
+OPEN: dict[str, str] = {}
 
 # How the open bugs show up in random replay: (exception type name, text).
 # The smoke replay tolerates these, and only these.
-KNOWN = {
-    "saslprep": ("InvalidInputError", "SCRAM password"),
-    "rset": ("LocalProtocolError", "cannot send RSET"),
-    "require-all": ("OracleError", "Idle while"),
-    "reply-before-data": ("OracleError", "a reply sent before its command"),
-}
+KNOWN: dict[str, tuple[str, str]] = {}
 
 
 def _known(error: BaseException) -> bool:

@@ -2036,17 +2036,24 @@ def test_no_transcript_by_default() -> None:
 # -- 10. quit_after ---------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "stage", [QuitAfter.CONNECT, QuitAfter.EHLO, QuitAfter.TLS, QuitAfter.AUTH], ids=str
+)
+def test_quit_after_before_mail_refuses_messages(stage: QuitAfter) -> None:
+    session = Session(config(quit_after=stage))
+    with pytest.raises(ConfigurationError, match="stops before any message"):
+        session.submit(message())
+
+
 def test_quit_after_connect() -> None:
-    run = converse(config(quit_after=QuitAfter.CONNECT), [message()], [(b"", GREETING), QUIT_STEP])
+    run = converse(config(quit_after=QuitAfter.CONNECT), [], [(b"", GREETING), QUIT_STEP])
     assert run.client == QUIT
-    event = failed(run)
-    assert event.retry_safe
     assert closed(run).error is None
 
 
 def test_quit_after_ehlo() -> None:
     run = converse(
-        config(quit_after=QuitAfter.EHLO), [message()], [*opening("PIPELINING"), QUIT_STEP]
+        config(quit_after=QuitAfter.EHLO), [], [*opening("PIPELINING"), QUIT_STEP]
     )
     assert run.client == EHLO + QUIT
     assert not run.of_type(MessageProbed)
@@ -2063,7 +2070,7 @@ def test_quit_after_tls() -> None:
         (EHLO, AUTH_EHLO),
         QUIT_STEP,
     ]
-    run = converse(cfg, [message()], script)
+    run = converse(cfg, [], script)
     assert b"MAIL" not in run.client
     assert b"AUTH" not in run.client
     assert closed(run).error is None
@@ -2072,7 +2079,7 @@ def test_quit_after_tls() -> None:
 def test_quit_after_auth() -> None:
     cfg = config(tls=TLSPolicy.IMPLICIT, credentials=CREDS, quit_after=QuitAfter.AUTH)
     script = [(b"", GREETING), (EHLO, AUTH_EHLO), (AUTH_PLAIN, b"235 2.7.0 ok\r\n"), QUIT_STEP]
-    run = converse(cfg, [message()], script)
+    run = converse(cfg, [], script)
     assert only(run, Authenticated).mechanism == "PLAIN"
     assert b"MAIL" not in run.client
 

@@ -1,0 +1,1 @@
+"""Hostile servers and bad input: a scripted peer against every adapter."""

@@ -509,6 +509,28 @@ def s1_smtpcore_blocking(p: Params) -> Measure:
     return m.measure(p.messages)
 
 
+#: Messages per ``send_many`` call in the "-many" S1 variants.
+BATCH = 100
+
+
+@bench(("S1", "S1-RTT"), "smtpcore-blocking-many")
+def s1_smtpcore_blocking_many(p: Params) -> Measure:
+    """``Client.send_many``: every batch queued on the one session, which
+    pipelines across messages (one round trip per message)."""
+    from smtpcore.adapters.blocking import Client
+
+    msg = small_message(p.size)
+    batch = [{"sender": SENDER, "recipients": RECIPIENTS, "message": msg}] * BATCH
+    client = Client(HOST, p.port, tls="none", local_hostname="localhost", timeout=TIMEOUT)
+    with Meter() as m, client as c:
+        left = p.messages
+        while left:
+            results = c.send_many(batch[: min(left, BATCH)])
+            _check(all(not isinstance(r, Exception) for r in results), "send_many failed")
+            left -= len(results)
+    return m.measure(p.messages)
+
+
 @bench("S2", "smtpcore-threads")
 def s2_smtpcore_threads(p: Params) -> Measure:
     msg = small_message(p.size)
@@ -708,6 +730,32 @@ def _smtpcore_async_s1_tasks(backend: str) -> Fn:
     return run
 
 
+def _smtpcore_async_s1_many(backend: str) -> Fn:
+    """``Client.send_many`` in batches, as the blocking "-many" variant."""
+
+    def run(p: Params) -> Measure:
+        msg = small_message(p.size)
+        client_cls = _async_client(backend)
+        batch = [{"sender": SENDER, "recipients": RECIPIENTS, "message": msg}] * BATCH
+
+        async def main() -> None:
+            async with client_cls(
+                HOST, p.port, tls="none", local_hostname="localhost", timeout=TIMEOUT
+            ) as client:
+                left = p.messages
+                while left:
+                    results = await client.send_many(batch[: min(left, BATCH)])
+                    _check(all(not isinstance(r, Exception) for r in results), "send_many")
+                    left -= len(results)
+
+        with Meter() as m:
+            _run_async(backend, main)
+        return m.measure(p.messages)
+
+    run.__name__ = f"s1_smtpcore_{backend}_many"
+    return run
+
+
 def _smtpcore_async_s2(backend: str) -> Fn:
     def run(p: Params) -> Measure:
         msg = small_message(p.size)
@@ -807,6 +855,7 @@ def _smtpcore_async_s5(backend: str) -> Fn:
 for _backend in ("asyncio", "trio"):
     bench(("S1", "S1-RTT"), f"smtpcore-{_backend}")(_smtpcore_async_s1(_backend))
     bench(("S1", "S1-RTT"), f"smtpcore-{_backend}-8tasks")(_smtpcore_async_s1_tasks(_backend))
+    bench(("S1", "S1-RTT"), f"smtpcore-{_backend}-many")(_smtpcore_async_s1_many(_backend))
     bench("S2", f"smtpcore-{_backend}")(_smtpcore_async_s2(_backend))
     bench("S3", f"smtpcore-{_backend}")(_smtpcore_async_s3(_backend))
     bench(f"S5-{_backend}", f"smtpcore-{_backend}")(_smtpcore_async_s5(_backend))

@@ -97,11 +97,14 @@ S1_CLIENTS = (
     "smtpproto-trio",
     "smtp-source",
     "smtpcore-blocking",
+    "smtpcore-blocking-many",
     "smtpcore-session*",
     "smtpcore-asyncio",
     "smtpcore-asyncio-8tasks",
+    "smtpcore-asyncio-many",
     "smtpcore-trio",
     "smtpcore-trio-8tasks",
+    "smtpcore-trio-many",
 )
 S2_CLIENTS = (
     "smtplib-threads",
@@ -210,6 +213,25 @@ class Target:
 
 TARGETS = (
     Target(scenario="S1", server="smtp-sink", ours="smtpcore-blocking", peer="smtplib", want=1.5),
+    Target(
+        scenario="S1", server="smtp-sink", ours="smtpcore-blocking-many", peer="smtplib", want=1.5
+    ),
+    Target(
+        scenario="S1", server="smtp-sink", ours="smtpcore-asyncio-many", peer="aiosmtplib", want=4
+    ),
+    Target(
+        scenario="S1", server="smtp-sink", ours="smtpcore-trio-many", peer="smtpproto-trio", want=5
+    ),
+    Target(
+        scenario="S1",
+        server="smtp-sink",
+        ours="smtpcore-blocking-many",
+        peer="smtplib",
+        want=1.0,
+        metric="cpu",
+        at_most=True,
+        note="client CPU per message, pipelined",
+    ),
     Target(scenario="S1", server="smtp-sink", ours="smtpcore-asyncio", peer="aiosmtplib", want=4),
     Target(
         scenario="S1",
@@ -248,6 +270,9 @@ TARGETS = (
         Target(scenario="S1-RTT", server="delay-proxy", ours=ours, peer=peer, want=5)
         for ours, peer in (
             ("smtpcore-blocking", "smtplib"),
+            ("smtpcore-blocking-many", "smtplib"),
+            ("smtpcore-asyncio-many", "aiosmtplib"),
+            ("smtpcore-trio-many", "smtpproto-trio"),
             ("smtpcore-asyncio", "aiosmtplib"),
             ("smtpcore-asyncio-8tasks", "aiosmtplib"),
             ("smtpcore-trio", "smtpproto-trio"),

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import email.message
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import final
+from typing import TYPE_CHECKING, Union, final
+
+if TYPE_CHECKING:
+    import email.message
 
 from ._auth import MECHANISMS, Credentials, OAuth2Token
 from ._commands import BodyType, Notify, Ret, validate_domain, validate_envid, validate_mailbox
 from ._errors import InvalidInputError
-from ._message import envelope_from_message, to_bytes_message
+from ._message import _email_message_class, envelope_from_message, to_bytes_message
 from ._replies import DEFAULT_MAX_LINE_LENGTH, DEFAULT_MAX_LINES, DEFAULT_MAX_REPLY_SIZE
 
 __all__ = ["OutgoingMessage", "QuitAfter", "SessionConfig", "TLSPolicy"]
@@ -124,7 +126,7 @@ class SessionConfig:
         )
 
 
-MessageInput = bytes | bytearray | memoryview | str | email.message.Message
+MessageInput = Union[bytes, bytearray, memoryview, str, "email.message.Message"]
 
 
 @final
@@ -216,7 +218,8 @@ class OutgoingMessage:
                 each recipient as its own ORCPT).
             requiretls: RFC 8689 REQUIRETLS for this message.
         """
-        if isinstance(message, email.message.Message):
+        message_class = _email_message_class()
+        if message_class is not None and isinstance(message, message_class):
             derived_sender, derived_rcpts = envelope_from_message(message)
             sender = derived_sender if sender is None else sender
             if recipients is None:
@@ -250,4 +253,3 @@ class OutgoingMessage:
             orcpt=orcpt,
             requiretls=requiretls,
         )
-

@@ -242,7 +242,8 @@ class Connection:
         self._check_usable()
         if self._bdat_remaining:
             raise LocalProtocolError(
-                f"cannot send {command.verb}: {self._bdat_remaining} octets of the BDAT chunk are due"
+                f"cannot send {command.verb}: "
+                f"{self._bdat_remaining} octets of the BDAT chunk are due"
             )
         # The state table first, so that a command that is wrong in this
         # state says so (e.g. "cannot send MAIL in state GREETING").
@@ -374,9 +375,7 @@ class Connection:
         self._after_reply(command, reply, pending.txn)
         return ReplyReceived(command=command, reply=reply, index=index)
 
-    def _after_reply(
-        self, command: Command | None, reply: Reply, txn: _Transaction | None
-    ) -> None:
+    def _after_reply(self, command: Command | None, reply: Reply, txn: _Transaction | None) -> None:
         # Replies move the state only where the server decides what comes next.
         if reply.code == 421:
             # RFC 5321 3.8: 421 to any command means the server is closing.

@@ -35,19 +35,30 @@ error, including its offset, does not depend on how the body was split.
 from __future__ import annotations
 
 import copy
-import email.errors
-import email.generator
-import email.message
-import email.policy
-import email.utils
 import enum
 import functools
 import io
 import re
+import sys
 from dataclasses import dataclass
-from typing import NoReturn, final
+from typing import TYPE_CHECKING, NoReturn, final
 
 from ._errors import InvalidInputError, LocalProtocolError, MessageContentError
+
+if TYPE_CHECKING:
+    import email.message
+
+
+def _email_message_class() -> type[email.message.Message] | None:
+    """``email.message.Message`` if the caller has the email package loaded.
+
+    The stdlib email package imports socket (email.utils), which a sans-IO
+    core must not do on import: a caller who built an EmailMessage has loaded
+    it already, and one who did not cannot have passed one.
+    """
+    module = sys.modules.get("email.message")
+    return None if module is None else module.Message
+
 
 __all__ = [
     "DEFAULT_MAX_LINE_LENGTH",
@@ -688,7 +699,8 @@ def to_bytes_message(
             raise InvalidInputError(
                 "message", f"lone surrogate at index {exc.start} cannot be encoded as UTF-8"
             ) from exc
-    if isinstance(message, email.message.Message):
+    message_class = _email_message_class()
+    if message_class is not None and isinstance(message, message_class):
         return _flatten(message, smtputf8=smtputf8)
     raise InvalidInputError(
         "message", "must be bytes, str or email.message.Message", type(message).__name__
@@ -696,6 +708,10 @@ def to_bytes_message(
 
 
 def _flatten(message: email.message.Message, *, smtputf8: bool) -> bytes:
+    import email.errors
+    import email.generator
+    import email.policy
+
     # The generator sets a boundary on any multipart part that lacks one,
     # which would change the caller's object: copy deeply in that case only,
     # since a deep copy duplicates every attachment.
@@ -752,10 +768,13 @@ def envelope_from_message(message: email.message.Message) -> tuple[str, list[str
         InvalidInputError: more than one ``Resent-`` block, no sender address or
             no recipient address.
     """
-    if not isinstance(message, email.message.Message):
+    message_class = _email_message_class()
+    if message_class is None or not isinstance(message, message_class):
         raise InvalidInputError(
             "message", "must be an email.message.Message", type(message).__name__
         )
+    import email.utils
+
     # RFC 5322 3.6.6: each resending adds a block of Resent- fields, and
     # Resent-Date is mandatory in a block. With several blocks there is no
     # reliable way to tell which is the latest, so, like smtplib, refuse.

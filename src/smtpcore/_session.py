@@ -12,7 +12,8 @@ as events (:meth:`Session.events`).
 
 The session runs in phases::
 
-    GREETING -> HELLO -> [STARTTLS -> TLS_HANDSHAKE -> HELLO] -> [AUTH] -> READY -> QUITTING -> CLOSED
+    GREETING -> HELLO -> [STARTTLS -> TLS_HANDSHAKE -> HELLO] -> [AUTH] -> READY
+             -> QUITTING -> CLOSED
 
 In READY it works through a queue of jobs (messages, user commands, QUIT).
 Each message is one or more transactions (MAIL, RCPT..., DATA or BDAT); the
@@ -107,10 +108,12 @@ from ._events import (
     ServerReady,
     ServiceClosing,
     SessionClosed,
-    StartTLS as StartTLSAction,
     TLSEstablished,
     TranscriptEntry,
     Write,
+)
+from ._events import (
+    StartTLS as StartTLSAction,
 )
 from ._extensions import Capabilities
 from ._message import BodyEncoder, BodyInfo, EncodeMode, scan_body
@@ -777,7 +780,8 @@ class Session:
             )
         if m.requiretls and not (caps.requiretls and self._tls):
             raise ConfigurationError(
-                "REQUIRETLS was requested but is not available (RFC 8689 needs TLS and the REQUIRETLS extension)"
+                "REQUIRETLS was requested but is not available "
+                "(RFC 8689 needs TLS and the REQUIRETLS extension)"
             )
         if m.body_type is BodyType.BINARY_MIME and not (caps.binarymime and caps.chunking):
             raise MessageContentError(
@@ -798,7 +802,8 @@ class Session:
                 raise MessageContentError("the message contains NUL octets")
             if info.has_controls and not self.config.allow_controls:
                 raise MessageContentError(
-                    "the message contains control characters (allow_controls=True lets them through)"
+                    "the message contains control characters "
+                    "(allow_controls=True lets them through)"
                 )
             # RFC 6152 / RFC 5321 2.4: 8-bit content needs 8BITMIME.
             if info.has_8bit and not caps.eightbitmime:
@@ -882,11 +887,11 @@ class Session:
             if size is None and m.data is not None:
                 size = len(m.data)
         body = m.body_type
-        if body is None and caps.eightbitmime:
-            # RFC 6152 2: declare 8-bit content; a streamed body is unknown,
-            # so it is declared 8BITMIME whenever the server takes it.
-            if (msg.info is not None and msg.info.has_8bit) or m.data is None:
-                body = BodyType.EIGHT_BIT_MIME
+        # RFC 6152 2: declare 8-bit content; a streamed body is unknown, so it
+        # is declared 8BITMIME whenever the server takes it.
+        eight_bit = (msg.info is not None and msg.info.has_8bit) or m.data is None
+        if body is None and caps.eightbitmime and eight_bit:
+            body = BodyType.EIGHT_BIT_MIME
         return Mail(
             sender=m.sender,
             size=size,

@@ -86,7 +86,8 @@ class Connection(Protocol):
 
     async def start_tls(self, options: ClientOptions, hostname: str | None) -> bytes | None:
         """Run the TLS handshake: None once TLS is up. Bytes the server sent
-        in the clear instead (``b""``: EOF) are returned, with no handshake."""
+        in the clear before it are returned instead (for the session to
+        refuse), with no handshake. A closed connection raises TLSError."""
 
     def tls_info(self) -> TLSInfo | None:
         """What TLS was negotiated, if it is up."""

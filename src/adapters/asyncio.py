@@ -117,9 +117,13 @@ class _Stream(asyncio.Protocol):
 
     async def start_tls(self, options: ClientOptions, hostname: str | None) -> bytes | None:
         """STARTTLS's handshake, unless the server already sent more."""
-        if not self.readable_now():
+        if self._eof and not self._buffer:
+            # A closed connection is a failed handshake (as with trio): handing
+            # the session an EOF here would only ask for the handshake again.
+            raise _closed(options)
+        if not self._buffer:
             await self.handshake(options, hostname)
-        return self._take() if self.readable_now() else None
+        return self._take() if self._buffer else None
 
     async def handshake(self, options: ClientOptions, hostname: str | None) -> None:
         """Run the TLS handshake on the connection (TLSError if it fails)."""
@@ -134,10 +138,13 @@ class _Stream(asyncio.Protocol):
             ssl_handshake_timeout=seconds,
         )
         try:
-            self.transport = await asyncio.wait_for(handshake, seconds)
+            transport = await asyncio.wait_for(handshake, seconds)
         except (ssl.SSLError, OSError, asyncio.TimeoutError) as exc:
             reason = exc if str(exc) else "timed out"
             raise TLSError(f"TLS handshake with {options.address} failed: {reason}") from exc
+        if transport is None:  # What start_tls returns if the server closed meanwhile.
+            raise _closed(options)
+        self.transport = transport
 
     def tls_info(self) -> TLSInfo | None:
         """What TLS was negotiated, if it is up."""
@@ -171,6 +178,12 @@ class _Stream(asyncio.Protocol):
         finally:
             timer.cancel()
             self._waiter = None
+
+
+def _closed(options: ClientOptions) -> TLSError:
+    error = TLSError(f"TLS handshake with {options.address} failed: connection closed")
+    error.__cause__ = ConnectionResetError("the server closed the connection")
+    return error
 
 
 def _expire(waiter: asyncio.Future[None]) -> None:

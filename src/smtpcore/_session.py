@@ -314,10 +314,14 @@ class Session:
         """Bytes read from the server (``b""`` at EOF)."""
         if self._phase is Phase.CLOSED:
             return
-        if self._phase is Phase.TLS_HANDSHAKE and data:
-            self._fatal(
-                RemoteProtocolError("server sent data before the TLS handshake"), quit=False
-            )
+        if self._phase is Phase.TLS_HANDSHAKE:
+            # RFC 3207 4.2: after its 220 the server waits for the handshake;
+            # plaintext then is injected, and EOF means there will be no TLS.
+            if data:
+                error: SMTPError = RemoteProtocolError("server sent data before the TLS handshake")
+            else:
+                error = TLSError("the server closed the connection before the TLS handshake")
+            self._fatal(error, quit=False)
             return
         try:
             self._conn.receive_data(data)

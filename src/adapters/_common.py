@@ -234,9 +234,7 @@ def _credentials(auth: AuthInput) -> Credentials | OAuth2Token | None:
         return auth
     if isinstance(auth, tuple) and len(auth) == 2:
         return Credentials(username=auth[0], password=auth[1])
-    raise InvalidInputError(
-        "auth", "must be Credentials, OAuth2Token or a (user, password) tuple"
-    )
+    raise InvalidInputError("auth", "must be Credentials, OAuth2Token or a (user, password) tuple")
 
 
 # -- message sources -----------------------------------------------------------
@@ -264,7 +262,9 @@ class BodySource:
         try:
             handle = open(path, "rb")  # noqa: SIM115 - closed by close()
         except OSError as exc:
-            raise MessageSourceError(f"cannot open message file {os.fspath(path)!r}: {exc.strerror}") from exc
+            raise MessageSourceError(
+                f"cannot open message file {os.fspath(path)!r}: {exc.strerror}"
+            ) from exc
         return cls(handle, owned=True, label=os.fspath(path))
 
     def size_hint(self) -> int | None:
@@ -454,7 +454,7 @@ def connect_error(exc: OSError, address: str, operation: str = "connect") -> Con
     reason = exc.strerror or str(exc) or type(exc).__name__
     number = _os_errno(exc)
     return ConnectionLostError(
-        f"cannot {operation} {address}: {reason}" if operation != "connect" else f"cannot connect to {address}: {reason}",
+        f"cannot {'connect to' if operation == 'connect' else operation} {address}: {reason}",
         stage=Stage.CONNECT,
         operation=operation,
         errno=number,

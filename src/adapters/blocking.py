@@ -250,14 +250,14 @@ class Client:
                 self._log.debug("connection dropped while idle; reconnecting")
                 self.connect()
                 again = self._submit([(prepared[i][1], prepared[i][2]) for i in retry])
-                for i, outcome in zip(retry, again):
+                for i, outcome in zip(retry, again, strict=True):
                     results[i] = outcome
         finally:
             for _, _, source in prepared:
                 if source is not None:
                     source.close()
         self._used = True
-        for (slot, _, _), outcome in zip(prepared, results):
+        for (slot, _, _), outcome in zip(prepared, results, strict=True):
             if isinstance(outcome, MessageFailed):
                 if raise_errors:
                     raise outcome.error
@@ -332,9 +332,8 @@ class Client:
         return [o for o in outcomes if o is not None]
 
     def _live_session(self) -> Session:
-        if self._session is None or self._sock is None:
-            self.connect()
-        elif self._session.closed or self._peer_went_away():
+        session = self._session
+        if session is None or self._sock is None or session.closed or self._peer_went_away():
             self.connect()
         assert self._session is not None
         return self._session
@@ -343,7 +342,8 @@ class Client:
         """Before a new transaction on an idle connection, take in whatever
         the server sent meanwhile (EOF, a 421) so the core can judge it."""
         sock, session = self._sock, self._session
-        assert sock is not None and session is not None
+        assert sock is not None
+        assert session is not None
         with selectors.DefaultSelector() as selector:
             selector.register(sock, selectors.EVENT_READ)
             readable = selector.select(0)
@@ -362,7 +362,8 @@ class Client:
     def _run(self, done: Callable[[], bool]) -> None:
         """Do what the session asks until ``done()``, Idle or Close."""
         session, sock = self._session, self._sock
-        assert session is not None and sock is not None
+        assert session is not None
+        assert sock is not None
         timeout = self.options.timeouts
         try:
             while not done():

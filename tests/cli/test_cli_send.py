@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from smtpcore.cli.sink import Sink
 
 Run = Callable[..., "subprocess.CompletedProcess[str]"]

@@ -76,7 +76,9 @@ def test_readme_example_runs_as_shown(
     assert argv[0] == "smtpcore"
     done: subprocess.CompletedProcess[str] = smtpcore(*argv[1:])
     assert done.returncode == 0, done.stderr
-    printed = [_shape(line.replace(f"127.0.0.1:{sink.port}", "localhost:8025"))
-               for line in done.stdout.splitlines()]
+    printed = [
+        _shape(line.replace(f"127.0.0.1:{sink.port}", "localhost:8025"))
+        for line in done.stdout.splitlines()
+    ]
     expected = [_shape(line) for line in shown]
     assert printed == expected

@@ -2052,9 +2052,7 @@ def test_quit_after_connect() -> None:
 
 
 def test_quit_after_ehlo() -> None:
-    run = converse(
-        config(quit_after=QuitAfter.EHLO), [], [*opening("PIPELINING"), QUIT_STEP]
-    )
+    run = converse(config(quit_after=QuitAfter.EHLO), [], [*opening("PIPELINING"), QUIT_STEP])
     assert run.client == EHLO + QUIT
     assert not run.of_type(MessageProbed)
     assert closed(run).error is None

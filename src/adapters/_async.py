@@ -254,12 +254,18 @@ class Client:
                     # messages' data: send them once more on a fresh connection
                     # (unless a task sharing this client opened one already).
                     self._log.debug("connection dropped while idle; reconnecting")
-                    async with self._lock:
-                        if self._session is session:
-                            await self._connect()
-                    again, _, _ = await self._submit([items[i] for i in retry])
-                    for i, outcome in zip(retry, again, strict=True):
-                        outcomes[i] = outcome
+                    try:
+                        async with self._lock:
+                            if self._session is session:
+                                await self._connect()
+                        again, _, _ = await self._submit([items[i] for i in retry])
+                    except SMTPError as exc:
+                        # The new connection failed too: the messages keep
+                        # their first outcome, and the rest of the batch its own.
+                        self._log.debug("reconnect failed: %s", exc)
+                    else:
+                        for i, outcome in zip(retry, again, strict=True):
+                            outcomes[i] = outcome
         finally:
             for _, _, source in prepared:
                 if source is not None:

@@ -14,6 +14,7 @@ per read rather than one per line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import ssl
@@ -213,7 +214,10 @@ async def open_stream(options: ClientOptions, sock: socket.socket | None = None)
         raise connect_error(exc, options.address) from exc
     raw = stream.transport.get_extra_info("socket") if stream.transport else None
     if raw is not None and raw.family in (socket.AF_INET, socket.AF_INET6):
-        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # The server may have closed it already (EOF before the greeting):
+        # the session reports that; the option does not matter then.
+        with contextlib.suppress(OSError):
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if options.implicit_tls:
         try:
             await stream.handshake(options, options.server)

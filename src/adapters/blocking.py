@@ -248,10 +248,16 @@ class Client:
                 # The server closed the idle connection before these messages'
                 # data: send them once more on a fresh connection.
                 self._log.debug("connection dropped while idle; reconnecting")
-                self.connect()
-                again = self._submit([(prepared[i][1], prepared[i][2]) for i in retry])
-                for i, outcome in zip(retry, again, strict=True):
-                    results[i] = outcome
+                try:
+                    self.connect()
+                    again = self._submit([(prepared[i][1], prepared[i][2]) for i in retry])
+                except SMTPError as exc:
+                    # The new connection failed too: the messages keep their
+                    # first outcome, and the rest of the batch its own.
+                    self._log.debug("reconnect failed: %s", exc)
+                else:
+                    for i, outcome in zip(retry, again, strict=True):
+                        results[i] = outcome
         finally:
             for _, _, source in prepared:
                 if source is not None:

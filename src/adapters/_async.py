@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import IO, Any, ClassVar, Protocol, TypeVar
 
@@ -42,6 +43,7 @@ from smtpcore import (
     ServerReady,
     Session,
     SMTPError,
+    SMTPTimeoutError,
     Stage,
     StartTLSAction,
     TLSError,
@@ -380,7 +382,8 @@ class Client:
         assert conn is not None
         while conn.readable_now() and not session.closed:
             # Bytes are there (or a partial TLS record: its rest is due).
-            await _read(session, conn, self.options.timeouts(Stage.MAIL))
+            seconds = self.options.timeouts(Stage.MAIL)
+            await _read(session, conn, seconds, seconds)
             await self._run(lambda: False)
         return not session.closed
 
@@ -402,9 +405,13 @@ class Client:
         if conn is None:
             return
         timeout = self.options.timeouts
+        waiting: tuple[Stage, int] | None = None  # the reply the deadline is for
+        deadline = 0.0
         try:
             while not done():
                 action = session.next_action()
+                if not isinstance(action, Read):
+                    waiting = None
                 if isinstance(action, Write):
                     try:
                         await conn.write(action.data, timeout(action.stage))
@@ -413,11 +420,16 @@ class Client:
                     except OSError as exc:
                         session.connection_lost("write", exc.errno, str(exc))
                 elif isinstance(action, Read):
-                    await _read(session, conn, timeout(action.stage))
+                    if waiting != (action.stage, action.replies):
+                        waiting = (action.stage, action.replies)
+                        deadline = time.monotonic() + timeout(action.stage)
+                    await _read(session, conn, deadline - time.monotonic(), timeout(action.stage))
                 elif isinstance(action, StartTLSAction):
                     hostname = action.server_hostname or self.options.server
                     try:
                         early = await conn.start_tls(self.options, hostname)
+                    except SMTPTimeoutError as exc:
+                        session.timeout_expired(exc.seconds)
                     except TLSError as exc:
                         session.tls_failed(str(exc.__cause__ or exc))
                     else:
@@ -453,10 +465,13 @@ class Client:
             raise
 
 
-async def _read(session: Session, conn: Connection, seconds: float) -> None:
-    """Read once and hand the session the bytes, the timeout or the failure."""
+async def _read(session: Session, conn: Connection, left: float, seconds: float) -> None:
+    """Read once (for at most ``left`` of the stage's ``seconds``) and hand
+    the session the bytes, the timeout or the failure."""
     try:
-        data = await conn.read(seconds)
+        if left <= 0:
+            raise TimeoutError
+        data = await conn.read(left)
     except TimeoutError:
         session.timeout_expired(seconds)
     except OSError as exc:

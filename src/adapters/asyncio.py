@@ -21,7 +21,7 @@ import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import IO, Any, TypeVar, final
 
-from smtpcore import Stage, TLSError
+from smtpcore import SMTPTimeoutError, Stage, TLSError
 
 from . import _async
 from ._common import (
@@ -136,11 +136,14 @@ class _Stream(asyncio.Protocol):
             self,
             options.ssl_context,
             server_hostname=hostname,
-            ssl_handshake_timeout=seconds,
+            # A backstop only: wait_for below decides, as a timeout.
+            ssl_handshake_timeout=2 * seconds,
         )
         try:
             transport = await asyncio.wait_for(handshake, seconds)
-        except (ssl.SSLError, OSError, asyncio.TimeoutError) as exc:
+        except asyncio.TimeoutError as exc:  # an OSError too, from Python 3.11
+            raise SMTPTimeoutError(Stage.TLS_HANDSHAKE, seconds) from exc
+        except (ssl.SSLError, OSError) as exc:
             reason = exc if str(exc) else "timed out"
             raise TLSError(f"TLS handshake with {options.address} failed: {reason}") from exc
         if transport is None:  # What start_tls returns if the server closed meanwhile.

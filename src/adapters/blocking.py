@@ -14,6 +14,7 @@ import selectors
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any, final
@@ -40,6 +41,7 @@ from smtpcore import (
     Session,
     SessionClosed,
     SMTPError,
+    SMTPTimeoutError,
     Stage,
     StartTLSAction,
     TLSError,
@@ -96,9 +98,13 @@ def open_socket(options: ClientOptions) -> socket.socket:
 
 def _wrap_tls(sock: socket.socket, options: ClientOptions, hostname: str | None) -> ssl.SSLSocket:
     assert options.ssl_context is not None
-    sock.settimeout(options.timeouts(Stage.TLS_HANDSHAKE))
+    seconds = options.timeouts(Stage.TLS_HANDSHAKE)
+    sock.settimeout(seconds)
     try:
         return options.ssl_context.wrap_socket(sock, server_hostname=hostname)
+    except TimeoutError as exc:
+        sock.close()
+        raise SMTPTimeoutError(Stage.TLS_HANDSHAKE, seconds) from exc
     except (ssl.SSLError, ssl.CertificateError, OSError) as exc:
         sock.close()
         raise TLSError(f"TLS handshake with {options.address} failed: {exc}") from exc
@@ -371,9 +377,13 @@ class Client:
         assert session is not None
         assert sock is not None
         timeout = self.options.timeouts
+        waiting: tuple[Stage, int] | None = None  # the reply the deadline is for
+        deadline = 0.0
         try:
             while not done():
                 action = session.next_action()
+                if not isinstance(action, Read):
+                    waiting = None
                 if isinstance(action, Write):
                     try:
                         sock.settimeout(timeout(action.stage))
@@ -383,8 +393,14 @@ class Client:
                     except OSError as exc:
                         session.connection_lost("write", exc.errno, str(exc))
                 elif isinstance(action, Read):
+                    if waiting != (action.stage, action.replies):
+                        waiting = (action.stage, action.replies)
+                        deadline = time.monotonic() + timeout(action.stage)
                     try:
-                        sock.settimeout(timeout(action.stage))
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            raise TimeoutError
+                        sock.settimeout(left)
                         data = sock.recv(65536)
                     except TimeoutError:
                         session.timeout_expired(timeout(action.stage))
@@ -396,6 +412,8 @@ class Client:
                     hostname = action.server_hostname or self.options.server
                     try:
                         sock = self._sock = _wrap_tls(sock, self.options, hostname)
+                    except SMTPTimeoutError as exc:
+                        session.timeout_expired(exc.seconds)
                     except TLSError as exc:
                         session.tls_failed(str(exc.__cause__ or exc))
                     else:

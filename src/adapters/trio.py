@@ -18,7 +18,7 @@ from typing import IO, Any, NoReturn, TypeVar, cast, final
 
 import trio
 
-from smtpcore import Stage, TLSError
+from smtpcore import SMTPTimeoutError, Stage, TLSError
 
 from . import _async
 from ._common import (
@@ -98,10 +98,14 @@ async def start_tls(
     """Run the TLS handshake over ``stream`` (closed, with TLSError, on failure)."""
     assert options.ssl_context is not None
     tls = trio.SSLStream(stream, options.ssl_context, server_hostname=hostname)
+    seconds = options.timeouts(Stage.TLS_HANDSHAKE)
     try:
-        with trio.fail_after(options.timeouts(Stage.TLS_HANDSHAKE)):
+        with trio.fail_after(seconds):
             await tls.do_handshake()
-    except (*_BROKEN, trio.TooSlowError) as exc:
+    except trio.TooSlowError as exc:
+        await trio.aclose_forcefully(stream)
+        raise SMTPTimeoutError(Stage.TLS_HANDSHAKE, seconds) from exc
+    except _BROKEN as exc:
         await trio.aclose_forcefully(stream)
         reason = exc.__cause__ or exc
         raise TLSError(f"TLS handshake with {options.address} failed: {reason}") from reason

@@ -40,6 +40,7 @@ from ._commands import (
     EndOfData,
     Lhlo,
     Quit,
+    RawCommand,
     Rcpt,
     StartTLS,
 )
@@ -123,6 +124,30 @@ class ConnectionClosed:
 
 
 Event = ReplyReceived | ServiceClosing | ConnectionClosed
+
+# RFC 5321 4.3.2 and RFC 4954 4: the commands with an intermediate (3yz)
+# reply, and the one they get (a server that still challenges after "*" is
+# left to the session, which fails the AUTH). DATA is never answered 2yz.
+_INTERMEDIATE: dict[type[Command], int] = {
+    Data: 354,
+    Auth: 334,
+    AuthResponse: 334,
+    AuthCancel: 334,
+}
+
+
+def _can_answer(command: Command | None, code: int) -> bool:
+    """Whether ``code`` can be the reply to ``command`` (None: the greeting)."""
+    if code >= 400:
+        return True  # refusals (and RFC 5321 3.8's 421) can answer anything
+    if isinstance(command, (RawCommand, StartTLS)):
+        # An extension we know nothing about; and anything but 220 to
+        # STARTTLS is a refusal (RFC 3207 4) the TLS policy deals with.
+        return True
+    expected = None if command is None else _INTERMEDIATE.get(type(command))
+    if expected is not None:
+        return code == expected or (code < 300 and not isinstance(command, Data))
+    return code < 300
 
 
 @dataclass(slots=True)
@@ -365,6 +390,17 @@ class Connection:
     def _deliver(self, reply: Reply) -> ReplyReceived:
         pending = self._pending[0]
         command = pending.command
+        if not _can_answer(command, reply.code):
+            # An extra or a missing reply in a pipelined group (or injected
+            # bytes) shows as a reply its command cannot get: from here on
+            # every reply would be paired with the wrong command.
+            name = "the greeting" if command is None else command.verb
+            self._fail(
+                RemoteProtocolError(
+                    f"{reply.code} cannot answer {name} (RFC 5321 4.3.2): "
+                    "replies are out of step with the commands"
+                )
+            )
         index = pending.received
         pending.received += 1
         if reply.code == 421 or pending.received >= pending.expected():

@@ -82,9 +82,16 @@ class Write:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Read:
     """Read more bytes; if none come within ``stage``'s timeout, call
-    ``timeout_expired()``."""
+    ``timeout_expired()``.
+
+    ``replies`` counts the replies the session has received. Consecutive
+    Reads with the same count wait for the same reply and share one
+    deadline: RFC 5321 4.5.3.2 times the wait for a reply, so a server
+    that drips a reply byte by byte cannot restart the clock with each byte.
+    """
 
     stage: Stage
+    replies: int = 0
 
 
 @final

@@ -242,6 +242,11 @@ class Session:
         self._quit_queued = False
         self._error: SMTPError | None = None
         self._close_reported = False
+        self._replies_received = 0
+        # Messages whose end (final dot, BDAT LAST) is in _out, not written yet;
+        # and, while a Write is with the adapter, that Write's stage and ends.
+        self._ends_unwritten: list[_Msg] = []
+        self._writing: tuple[Stage, list[_Msg]] | None = None
         self.transcript: list[TranscriptEntry] = []
         if self._tls:
             self._events.append(TLSEstablished())
@@ -336,13 +341,13 @@ class Session:
         """
         if self._phase is Phase.CLOSED:
             return
-        self._fatal(SMTPTimeoutError(self._current_stage(), seconds), quit=False)
+        self._fatal(SMTPTimeoutError(self._failed_stage(), seconds), quit=False)
 
     def connection_lost(self, operation: str, errno: int | None = None, detail: str = "") -> None:
         """The adapter's I/O failed (reset, broken pipe...)."""
         if self._phase is Phase.CLOSED:
             return
-        stage = self._current_stage()
+        stage = self._failed_stage()
         message = f"connection failed during {operation}" + (f": {detail}" if detail else "")
         self._fatal(
             ConnectionLostError(message, stage=stage, operation=operation, errno=errno),
@@ -402,6 +407,7 @@ class Session:
 
     def next_action(self) -> Action:
         """What the adapter must do next."""
+        self._writing = None  # the last Write (if any) completed
         while True:
             if self._out:
                 # Let queued work join this write first: the end of one
@@ -411,6 +417,8 @@ class Session:
                     continue
                 data = bytes(self._out)
                 self._out.clear()
+                self._writing = (self._out_stage, self._ends_unwritten)
+                self._ends_unwritten = []
                 return Write(data=data, stage=self._out_stage)
             if self._phase is Phase.CLOSED:
                 if not self._close_reported:
@@ -432,7 +440,7 @@ class Session:
             elif self._advance():
                 continue
             if self._conn.waiting:
-                return Read(stage=self._current_stage())
+                return Read(stage=self._current_stage(), replies=self._replies_received)
             return Idle()
 
     # -- replies ---------------------------------------------------------------
@@ -449,6 +457,7 @@ class Session:
             if event is NEED_DATA:
                 return did
             did = True
+            self._replies_received += 1
             if isinstance(event, ReplyReceived):
                 self._log_reply(event.reply)
                 self._on_reply(event)
@@ -471,7 +480,13 @@ class Session:
             # The server closed after (or instead of) its 221: a clean end.
             self._phase = Phase.CLOSED
             return
-        stage = self._current_stage()
+        # The connection forgot its pending commands when it reported EOF;
+        # the event keeps them: the oldest is the one that was waiting.
+        if event.outstanding:
+            first = event.outstanding[0]
+            stage = Stage.GREETING if first is None else first.stage
+        else:
+            stage = self._current_stage()
         self._fatal(
             ConnectionLostError(event.describe(), stage=stage, operation="read"), quit=False
         )
@@ -1176,7 +1191,7 @@ class Session:
         # After the final dot and before its reply, the server may or may not
         # have taken the message (RFC 5321 4.5.3.2.6): say so.
         result = self._result(msg, status_known=not msg.end_sent)
-        self._events.append(MessageFailed(result=result, error=error))
+        self._events.append(MessageFailed(result=result, error=_own_error(error, msg.end_sent)))
 
     # -- simple replies --------------------------------------------------------
 
@@ -1248,8 +1263,9 @@ class Session:
                 self._events.append(
                     MessageFailed(
                         result=self._result(job),
-                        error=error
-                        or LocalProtocolError("the session quit before this message was sent"),
+                        error=_own_error(error, False)
+                        if error is not None
+                        else LocalProtocolError("the session quit before this message was sent"),
                     )
                 )
         self._jobs.clear()
@@ -1257,8 +1273,14 @@ class Session:
     # -- plumbing --------------------------------------------------------------
 
     def _send(self, command: Command, sent: _Sent) -> None:
+        data_pending = self._out_stage is Stage.DATA_BLOCK and bool(self._out)
         self._out += self._conn.send(command)
-        self._out_stage = command.stage
+        if not data_pending:
+            # RFC 5321 4.5.3.2.5: a write carrying message data is a data
+            # block, whatever command follows the data in it.
+            self._out_stage = command.stage
+        if sent.kind is _Kind.END and sent.msg is not None:
+            self._ends_unwritten.append(sent.msg)
         self._sent.append(sent)
         if self.config.transaction_log:
             self._log(Direction.SENT, command.transcript())
@@ -1276,6 +1298,20 @@ class Session:
         caps = self._capabilities
         assert caps is not None
         return caps
+
+    def _failed_stage(self) -> Stage:
+        """The stage of a failed read or write, for its error.
+
+        A Write that did not complete never delivered its final dot or BDAT
+        LAST: those messages are not in the unknown state of RFC 5321
+        4.5.3.2.6, they were not sent.
+        """
+        if self._writing is None:
+            return self._current_stage()
+        stage, ends = self._writing
+        for msg in ends:
+            msg.end_sent = False
+        return stage
 
     def _current_stage(self) -> Stage:
         if self._conn.waiting:
@@ -1332,6 +1368,26 @@ _HANDLERS: dict[_Kind, _Handler] = {
     _Kind.QUIT: Session._on_quit,
     _Kind.USER: Session._on_user,
 }
+
+
+def _own_error(error: SMTPError, end_sent: bool) -> SMTPError:
+    """The error to report for one message when the session fails.
+
+    An error that leaves a delivery status unknown (after a final dot) is
+    only true of the message whose dot went out: the others, queued or with
+    only their envelope sent, were certainly not delivered.
+    """
+    if end_sent or not getattr(error, "status_unknown", False):
+        return error
+    reason = str(error).removesuffix(" (delivery status unknown)")
+    lost = ConnectionLostError(
+        f"the session failed before this message's data was complete: {reason}",
+        stage=Stage.MAIL,
+        operation=getattr(error, "operation", None),
+        errno=getattr(error, "errno", None),
+    )
+    lost.__cause__ = error
+    return lost
 
 
 def _reply_error(reply: Reply, command: str) -> ReplyError:

@@ -53,7 +53,7 @@ def start_peer(tls: TLSMaterial) -> Iterator[StartPeer]:
     yield start
     deadline = time.monotonic() + 3.0
     while not all(peer.idle for peer in started) and time.monotonic() < deadline:
-        time.sleep(0.02)
+        time.sleep(0.005)
     for peer in started:
         peer.stop()
     for peer in started:
@@ -92,7 +92,7 @@ async def attempt(
     flavor: Flavor,
     peer: Peer,
     *,
-    message: bytes = BODY,
+    message: bytes | None = BODY,
     recipients: Sequence[str] = (RCPT,),
     **options: Any,
 ) -> Outcome:
@@ -156,9 +156,14 @@ def _self_signed() -> ssl.SSLContext:
     )
 
 
-def _issued(ca: trustme.CA, *hosts: str, **validity: datetime.datetime) -> ssl.SSLContext:
+def _issued(
+    ca: trustme.CA,
+    *hosts: str,
+    not_before: datetime.datetime | None = None,
+    not_after: datetime.datetime | None = None,
+) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert(*hosts, **validity).configure_cert(context)
+    ca.issue_cert(*hosts, not_before=not_before, not_after=not_after).configure_cert(context)
     return context
 
 

@@ -10,7 +10,7 @@ A script is a sequence of steps:
 
 * :class:`Expect`: read one client line; it must end with CRLF and match
   (exact bytes, without the CRLF, or a regex fullmatch). A mismatch is
-  recorded in ``failures`` and the connection is closed.
+  recorded in ``failures`` and our side of the connection is closed.
 * :class:`Send`: write bytes exactly as given (Python bytes literals carry
   bare CR, LF, NUL, ESC...). Several parts are written separately with a
   short pause between them, so that they land in different segments.
@@ -27,6 +27,7 @@ A script is a sequence of steps:
 * :class:`Close`: end our side (TLS close_notify first, then FIN) and wait
   for the client's EOF (what it sends meanwhile is in ``after_script``);
   :class:`Reset`: abort with RST.
+* :class:`Deaf`: stop reading for a while (the client's writes block).
 * :class:`AwaitEOF`: say nothing until the client closes (a stall).
 
 After the last step the peer keeps reading until the client closes: anything
@@ -50,7 +51,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, NoReturn
 
 import anyio
 
@@ -58,8 +59,15 @@ __all__ = [
     "LOOPBACK",
     "WAIT",
     "AwaitEOF",
+    "BODY",
+    "EHLO",
+    "MAIL",
+    "RCPT",
+    "RCPT_TO",
+    "SENDER",
     "Close",
     "ConnRecord",
+    "Deaf",
     "Drip",
     "Expect",
     "Flood",
@@ -69,16 +77,24 @@ __all__ = [
     "ReadUntil",
     "Reset",
     "Respond",
+    "ScramServer",
     "Send",
     "StartTLS",
     "Step",
+    "data",
+    "delivery",
+    "ehlo_reply",
+    "envelope",
+    "goodbye",
+    "greet",
+    "hello",
 ]
 
 LOOPBACK: Final = "127.0.0.1"
 #: Upper bound on any single wait for the client.
 WAIT: Final = 5.0
 #: How often blocking loops look at the stop flag.
-_POLL: Final = 0.02
+_POLL: Final = 0.005
 #: The longest client line an Expect accepts (RFC 5321 4.5.3.1.4 says 512).
 _MAX_LINE: Final = 64 * 1024
 
@@ -191,6 +207,14 @@ class Reset:
 
 
 @dataclass(frozen=True)
+class Deaf:
+    """Stop reading for ``seconds`` (or until the client aborts): a server
+    that no longer takes data, so that the client's writes block."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
 class AwaitEOF:
     """Read (and record) until the client closes; say nothing."""
 
@@ -207,6 +231,7 @@ Step = (
     | Drip
     | Close
     | Reset
+    | Deaf
     | AwaitEOF
 )
 
@@ -256,7 +281,7 @@ class ConnRecord:
         return [line.split(b" ", 1)[0].upper() for line in self.commands()]
 
 
-class _Ended(Exception):
+class _Ended(Exception):  # noqa: N818 - control flow, not an error
     """The script cannot go on (client closed, mismatch, stop)."""
 
 
@@ -320,10 +345,7 @@ class _Channel:
 
     def recv(self, deadline: float) -> bytes:
         """Application bytes (decrypted under TLS), b"" at EOF."""
-        if self.tls is None:
-            data = self._raw_recv(deadline)
-        else:
-            data = self._tls_recv(deadline)
+        data = self._raw_recv(deadline) if self.tls is None else self._tls_recv(deadline)
         if not data:
             if self.tls is not None and not self.record.client_closed:
                 # TLS ended (close_notify or a broken record): wait for the
@@ -458,9 +480,7 @@ class Peer:
         tls_context: the server context StartTLS steps use by default.
     """
 
-    def __init__(
-        self, *scripts: Sequence[Step], tls_context: ssl.SSLContext | None = None
-    ) -> None:
+    def __init__(self, *scripts: Sequence[Step], tls_context: ssl.SSLContext | None = None) -> None:
         self.scripts = [tuple(script) for script in scripts]
         self.tls_context = tls_context
         self.records: list[ConnRecord] = []
@@ -577,7 +597,7 @@ class Peer:
             record.lines.append(line.rstrip(b"\r\n"))
             if not line.endswith(b"\r\n") or not step.matches(line[:-2]):
                 record.failures.append(f"step {number}: expected {step.show()}, got {line!r}")
-                raise _Ended("script mismatch")
+                self._hang_up(channel)
         elif isinstance(step, Send):
             for i, part in enumerate(step.parts):
                 if i:
@@ -588,7 +608,7 @@ class Peer:
             record.lines.append(line.rstrip(b"\r\n"))
             if not line.endswith(b"\r\n"):
                 record.failures.append(f"step {number}: line without CRLF: {line!r}")
-                raise _Ended("script mismatch")
+                self._hang_up(channel)
             channel.send(step.make(line[:-2]))
         elif isinstance(step, Pause):
             time.sleep(step.seconds)
@@ -622,9 +642,26 @@ class Peer:
         elif isinstance(step, Reset):
             channel.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             channel.eof = record.aborted = True
+        elif isinstance(step, Deaf):
+            poller = select.poll()
+            poller.register(channel.sock, select.POLLRDHUP | select.POLLHUP | select.POLLERR)
+            end = time.monotonic() + step.seconds
+            while time.monotonic() < end and not self._stop.is_set():
+                # POLLRDHUP: the client shut down, even with data left unread.
+                if poller.poll(_POLL * 1000):
+                    break
         else:
             assert isinstance(step, AwaitEOF)
             channel.drain(deadline)
+
+    @staticmethod
+    def _hang_up(channel: _Channel) -> NoReturn:
+        """The script cannot go on: close our side at once, so the client
+        fails fast; what it still sends is kept in ``after_script``."""
+        channel.close_notify()
+        with contextlib.suppress(OSError):
+            channel.sock.shutdown(socket.SHUT_WR)
+        raise _Ended("script mismatch")
 
     def _start_tls(self, channel: _Channel, step: StartTLS, number: int, deadline: float) -> None:
         record = channel.record
@@ -714,8 +751,8 @@ def goodbye() -> list[Step]:
 
 
 def delivery(*keywords: bytes) -> list[Step]:
-    """A whole successful session (no PIPELINING unless offered... it is not
-    handled here: keywords must not include PIPELINING)."""
+    """A whole successful session, one command at a time (so ``keywords``
+    must not offer PIPELINING)."""
     return [*hello(*keywords), *envelope(), *data(), *goodbye()]
 
 

@@ -59,7 +59,7 @@ MALFORMED = {
     "code-260": b"260 OK\r\n",
     "letter-in-code": b"2x0 OK\r\n",
     "nul-in-code": b"25\x000 OK\r\n",
-    "fullwidth-digits": "２５０ OK\r\n".encode(),
+    "fullwidth-digits": "\uff12\uff15\uff10 OK\r\n".encode(),
     "empty-line": b"\r\n",
     "bare-lf": b"250 OK\n",
     "bare-cr-inside": b"250 O\rK\r\n",
@@ -248,9 +248,7 @@ async def test_terminal_escapes_in_a_refusal(flavor: Flavor, start_peer: StartPe
     assert outcome.record.finished
 
 
-async def test_terminal_escapes_in_a_protocol_error(
-    flavor: Flavor, start_peer: StartPeer
-) -> None:
+async def test_terminal_escapes_in_a_protocol_error(flavor: Flavor, start_peer: StartPeer) -> None:
     """The excerpt of a malformed line in RemoteProtocolError is escaped too."""
     peer = start_peer([*greet(), Expect(EHLO), Send(b"2\x1b[2J50 OK\x07\r\n"), AwaitEOF()])
     outcome = await attempt(flavor, peer)

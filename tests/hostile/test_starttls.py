@@ -64,7 +64,7 @@ INJECTIONS = {
 
 
 def starttls_hello(*keywords: bytes) -> list[Step]:
-    return hello(b"STARTTLS", *keywords) + [Expect(b"STARTTLS")]
+    return [*hello(b"STARTTLS", *keywords), Expect(b"STARTTLS")]
 
 
 def after_tls() -> list[Step]:
@@ -109,11 +109,9 @@ async def test_injection_in_the_220_segment(
 async def test_injection_in_a_later_segment(
     flavor: Flavor, start_peer: StartPeer, tls: TLSMaterial, payload: bytes
 ) -> None:
-    """Injected bytes written 0.1 s after the 220: the client has started
+    """Injected bytes written 0.05 s after the 220: the client has started
     its handshake, so the TLS layer gets them as a record and fails."""
-    peer = start_peer(
-        [*starttls_hello(), Send(b"220 go ahead\r\n", payload, gap=0.1), StartTLS()]
-    )
+    peer = start_peer([*starttls_hello(), Send(b"220 go ahead\r\n", payload, gap=0.05), StartTLS()])
     outcome = await attempt(flavor, peer, tls="starttls", ssl_context=tls.client_context())
     outcome.failed(TLSError)
     record = outcome.record
@@ -184,8 +182,13 @@ STRIPPED: dict[str, tuple[list[Step], list[Step]]] = {
     "502": (hello(b"STARTTLS"), [Expect(b"STARTTLS"), Send(b"502 5.5.1 unknown command\r\n")]),
     "354": (hello(b"STARTTLS"), [Expect(b"STARTTLS"), Send(b"354 go ahead\r\n")]),
     "helo-only": (
-        [*greet(), Expect(EHLO), Send(b"502 5.5.2 what?\r\n"), Expect(b"HELO localhost")]
-        + [Send(b"250 peer.test\r\n")],
+        [
+            *greet(),
+            Expect(EHLO),
+            Send(b"502 5.5.2 what?\r\n"),
+            Expect(b"HELO localhost"),
+            Send(b"250 peer.test\r\n"),
+        ],
         [],
     ),
 }

@@ -32,7 +32,7 @@ import json
 import re
 import sys
 from collections import Counter
-from typing import Final
+from typing import Final, TypeVar
 
 HOST: Final = "127.0.0.1"
 #: A stall lasts until the client gives up, or this long at most.
@@ -44,6 +44,8 @@ MAX_LINE: Final = 4096
 
 _SENDER: Final = re.compile(rb"^MAIL FROM:<s(\d+)@soak\.test>", re.IGNORECASE)
 _SEQ_HEADER: Final = re.compile(rb"^X-Seq: (\d+)\r\n", re.MULTILINE)
+
+E = TypeVar("E", bound=enum.Enum)
 
 
 class ConnFault(enum.Enum):
@@ -99,9 +101,11 @@ FAULTS: Final = (
     (Fault.DOT_451, 0.005),
     (Fault.DOT_421, 0.002),
 )
+#: Idle drops fire only when the client pauses (between batches), so they
+#: can be frequent.
 IDLE_FAULTS: Final = (
-    (IdleFault.IDLE_421, 0.01),
-    (IdleFault.IDLE_CLOSE, 0.01),
+    (IdleFault.IDLE_421, 0.1),
+    (IdleFault.IDLE_CLOSE, 0.1),
 )
 
 
@@ -111,9 +115,7 @@ def uniform(seed: int, *key: object) -> float:
     return int.from_bytes(digest, "big") / 2.0**64
 
 
-def choose(
-    table: tuple[tuple[enum.Enum, float], ...], default: enum.Enum, draw: float
-) -> enum.Enum:
+def choose(table: tuple[tuple[E, float], ...], default: E, draw: float) -> E:
     """The entry of ``table`` that ``draw`` falls into (cumulatively)."""
     for value, probability in table:
         if draw < probability:
@@ -139,6 +141,7 @@ class Stats:
                 "attempts": sum(self.attempts.values()),
                 "faults": dict(self.faults),
                 "connections": self.connections,
+                "message_faults": [f.value for f in Fault if f is not Fault.NONE],
                 "mismatches": self.mismatches[:20],
             }
         )
@@ -256,7 +259,7 @@ class SoakProtocol(asyncio.Protocol):
         self.stats.attempts[seq] += 1
         self.reset()
         self.seq = seq
-        self.fault = Fault(choose(FAULTS, Fault.NONE, uniform(self.seed, "msg", seq, attempt)))
+        self.fault = choose(FAULTS, Fault.NONE, uniform(self.seed, "msg", seq, attempt))
         if self.fault is Fault.DROP_AFTER_MAIL:
             self.fire()
             self.close()
@@ -376,7 +379,7 @@ async def serve(seed: int) -> Stats:
     # Wait for stdin to close (the test is done) without blocking the loop.
     await loop.run_in_executor(None, sys.stdin.buffer.read)
     server.close()
-    await server.wait_closed()
+    await asyncio.wait_for(server.wait_closed(), STALL_LIMIT)
     return stats
 
 

@@ -63,8 +63,8 @@ from ._common import (
     SuccessCallback,
     TLSInfo,
     client_logger,
+    conclude_send,
     make_message,
-    report,
 )
 
 __all__ = ["Backend", "Client", "Connection", "Pool", "send"]
@@ -499,7 +499,7 @@ async def send(
 ) -> SendResult | None:
     """The backends' ``send``: one message over a ``client()`` of its own."""
     made: Client | None = None
-    result: SendResult | None = None
+    outcome: MessageResult | None = None
     error: SMTPError | None = None
     try:
         made = client()
@@ -514,16 +514,12 @@ async def send(
             )
     except SMTPError as exc:
         error = exc
-    transcript = None
-    if made is not None and made.options.config.transaction_log:
-        transcript = made.transcript
-    if error is None:
-        result = SendResult(result=outcome, transcript=transcript, context=context)
-    return report(
-        result=result,
+    logged = made is not None and made.options.config.transaction_log
+    return conclude_send(
+        outcome=outcome,
         error=error,
+        transcript=made.transcript if logged and made is not None else None,
         context=context,
-        transcript=transcript,
         on_success=on_success,
         on_failure=on_failure,
     )

@@ -56,6 +56,7 @@ __all__ = [
     "TLSInfo",
     "Timeouts",
     "client_logger",
+    "conclude_send",
     "connect_error",
     "make_message",
     "report",
@@ -447,6 +448,30 @@ def report(
             on_failure(context, error, transcript, describe(error))
         return None
     raise error
+
+
+def conclude_send(
+    *,
+    outcome: MessageResult | None,
+    error: SMTPError | None,
+    transcript: tuple[TranscriptEntry, ...] | None,
+    context: Any,
+    on_success: SuccessCallback | None,
+    on_failure: FailureCallback | None,
+) -> SendResult | None:
+    """The end of every adapter's ``send``: the result or error, reported."""
+    result = None
+    if error is None:
+        assert outcome is not None
+        result = SendResult(result=outcome, transcript=transcript, context=context)
+    return report(
+        result=result,
+        error=error,
+        context=context,
+        transcript=transcript,
+        on_success=on_success,
+        on_failure=on_failure,
+    )
 
 
 def connect_error(exc: OSError, address: str, operation: str = "connect") -> ConnectionLostError:

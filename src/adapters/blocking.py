@@ -58,9 +58,9 @@ from ._common import (
     SuccessCallback,
     TLSInfo,
     client_logger,
+    conclude_send,
     connect_error,
     make_message,
-    report,
 )
 
 __all__ = ["Client", "Pool", "send"]
@@ -520,7 +520,7 @@ def send(
         SMTPError: the typed error, when no callbacks are given.
     """
     client: Client | None = None
-    result: SendResult | None = None
+    outcome: MessageResult | None = None
     error: SMTPError | None = None
     try:
         client = Client(server, port, sock=sock, **options)
@@ -535,16 +535,12 @@ def send(
             )
     except SMTPError as exc:
         error = exc
-    transcript = None
-    if client is not None and client.options.config.transaction_log:
-        transcript = client.transcript
-    if error is None:
-        result = SendResult(result=outcome, transcript=transcript, context=context)
-    return report(
-        result=result,
+    logged = client is not None and client.options.config.transaction_log
+    return conclude_send(
+        outcome=outcome,
         error=error,
+        transcript=client.transcript if logged and client is not None else None,
         context=context,
-        transcript=transcript,
         on_success=on_success,
         on_failure=on_failure,
     )

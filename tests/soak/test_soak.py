@@ -21,7 +21,7 @@ Checked at the end of each run:
   the run (measured after a warm-up, with the clients closed).
 
 Each adapter sends 20,000 messages (asyncio and trio: four tasks sharing two
-clients). The file takes about a minute on two cores.
+clients). The file takes about half a minute on two cores.
 
 Below the soak, short deterministic tests pin down the bugs it found.
 """
@@ -427,14 +427,7 @@ def check(report: ServerReport, tallies: Sequence[Tally]) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "adapter",
-    [
-        pytest.param("blocking"),
-        pytest.param("asyncio"),
-        pytest.param("trio"),
-    ],
-)
+@pytest.mark.parametrize("adapter", ["blocking", "asyncio", "trio"])
 def test_soak(adapter: str) -> None:
     count = 20_000
     started = time.monotonic()
@@ -618,9 +611,7 @@ async def test_failed_reconnect_keeps_the_outcomes_of_the_batch(flavor: Flavor) 
 
 
 @pytest.mark.anyio
-async def test_connection_closed_before_the_greeting_is_a_typed_error(
-    flavor: Flavor, request: pytest.FixtureRequest
-) -> None:
+async def test_connection_closed_before_the_greeting_is_a_typed_error(flavor: Flavor) -> None:
     # The race is lost almost every time; twenty tries make it certain.
     with PipeliningServer(greet=False) as server:
         for _ in range(20):

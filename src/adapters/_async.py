@@ -38,6 +38,7 @@ from smtpcore import (
     NeedBody,
     Noop,
     OutgoingMessage,
+    Phase,
     Read,
     Reply,
     ServerReady,
@@ -337,7 +338,10 @@ class Client:
         self._session = session = Session(self.options.config)
         self._ledger.reset()
         self._ledger.tls_info = conn.tls_info()
-        await self._run(lambda: False)
+        # Only set the connection up: messages other tasks queued on it
+        # meanwhile are driven by those tasks, so that their failure is not
+        # raised here as if this connection could not be opened.
+        await self._run(lambda: session.phase is Phase.READY)
         if session.closed and session.error is not None:
             raise session.error
 

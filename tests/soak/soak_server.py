@@ -130,6 +130,7 @@ class Stats:
     def __init__(self) -> None:
         self.accepted: Counter[int] = Counter()
         self.attempts: Counter[int] = Counter()
+        self.data_started: set[int] = set()
         self.faults: Counter[str] = Counter()
         self.connections = 0
         self.mismatches: list[str] = []
@@ -139,6 +140,7 @@ class Stats:
             {
                 "accepted": {str(seq): n for seq, n in self.accepted.items()},
                 "attempts": sum(self.attempts.values()),
+                "data_started": sorted(self.data_started),
                 "faults": dict(self.faults),
                 "connections": self.connections,
                 "message_faults": [f.value for f in Fault if f is not Fault.NONE],
@@ -236,6 +238,8 @@ class SoakProtocol(asyncio.Protocol):
                 self.reply(b"554 5.5.1 no valid recipients\r\n")
                 self.reset()
             else:
+                assert self.seq is not None
+                self.stats.data_started.add(self.seq)
                 self.in_data = True
                 self.reply(b"354 end with <CRLF>.<CRLF>\r\n")
         elif verb == b"RSET":

@@ -16,6 +16,8 @@ Checked at the end of each run:
 * the server took each message at most once; it took every message the
   client reports accepted exactly once, and took a message the client reports
   failed only when the client said that its status was unknown;
+* the client says "status unknown" only for messages whose data it sent (the
+  server said 354 to them), never for one it did not send;
 * the server saw each message's data after that message's own envelope;
 * file descriptors, Python objects and RSS are back to their level before
   the run (measured after a warm-up, with the clients closed).
@@ -32,6 +34,7 @@ import collections
 import gc
 import json
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -100,6 +103,7 @@ class ServerReport:
 
     accepted: dict[int, int]
     attempts: int
+    data_started: set[int]
     faults: dict[str, int]
     connections: int
     mismatches: list[str]
@@ -119,7 +123,8 @@ def soak_server(seed: int) -> Iterator[tuple[int, list[ServerReport]]]:
     assert process.stdout is not None
     reports: list[ServerReport] = []
     try:
-        first = process.stdout.readline().decode().split()
+        ready, _, _ = select.select([process.stdout], [], [], WAIT)
+        first = process.stdout.readline().decode().split() if ready else []
         assert first[:1] == ["PORT"], f"the soak server did not start: {first!r}"
         yield int(first[1]), reports
         # Closing its stdin (communicate does) stops the server.
@@ -129,6 +134,7 @@ def soak_server(seed: int) -> Iterator[tuple[int, list[ServerReport]]]:
             ServerReport(
                 accepted={int(seq): n for seq, n in data["accepted"].items()},
                 attempts=data["attempts"],
+                data_started=set(data["data_started"]),
                 faults=data["faults"],
                 connections=data["connections"],
                 mismatches=data["mismatches"],
@@ -419,6 +425,10 @@ def check(report: ServerReport, tallies: Sequence[Tally]) -> list[str]:
                 violations.append(
                     f"message {seq}: reported failed with a known status, but the server took it"
                 )
+            # The client sends a body only after 354: a message the server
+            # never said 354 to cannot have a final dot in doubt.
+            if tally.unknown[index] and seq not in report.data_started:
+                violations.append(f"message {seq}: status unknown, but its data was never sent")
     violations += [f"server: {text}" for text in report.mismatches]
     return violations
 
@@ -427,7 +437,14 @@ def check(report: ServerReport, tallies: Sequence[Tally]) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("adapter", ["blocking", "asyncio", "trio"])
+@pytest.mark.parametrize(
+    "adapter",
+    [
+        "blocking",
+        "asyncio",
+        "trio",
+    ],
+)
 def test_soak(adapter: str) -> None:
     count = 20_000
     started = time.monotonic()
@@ -479,7 +496,8 @@ class PipeliningServer:
     dot), then ``then``: ``"drop-after-dot"`` takes the next message and
     closes without a reply; ``"421-to-mail"`` answers the next MAIL with 421
     and closes. Every later connection (every connection, if not ``greet``)
-    is closed before the greeting.
+    is closed before the greeting. The first greeting comes after
+    ``greeting_delay`` seconds.
 
     Attributes:
         taken: the data of every message the server took.
@@ -492,10 +510,12 @@ class PipeliningServer:
         take: int = 0,
         then: Literal["drop-after-dot", "421-to-mail"] = "drop-after-dot",
         greet: bool = True,
+        greeting_delay: float = 0.0,
     ) -> None:
         self.take = take
         self.then = then
         self.greet = greet
+        self.greeting_delay = greeting_delay
         self.taken: list[bytes] = []
         self.connections = 0
         self._stop = threading.Event()
@@ -531,6 +551,7 @@ class PipeliningServer:
 
     def _converse(self, conn: socket.socket) -> None:
         lines = conn.makefile("rb")
+        time.sleep(self.greeting_delay)
         conn.sendall(b"220 scripted.test ESMTP\r\n")
         data: bytearray | None = None
         while line := lines.readline(4096):
@@ -622,3 +643,38 @@ async def test_connection_closed_before_the_greeting_is_a_typed_error(flavor: Fl
             finally:
                 client.abort()
             assert info.value.stage is Stage.GREETING
+
+
+@pytest.mark.anyio
+async def test_a_task_that_connects_does_not_raise_the_failure_of_another(
+    flavor: Flavor,
+) -> None:
+    if not flavor.is_async:
+        pytest.skip("only an async client is shared by tasks")
+    # Task b connects (the greeting is slow); meanwhile task a queues its
+    # message on that connection. The server takes a's message and closes
+    # before answering its dot: a's status is unknown, b's message was never
+    # sent, and b must not be told otherwise.
+    with PipeliningServer(greeting_delay=0.3) as server:
+        client = flavor.module.Client(HOST, server.port, tls="none", timeout=WAIT)
+        outcomes: dict[str, object] = {}
+
+        async def send(name: str, seq: int, delay: float) -> None:
+            await anyio.sleep(delay)
+            try:
+                [outcomes[name]] = await client.send_many([message(seq)])
+            except SMTPError as exc:
+                outcomes[name] = exc
+
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(send, "b", 1, 0.0)
+                group.start_soon(send, "a", 0, 0.1)
+        finally:
+            await client.close()
+    assert [data.startswith(b"X-Seq: 0\r\n") for data in server.taken] == [True]
+    a, b = outcomes["a"], outcomes["b"]
+    assert isinstance(a, ConnectionLostError)
+    assert a.status_unknown
+    assert isinstance(b, SMTPError)
+    assert not getattr(b, "status_unknown", False), b

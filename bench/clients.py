@@ -539,6 +539,25 @@ def s2_smtpcore_threads(p: Params) -> Measure:
     return m.measure(p.connections * p.messages)
 
 
+@bench("S2", "smtpcore-threads-many")
+def s2_smtpcore_threads_many(p: Params) -> Measure:
+    """A thread and a blocking ``Client`` per connection, each sending its
+    messages with one ``send_many``."""
+    from smtpcore.adapters.blocking import Client
+
+    msg = small_message(p.size)
+    batch = [{"sender": SENDER, "recipients": RECIPIENTS, "message": msg}] * p.messages
+
+    def session() -> None:
+        with Client(HOST, p.port, tls="none", local_hostname="localhost", timeout=TIMEOUT) as c:
+            results = c.send_many(batch)
+            _check(all(not isinstance(r, Exception) for r in results), "send_many failed")
+
+    with Meter() as m:
+        _threads(p.connections, session)
+    return m.measure(p.connections * p.messages)
+
+
 @bench("S2", "smtpcore-pool")
 def s2_smtpcore_pool(p: Params) -> Measure:
     from smtpcore.adapters.blocking import Pool
@@ -651,9 +670,16 @@ def s1_smtpcore_session(p: Params) -> Measure:
 # -- smtpcore: asyncio and trio adapters ---------------------------------------
 
 
-async def _smtpcore_async_session(backend: str, port: int, messages: int, msg: bytes) -> None:
+async def _smtpcore_async_session(
+    backend: str, port: int, messages: int, msg: bytes, many: bool = False
+) -> None:
     client_cls = _async_client(backend)
     async with client_cls(HOST, port, tls="none", local_hostname="localhost", timeout=TIMEOUT) as c:
+        if many:
+            batch = [{"sender": SENDER, "recipients": RECIPIENTS, "message": msg}] * messages
+            results = await c.send_many(batch)
+            _check(all(not isinstance(r, Exception) for r in results), "send_many failed")
+            return
         for _ in range(messages):
             await c.send_message(SENDER, RECIPIENTS, message=msg)
 
@@ -756,7 +782,11 @@ def _smtpcore_async_s1_many(backend: str) -> Fn:
     return run
 
 
-def _smtpcore_async_s2(backend: str) -> Fn:
+def _smtpcore_async_s2(backend: str, many: bool = False) -> Fn:
+    """One task and one ``Client`` per connection: ``send_message`` in a loop,
+    or (``many``) one ``send_many`` of the connection's messages, which
+    pipelines across them."""
+
     def run(p: Params) -> Measure:
         msg = small_message(p.size)
 
@@ -764,7 +794,7 @@ def _smtpcore_async_s2(backend: str) -> Fn:
             if backend == "asyncio":
                 await asyncio.gather(
                     *(
-                        _smtpcore_async_session(backend, p.port, p.messages, msg)
+                        _smtpcore_async_session(backend, p.port, p.messages, msg, many)
                         for _ in range(p.connections)
                     )
                 )
@@ -774,14 +804,14 @@ def _smtpcore_async_s2(backend: str) -> Fn:
                 async with trio.open_nursery() as nursery:
                     for _ in range(p.connections):
                         nursery.start_soon(
-                            _smtpcore_async_session, backend, p.port, p.messages, msg
+                            _smtpcore_async_session, backend, p.port, p.messages, msg, many
                         )
 
         with Meter() as m:
             _run_async(backend, main)
         return m.measure(p.connections * p.messages)
 
-    run.__name__ = f"s2_smtpcore_{backend}"
+    run.__name__ = f"s2_smtpcore_{backend}{'_many' if many else ''}"
     return run
 
 
@@ -857,6 +887,7 @@ for _backend in ("asyncio", "trio"):
     bench(("S1", "S1-RTT"), f"smtpcore-{_backend}-8tasks")(_smtpcore_async_s1_tasks(_backend))
     bench(("S1", "S1-RTT"), f"smtpcore-{_backend}-many")(_smtpcore_async_s1_many(_backend))
     bench("S2", f"smtpcore-{_backend}")(_smtpcore_async_s2(_backend))
+    bench("S2", f"smtpcore-{_backend}-many")(_smtpcore_async_s2(_backend, many=True))
     bench("S3", f"smtpcore-{_backend}")(_smtpcore_async_s3(_backend))
     bench(f"S5-{_backend}", f"smtpcore-{_backend}")(_smtpcore_async_s5(_backend))
 

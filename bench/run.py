@@ -113,9 +113,12 @@ S2_CLIENTS = (
     "smtpproto-trio",
     "smtp-source",
     "smtpcore-threads",
+    "smtpcore-threads-many",
     "smtpcore-pool",
     "smtpcore-asyncio",
+    "smtpcore-asyncio-many",
     "smtpcore-trio",
+    "smtpcore-trio-many",
 )
 S3_CLIENTS = ("smtplib", "aiosmtplib", "smtpcore-blocking", "smtpcore-asyncio", "smtpcore-trio")
 S4_CLIENTS = ("smtplib", "aiosmtplib", "smtpcore")
@@ -286,6 +289,12 @@ TARGETS = (
     Target(scenario="S2", server="smtp-sink", ours="smtpcore-asyncio", peer="aiosmtplib", want=2),
     Target(scenario="S2", server="smtp-sink", ours="smtpcore-trio", peer="smtpproto-trio", want=2),
     Target(
+        scenario="S2", server="smtp-sink", ours="smtpcore-asyncio-many", peer="aiosmtplib", want=2
+    ),
+    Target(
+        scenario="S2", server="smtp-sink", ours="smtpcore-trio-many", peer="smtpproto-trio", want=2
+    ),
+    Target(
         scenario="S2",
         server="smtp-sink",
         ours="smtpcore-threads",
@@ -322,7 +331,9 @@ TARGETS = (
 # -- planning ------------------------------------------------------------------
 
 
-def plan(mode: Mode, big_file: str, only: set[str] | None) -> list[Group]:
+def plan(
+    mode: Mode, big_file: str, only: set[str] | None, clients: set[str] | None = None
+) -> list[Group]:
     """Every group of the run, in order: the groups of one server together,
     so that it starts once; the micro benchmarks last, with no server up."""
     s1 = Params(messages=mode.s1_messages)
@@ -368,12 +379,23 @@ def plan(mode: Mode, big_file: str, only: set[str] | None) -> list[Group]:
         ),
     ]
     if only:
-        groups = [
-            g
-            for g in groups
-            if g.scenario in only or g.scenario.split("-")[0] in only or g.server in only
-        ]
+        groups = [g for g in groups if _selected(g, only)]
+    if clients:
+        for g in groups:
+            g.clients = tuple(c for c in g.clients if c in clients)
+        groups = [g for g in groups if g.clients]
     return groups
+
+
+def _selected(group: Group, only: set[str]) -> bool:
+    """``S1`` (with S1-RTT), ``S1-RTT``, a server, or ``S1@smtp-sink``."""
+    for item in only:
+        scenario, _, server = item.partition("@")
+        if server and server != group.server:
+            continue
+        if scenario in (group.scenario, group.scenario.split("-")[0], group.server):
+            return True
+    return False
 
 
 # -- running -------------------------------------------------------------------
@@ -677,13 +699,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated scenarios or servers (S1,S1-RTT,S2,S3,S4,S5,postfix...)",
+        help="comma-separated scenarios or servers (S1,S1-RTT,S2,S3,S4,S5,postfix...);"
+        " S1@smtp-sink for one scenario on one server",
+    )
+    parser.add_argument(
+        "--clients",
+        default="",
+        help="comma-separated clients to run (default: every client of each scenario)",
     )
     parser.add_argument("--quiet", action="store_true", help="no per-run progress lines")
     args = parser.parse_args(argv)
     mode = QUICK if args.quick else FULL
     reps = max(1, min(args.reps or mode.reps, 50))
     only = {x.strip() for x in args.only.split(",") if x.strip()} or None
+    clients = {x.strip() for x in args.clients.split(",") if x.strip()} or None
     out = args.json or RESULTS / f"latest-{mode.name}.json"
 
     def log(text: str) -> None:
@@ -696,7 +725,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="smtpcore-bench-") as tmp:
         big = Path(tmp) / "big.eml"
-        groups = plan(mode, str(big), only)
+        groups = plan(mode, str(big), only, clients)
         if any(g.scenario == "S3" for g in groups):
             meta["s3_octets"] = write_big_message(big, mode.s3_octets)
         pool = Servers(mode)

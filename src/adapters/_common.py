@@ -556,8 +556,10 @@ class Ledger:
 
     def file(self, session: Session) -> None:
         """Drain the session's events into the ledger."""
+        debug = self._log.isEnabledFor(logging.DEBUG)
         for event in session.events():
-            self._log.debug("%s", event)
+            if debug:
+                self._log.debug("%s", event)
             if isinstance(event, (MessageAccepted, MessageFailed, MessageProbed)):
                 key = (session, event.result.message_id)
                 self.outcomes[key] = event

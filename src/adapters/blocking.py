@@ -8,6 +8,7 @@ decision is the core's.
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import selectors
@@ -132,6 +133,9 @@ class Client:
         self.options = ClientOptions.build(server=server, port=port, **options)
         self._given_sock = sock
         self._sock: socket.socket | None = None
+        # Watches the socket between transactions (made on first use, one per
+        # connection: STARTTLS keeps the file descriptor).
+        self._selector: selectors.BaseSelector | None = None
         self._session: Session | None = None
         self._sources: dict[int, BodySource] = {}
         self._outcomes: dict[int, _Outcome] = {}
@@ -302,6 +306,9 @@ class Client:
     def abort(self) -> None:
         """Close the connection at once, without QUIT."""
         sock, self._sock = self._sock, None
+        selector, self._selector = self._selector, None
+        if selector is not None:
+            selector.close()
         if sock is not None:
             sock.close()
 
@@ -356,10 +363,11 @@ class Client:
         sock, session = self._sock, self._session
         assert sock is not None
         assert session is not None
-        with selectors.DefaultSelector() as selector:
-            selector.register(sock, selectors.EVENT_READ)
-            readable = selector.select(0)
-        if readable:
+        selector = self._selector
+        if selector is None:
+            selector = self._selector = selectors.DefaultSelector()
+            selector.register(sock.fileno(), selectors.EVENT_READ)
+        if selector.select(0):
             try:
                 sock.settimeout(0.0)
                 data = sock.recv(65536)
@@ -443,8 +451,10 @@ class Client:
             raise
 
     def _dispatch(self, session: Session) -> None:
+        debug = self._log.isEnabledFor(logging.DEBUG)
         for event in session.events():
-            self._log.debug("%s", event)
+            if debug:
+                self._log.debug("%s", event)
             if isinstance(event, (MessageAccepted, MessageFailed, MessageProbed)):
                 self._outcomes[event.result.message_id] = event
                 self._waiting.discard(event.result.message_id)

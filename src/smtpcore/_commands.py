@@ -57,7 +57,7 @@ import ipaddress
 import re
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, TypeAlias, final
 
 from ._errors import InvalidInputError, Stage
@@ -762,14 +762,16 @@ class Command:
     def _line(self) -> bytes:
         raise NotImplementedError
 
-    def _check_line_length(self, field: str) -> None:
-        length = len(self._line())
-        if length > self.line_limit:
+    def _check_line_length(self, field: str) -> bytes:
+        """Check the line against :attr:`line_limit`; return it."""
+        line = self._line()
+        if len(line) > self.line_limit:
             raise InvalidInputError(
                 field,
-                f"makes the command line {length} octets long, more than its limit of "
+                f"makes the command line {len(line)} octets long, more than its limit of "
                 f"{self.line_limit} (RFC 5321 4.5.3.1.4 plus extension allowances)",
             )
+        return line
 
 
 def _check_hello_domain(domain: object, field: str) -> None:
@@ -1040,6 +1042,9 @@ class Mail(Command):
     auth: str | None = None
     requiretls: bool = False
     extra: Params = ()
+    # The line, built once when the command is checked (the hot path of a
+    # bulk sender builds a MAIL and several RCPTs per message).
+    _wire: bytes = field(default=b"", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # RFC 5321 4.1.1.2: Reverse-path = Path / "<>"; "" stands for "<>".
@@ -1057,9 +1062,14 @@ class Mail(Command):
         if self.auth is not None and self.auth != "<>":
             # RFC 4954 5: the decoded AUTH= value is a mailbox or "<>".
             validate_mailbox(self.auth, field="AUTH= parameter", utf8=self.smtputf8)
-        extra = _check_extra(self.extra, reserved=_MAIL_KEYWORDS, utf8=self.smtputf8)
-        object.__setattr__(self, "extra", extra)
-        self._check_line_length("MAIL parameters")
+        if self.extra != ():
+            extra = _check_extra(self.extra, reserved=_MAIL_KEYWORDS, utf8=self.smtputf8)
+            object.__setattr__(self, "extra", extra)
+        object.__setattr__(self, "_wire", self._check_line_length("MAIL parameters"))
+
+    def to_bytes(self) -> bytes:
+        """The exact line to send, CRLF included."""
+        return self._wire
 
     @property
     def line_limit(self) -> int:
@@ -1129,6 +1139,7 @@ class Rcpt(Command):
     orcpt: str | None = None
     utf8: bool = False
     extra: Params = ()
+    _wire: bytes = field(default=b"", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.recipient == "":
@@ -1138,6 +1149,12 @@ class Rcpt(Command):
             )
         if not (isinstance(self.recipient, str) and _is_postmaster(self.recipient)):
             validate_mailbox(self.recipient, field="recipient", utf8=self.utf8)
+        if self.notify is None and self.orcpt is None and self.extra == ():
+            # The common case: a checked path is at most 256 octets
+            # (RFC 5321 4.5.3.1.3), so the line is well within 512.
+            line = f"RCPT TO:<{self.recipient}>\r\n".encode()
+            object.__setattr__(self, "_wire", line)
+            return
         if self.notify is not None:
             object.__setattr__(self, "notify", self._check_notify(self.notify))
         if self.orcpt is not None:
@@ -1148,7 +1165,11 @@ class Rcpt(Command):
                 raise InvalidInputError("ORCPT", "is empty (use None for no ORCPT)", orcpt)
         extra = _check_extra(self.extra, reserved=_RCPT_KEYWORDS, utf8=self.utf8)
         object.__setattr__(self, "extra", extra)
-        self._check_line_length("RCPT parameters")
+        object.__setattr__(self, "_wire", self._check_line_length("RCPT parameters"))
+
+    def to_bytes(self) -> bytes:
+        """The exact line to send, CRLF included."""
+        return self._wire
 
     @staticmethod
     def _check_notify(value: object) -> frozenset[Notify]:

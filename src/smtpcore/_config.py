@@ -153,6 +153,7 @@ class OutgoingMessage:
     notify: frozenset[Notify] | None = None
     orcpt: bool = False
     requiretls: bool = False
+    _needs_smtputf8: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.recipients, tuple):
@@ -170,15 +171,17 @@ class OutgoingMessage:
             raise InvalidInputError("size hint", "must not be negative", self.size_hint)
         if self.envid is not None:
             validate_envid(self.envid)
-
-    @property
-    def needs_smtputf8(self) -> bool:
-        """True when the envelope or the caller asks for SMTPUTF8 (RFC 6531)."""
-        return (
+        utf8 = (
             self.smtputf8
             or not self.sender.isascii()
             or not all(r.isascii() for r in self.recipients)
         )
+        object.__setattr__(self, "_needs_smtputf8", utf8)
+
+    @property
+    def needs_smtputf8(self) -> bool:
+        """True when the envelope or the caller asks for SMTPUTF8 (RFC 6531)."""
+        return self._needs_smtputf8
 
     @property
     def wants_dsn(self) -> bool:

@@ -136,6 +136,12 @@ _INTERMEDIATE: dict[type[Command], int] = {
 }
 
 
+#: The commands whose reply decides the next state (see ``_after_reply``).
+_REPLY_MOVES_STATE: frozenset[type[Command]] = frozenset(
+    {Data, Auth, AuthResponse, AuthCancel, StartTLS, Rcpt, Quit}
+)
+
+
 def _can_answer(command: Command | None, code: int) -> bool:
     """Whether ``code`` can be the reply to ``command`` (None: the greeting)."""
     if code >= 400:
@@ -276,14 +282,16 @@ class Connection:
         if not self.can_send():
             what = "a reply" if not self._pipelining else "the reply that ends the pipelined group"
             raise LocalProtocolError(f"cannot send {command.verb} while waiting for {what}")
-        if isinstance(command, Lhlo):
+        cls = type(command)  # every command class is final
+        if cls is Lhlo:
             self.lmtp = True
         per_recipient = False
-        if isinstance(command, Bdat):
+        if cls is Bdat:
+            assert isinstance(command, Bdat)
             self._bdat_remaining = command.size
             # RFC 2033 4.2 with RFC 3030: BDAT LAST is answered per recipient.
             per_recipient = command.last and self.lmtp
-        elif isinstance(command, EndOfData):
+        elif cls is EndOfData:
             # RFC 2033 4.2: after the final dot, one reply for each RCPT that
             # succeeded, in the order of the RCPT commands.
             per_recipient = self.lmtp
@@ -291,7 +299,7 @@ class Connection:
         self._pending.append(_Pending(command, self._txn, per_recipient))
         if command.ends_group:
             self._group_enders += 1
-        if new_state is ConnState.READY and isinstance(command, (EndOfData, Bdat)):
+        if new_state is ConnState.READY and (cls is EndOfData or cls is Bdat):
             self._txn = _Transaction()
         return command.to_bytes()
 
@@ -421,6 +429,8 @@ class Connection:
             # RFC 5321 3.1 / 4.3.1: only a 220 greeting opens the session; after
             # a 554 the client may only send QUIT.
             self._state = ConnState.HELLO if reply.code == 220 else ConnState.REFUSED
+        elif type(command) not in _REPLY_MOVES_STATE:
+            return
         elif isinstance(command, Data):
             # RFC 5321 4.1.1.4: message data follows a 354 only.
             self._state = ConnState.BODY if reply.code == 354 else ConnState.RCPT_SENT

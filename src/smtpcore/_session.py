@@ -145,7 +145,16 @@ class Phase(enum.Enum):
     CLOSED = enum.auto()
 
 
+# Commands without arguments are immutable values: one of each serves every
+# transaction.
+_DATA = Data()
+_END_OF_DATA = EndOfData()
+_RSET = Rset()
+
+
 class _Kind(enum.Enum):
+    __hash__ = object.__hash__  # identity, as ConnState (C speed in _HANDLERS)
+
     GREETING = enum.auto()
     HELLO = enum.auto()
     STARTTLS = enum.auto()
@@ -886,7 +895,7 @@ class Session:
                     break
                 msg.data_sent = True
                 if not msg.use_bdat:
-                    self._send(Data(), _Sent(_Kind.DATA, msg))
+                    self._send(_DATA, _Sent(_Kind.DATA, msg))
                 elif msg.wire is not None:
                     self._send_bdat(msg, msg.wire, last=True)
                 else:
@@ -978,7 +987,7 @@ class Session:
             # The encoder's tail ends with the terminator; the connection
             # sends it as the EndOfData command so that its reply is expected.
             self._write_data(msg, tail[:-3])
-            self._send(EndOfData(), _Sent(_Kind.END, msg))
+            self._send(_END_OF_DATA, _Sent(_Kind.END, msg))
             msg.end_sent = True
 
     # -- transaction replies ---------------------------------------------------
@@ -1034,7 +1043,7 @@ class Session:
             return
         if msg.failed_reply is None and msg.accepted:
             return
-        self._send(Rset(), _Sent(_Kind.RSET))
+        self._send(_RSET, _Sent(_Kind.RSET))
         self._end_transaction(msg)
 
     def _on_data(self, sent: _Sent, reply: Reply, event: ReplyReceived) -> None:
@@ -1047,18 +1056,18 @@ class Session:
             if msg.failed_reply is None and msg.accepted:
                 msg.failed_reply = _reply_error(reply, "DATA")
             msg.last_reply = reply
-            self._send(Rset(), _Sent(_Kind.RSET))
+            self._send(_RSET, _Sent(_Kind.RSET))
             self._end_transaction(msg)
             return
         if not msg.accepted or msg.failed_reply is not None:
             # RFC 2920 3.1: every RCPT failed but the server still said 354:
             # send the lone terminator, so no message is created.
-            self._send(EndOfData(), _Sent(_Kind.END, msg))
+            self._send(_END_OF_DATA, _Sent(_Kind.END, msg))
             msg.end_sent = True
             return
         if msg.wire is not None:
             self._write_data(msg, msg.wire[:-3])
-            self._send(EndOfData(), _Sent(_Kind.END, msg))
+            self._send(_END_OF_DATA, _Sent(_Kind.END, msg))
             msg.end_sent = True
             return
         self._begin_stream(msg, EncodeMode.DATA)
@@ -1084,7 +1093,7 @@ class Session:
             if self._body_msg is msg:
                 self._body_msg = None
                 msg.streaming = False
-                self._send(Rset(), _Sent(_Kind.RSET))
+                self._send(_RSET, _Sent(_Kind.RSET))
                 self._end_transaction(msg)
 
     def _on_end(self, sent: _Sent, reply: Reply, event: ReplyReceived) -> None:
@@ -1098,7 +1107,7 @@ class Session:
                 # whatever the reply. RSET is a courtesy, and never after the
                 # next envelope was pipelined: it would abort that transaction.
                 if not reply.is_positive and not self._sent and self._conn.can_send():
-                    self._send(Rset(), _Sent(_Kind.RSET))
+                    self._send(_RSET, _Sent(_Kind.RSET))
                 self._end_transaction(msg)
             return
         if self._conn.lmtp:

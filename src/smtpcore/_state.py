@@ -54,6 +54,11 @@ __all__ = ["ConnState", "next_state"]
 class ConnState(enum.Enum):
     """Where the conversation stands, as far as the client has sent."""
 
+    # Members are singletons compared by identity, so identity hashing is
+    # equivalent to Enum's own (a hash of the name, run as Python code on
+    # every lookup of the transition table).
+    __hash__ = object.__hash__
+
     GREETING = enum.auto()  # waiting for the 220 greeting
     REFUSED = enum.auto()  # the greeting was not 220: only QUIT is allowed
     HELLO = enum.auto()  # EHLO/HELO/LHLO must come first

@@ -37,12 +37,19 @@ from ._commands import (
     Bdat,
     Command,
     Data,
+    Ehlo,
     EndOfData,
+    Expn,
+    Helo,
     Lhlo,
+    Mail,
+    Noop,
     Quit,
     RawCommand,
     Rcpt,
+    Rset,
     StartTLS,
+    Vrfy,
 )
 from ._errors import LocalProtocolError, RemoteProtocolError
 from ._replies import (
@@ -136,9 +143,16 @@ _INTERMEDIATE: dict[type[Command], int] = {
 }
 
 
-#: The commands whose reply decides the next state (see ``_after_reply``).
+#: The commands whose reply decides the next state (with the greeting and
+#: any 421: ``_after_reply``).
 _REPLY_MOVES_STATE: frozenset[type[Command]] = frozenset(
     {Data, Auth, AuthResponse, AuthCancel, StartTLS, Rcpt, Quit}
+)
+
+
+#: Commands answered by 2yz on success and never by 3yz (RFC 5321 4.3.2).
+_ANSWERED_2YZ: frozenset[type[Command]] = frozenset(
+    {Ehlo, Helo, Lhlo, Mail, Rcpt, EndOfData, Bdat, Rset, Noop, Vrfy, Expn, Quit}
 )
 
 
@@ -146,6 +160,8 @@ def _can_answer(command: Command | None, code: int) -> bool:
     """Whether ``code`` can be the reply to ``command`` (None: the greeting)."""
     if code >= 400:
         return True  # refusals (and RFC 5321 3.8's 421) can answer anything
+    if type(command) in _ANSWERED_2YZ:
+        return code < 300
     if isinstance(command, (RawCommand, StartTLS)):
         # An extension we know nothing about; and anything but 220 to
         # STARTTLS is a refusal (RFC 3207 4) the TLS policy deals with.
@@ -270,8 +286,8 @@ class Connection:
         Raises:
             LocalProtocolError: the command may not be sent now.
         """
-        self._check_usable()
-        if self._bdat_remaining:
+        if self._error is not None or self._bdat_remaining:
+            self._check_usable()
             raise LocalProtocolError(
                 f"cannot send {command.verb}: "
                 f"{self._bdat_remaining} octets of the BDAT chunk are due"
@@ -279,7 +295,8 @@ class Connection:
         # The state table first, so that a command that is wrong in this
         # state says so (e.g. "cannot send MAIL in state GREETING").
         new_state = next_state(self._state, command)
-        if not self.can_send():
+        # can_send(), inline: this is the path of every command.
+        if self._eof or (self._pending and not (self._pipelining and self._group_enders == 0)):
             what = "a reply" if not self._pipelining else "the reply that ends the pipelined group"
             raise LocalProtocolError(f"cannot send {command.verb} while waiting for {what}")
         cls = type(command)  # every command class is final
@@ -357,7 +374,8 @@ class Connection:
         Raises:
             RemoteProtocolError: the server broke the protocol.
         """
-        self._check_usable()
+        if self._error is not None:
+            self._check_usable()
         surplus, self._surplus = self._surplus, False
         try:
             reply = self._parser.next_reply()
@@ -410,13 +428,15 @@ class Connection:
                 )
             )
         index = pending.received
-        pending.received += 1
-        if reply.code == 421 or pending.received >= pending.expected():
+        pending.received = received = index + 1
+        code = reply.code
+        if code == 421 or not pending.per_recipient or received >= pending.expected():
             self._pending.popleft()
             if command is None or command.ends_group:
                 self._group_enders -= 1
             self._surplus = not self._pending and self._parser.buffered > 0
-        self._after_reply(command, reply, pending.txn)
+        if code == 421 or command is None or type(command) in _REPLY_MOVES_STATE:
+            self._after_reply(command, reply, pending.txn)
         return ReplyReceived(command=command, reply=reply, index=index)
 
     def _after_reply(self, command: Command | None, reply: Reply, txn: _Transaction | None) -> None:
@@ -429,8 +449,6 @@ class Connection:
             # RFC 5321 3.1 / 4.3.1: only a 220 greeting opens the session; after
             # a 554 the client may only send QUIT.
             self._state = ConnState.HELLO if reply.code == 220 else ConnState.REFUSED
-        elif type(command) not in _REPLY_MOVES_STATE:
-            return
         elif isinstance(command, Data):
             # RFC 5321 4.1.1.4: message data follows a 354 only.
             self._state = ConnState.BODY if reply.code == 354 else ConnState.RCPT_SENT

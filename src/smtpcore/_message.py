@@ -630,6 +630,12 @@ def scan_body(data: bytes, *, max_line_length: int | None = DEFAULT_MAX_LINE_LEN
     # every CRLF, whole, and keep the work in the CPU cache.
     longest = chars = lines = 0
     start, size = 0, len(body)
+    if size <= _SLICE:
+        # One slice: no need to cut (or copy) the body.
+        lengths = list(map(len, body.splitlines()))
+        if lengths:
+            longest, chars, lines = max(lengths), sum(lengths), len(lengths)
+        start = size
     while start < size:
         end = body.find(b"\n", start + _SLICE)
         end = size if end < 0 else end + 1
@@ -652,6 +658,36 @@ def scan_body(data: bytes, *, max_line_length: int | None = DEFAULT_MAX_LINE_LEN
         over_limit=max_line_length is not None and longest > max_line_length,
         canonical_size=canonical_size,
     )
+
+
+def encode_scanned(data: bytes, info: BodyInfo, mode: EncodeMode) -> bytes:
+    """The wire form of a whole in-memory body that :func:`scan_body` found
+    acceptable: exactly what ``BodyEncoder(mode=mode)`` fed ``data`` at once
+    would return (``feed`` then ``end``), in fewer passes.
+
+    No content check is made here: the caller has already refused what
+    ``info`` reports (NUL, controls, 8-bit data, long lines, bare line endings
+    in strict mode), as :class:`BodyEncoder` would. The session uses it for
+    in-memory messages; streamed bodies go through :class:`BodyEncoder`.
+    """
+    if mode is EncodeMode.BINARY:
+        return data
+    out = data
+    if info.has_bare_line_endings:
+        # RFC 5321 2.3.8: every bare CR and bare LF becomes CRLF ("\r\r\n"
+        # is a bare CR, then a CRLF), as BodyEncoder's general case does.
+        out = out.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
+    if out and out[-1] != _LF:
+        # RFC 5321 4.1.1.4: the data ends with CRLF before the terminator.
+        out += b"\r\n"
+    if mode is EncodeMode.BDAT:
+        return out
+    # RFC 5321 4.5.2: a leading period is doubled on every line, the first
+    # included; then the terminator.
+    out = _stuff_dots(out)
+    if out[:1] == b".":
+        out = b"." + out
+    return out + b".\r\n"
 
 
 # ---------------------------------------------------------------------------

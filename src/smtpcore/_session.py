@@ -116,7 +116,7 @@ from ._events import (
     StartTLS as StartTLSAction,
 )
 from ._extensions import Capabilities
-from ._message import BodyEncoder, BodyInfo, EncodeMode, scan_body
+from ._message import BodyEncoder, BodyInfo, EncodeMode, encode_scanned, scan_body
 from ._replies import Reply
 
 __all__ = ["Session"]
@@ -792,7 +792,11 @@ class Session:
                 mode = EncodeMode.BINARY
             else:
                 mode = EncodeMode.BDAT if msg.use_bdat else EncodeMode.DATA
-            msg.wire = self._encode(m.data, mode, caps)
+            if msg.info is not None:
+                # _check_message refused what the scan found unsendable.
+                msg.wire = encode_scanned(m.data, msg.info, mode)
+            else:
+                msg.wire = self._encode(m.data, mode, caps)
         return True
 
     def _check_message(self, msg: _Msg, caps: Capabilities) -> None:

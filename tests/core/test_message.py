@@ -21,6 +21,7 @@ from smtpcore._message import (
     BodyEncoder,
     BodyInfo,
     EncodeMode,
+    encode_scanned,
     envelope_from_message,
     scan_body,
     to_bytes_message,
@@ -982,3 +983,32 @@ def test_envelope_from_email_message_with_non_ascii_addresses() -> None:
 def test_envelope_refuses_non_messages() -> None:
     with pytest.raises(InvalidInputError):
         envelope_from_message(b"From: a@x.org\r\n\r\n")  # type: ignore[arg-type]
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=BODIES, mode=MODES)
+def test_encode_scanned_equals_the_streaming_encoder(body: bytes, mode: EncodeMode) -> None:
+    # The session's one-pass path for in-memory bodies: the same wire bytes
+    # as BodyEncoder for every body BodyEncoder accepts with the most
+    # permissive options (NUL is refused by both before encoding).
+    body = body.replace(b"\x00", b"") if mode is not BINARY else body
+    expected = outcome([body], mode, allow_controls=True, max_line_length=None)
+    assert expected[0] == "ok"
+    assert encode_scanned(body, scan_body(body, max_line_length=None), mode) == expected[1]
+
+
+@pytest.mark.parametrize(
+    ("body", "data_wire", "bdat_wire"),
+    [
+        (b"", b".\r\n", b""),
+        (b".", b"..\r\n.\r\n", b".\r\n"),
+        (b"a\r\n.b\r\n", b"a\r\n..b\r\n.\r\n", b"a\r\n.b\r\n"),
+        (b"a\r\r\nb", b"a\r\n\r\nb\r\n.\r\n", b"a\r\n\r\nb\r\n"),
+        (b"x\r", b"x\r\n.\r\n", b"x\r\n"),
+        (b"\n.\n", b"\r\n..\r\n.\r\n", b"\r\n.\r\n"),
+    ],
+)
+def test_encode_scanned_examples(body: bytes, data_wire: bytes, bdat_wire: bytes) -> None:
+    assert encode_scanned(body, scan_body(body), DATA) == data_wire
+    assert encode_scanned(body, scan_body(body), BDAT) == bdat_wire
+    assert encode_scanned(body, scan_body(body), BINARY) == body

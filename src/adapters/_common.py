@@ -34,6 +34,7 @@ from smtpcore import (
     OAuth2Token,
     OutgoingMessage,
     QuitAfter,
+    RecipientResult,
     Reply,
     Ret,
     ServerReady,
@@ -105,6 +106,8 @@ class Timeouts:
         return cls(default, table)
 
     def __call__(self, stage: Stage) -> float:
+        if not self.overrides:
+            return self.default
         return self.overrides.get(stage, self.default)
 
 
@@ -560,6 +563,8 @@ class Ledger:
         for event in session.events():
             if debug:
                 self._log.debug("%s", event)
+            if type(event) is RecipientResult:
+                continue  # the most frequent event; the message's result has it too
             if isinstance(event, (MessageAccepted, MessageFailed, MessageProbed)):
                 key = (session, event.result.message_id)
                 self.outcomes[key] = event

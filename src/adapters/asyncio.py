@@ -52,6 +52,8 @@ class _Stream(asyncio.Protocol):
         self._eof = False
         self._error: Exception | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline = 0.0  # of the current wait, on the loop's clock
         self._write_paused = self._read_paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -163,6 +165,7 @@ class _Stream(asyncio.Protocol):
         close_notify (at once from Python 3.11); ``abort()`` then frees the
         socket rather than wait for the peer's, which could outlive the loop.
         """
+        self._cancel_timer()
         transport, self.transport = self.transport, None
         if transport is not None:
             transport.close()
@@ -173,26 +176,47 @@ class _Stream(asyncio.Protocol):
         self.abort()
 
     async def _wait(self, timeout: float) -> None:
-        # One future and one timer per wait: cheaper than wait_for's task.
+        """Wait for :meth:`_wake`, or raise TimeoutError after ``timeout``.
+
+        One future per wait (cheaper than wait_for's task), and one timer for
+        many waits: a pipelining client waits once per message, each time
+        with a later deadline, so the timer is only moved when a deadline
+        comes earlier than it, and re-armed when it fires early.
+        """
         loop = asyncio.get_running_loop()
         waiter = self._waiter = loop.create_future()
-        timer = loop.call_later(max(timeout, 0.0), _expire, waiter)
+        self._deadline = deadline = loop.time() + max(timeout, 0.0)
+        timer = self._timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = loop.call_at(deadline, self._on_timer)
         try:
             await waiter
         finally:
-            timer.cancel()
             self._waiter = None
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # nobody waits: the next wait arms a new timer
+        loop = waiter.get_loop()
+        if loop.time() >= self._deadline:
+            waiter.set_exception(TimeoutError())
+        else:
+            self._timer = loop.call_at(self._deadline, self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
 
 
 def _closed(options: ClientOptions) -> TLSError:
     error = TLSError(f"TLS handshake with {options.address} failed: connection closed")
     error.__cause__ = ConnectionResetError("the server closed the connection")
     return error
-
-
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
 
 
 async def open_stream(options: ClientOptions, sock: socket.socket | None = None) -> _Stream:

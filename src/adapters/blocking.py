@@ -37,6 +37,7 @@ from smtpcore import (
     OutgoingMessage,
     QuitAfter,
     Read,
+    RecipientResult,
     Reply,
     ServerReady,
     Session,
@@ -455,6 +456,8 @@ class Client:
         for event in session.events():
             if debug:
                 self._log.debug("%s", event)
+            if type(event) is RecipientResult:
+                continue  # the most frequent event; the message's result has it too
             if isinstance(event, (MessageAccepted, MessageFailed, MessageProbed)):
                 self._outcomes[event.result.message_id] = event
                 self._waiting.discard(event.result.message_id)

@@ -225,7 +225,7 @@ class Session:
     """
 
     def __init__(self, config: SessionConfig | None = None) -> None:
-        self.config = config = config if config is not None else SessionConfig()
+        self._config = config = config if config is not None else SessionConfig()
         self._conn = Connection(
             lmtp=config.lmtp,
             max_line_length=config.max_reply_line,
@@ -257,10 +257,16 @@ class Session:
         self._ends_unwritten: list[_Msg] = []
         self._writing: tuple[Stage, list[_Msg]] | None = None
         self.transcript: list[TranscriptEntry] = []
+        self._logging = config.transaction_log  # config is frozen and read-only
         if self._tls:
             self._events.append(TLSEstablished())
 
     # -- inspection ------------------------------------------------------------
+
+    @property
+    def config(self) -> SessionConfig:
+        """The session's configuration (fixed for its lifetime)."""
+        return self._config
 
     @property
     def phase(self) -> Phase:
@@ -297,9 +303,9 @@ class Session:
     def submit(self, message: OutgoingMessage) -> int:
         """Queue a message; returns its id (events carry it)."""
         self._check_open()
-        if self.config.quit_after in _QUIT_BEFORE_MAIL:
+        if self._config.quit_after in _QUIT_BEFORE_MAIL:
             raise ConfigurationError(
-                f"quit_after={self.config.quit_after.value} stops before any message is sent"
+                f"quit_after={self._config.quit_after.value} stops before any message is sent"
             )
         msg = _Msg(id=self._new_id(), message=message, todo=deque(message.recipients))
         self._jobs.append(msg)
@@ -435,7 +441,7 @@ class Session:
                     self._events.append(SessionClosed(error=self._error))
                 return Close()
             if self._phase is Phase.TLS_HANDSHAKE:
-                return StartTLSAction(server_hostname=self.config.server_hostname)
+                return StartTLSAction(server_hostname=self._config.server_hostname)
             if self._process_replies():
                 continue
             if self._body_msg is not None and not self._out:
@@ -468,7 +474,8 @@ class Session:
             did = True
             self._replies_received += 1
             if isinstance(event, ReplyReceived):
-                self._log_reply(event.reply)
+                if self._logging:
+                    self._log_reply(event.reply)
                 self._on_reply(event)
             elif isinstance(event, _ConnServiceClosing):
                 self._log_reply(event.reply)
@@ -536,7 +543,7 @@ class Session:
             )
             return
         self._events.append(GreetingReceived(reply=reply))
-        if self.config.quit_after is QuitAfter.CONNECT:
+        if self._config.quit_after is QuitAfter.CONNECT:
             self._begin_quit()
             return
         self._phase = Phase.HELLO
@@ -550,8 +557,8 @@ class Session:
             if (
                 isinstance(command, Ehlo)
                 and reply.code in (500, 502)
-                and self.config.helo_fallback
-                and not (self.config.tls is TLSPolicy.STARTTLS and not self._tls)
+                and self._config.helo_fallback
+                and not (self._config.tls is TLSPolicy.STARTTLS and not self._tls)
             ):
                 self._helo_fallback_used = True
                 self._phase = Phase.HELLO
@@ -559,7 +566,7 @@ class Session:
             if (
                 isinstance(command, Ehlo)
                 and reply.code in (500, 502)
-                and self.config.tls is TLSPolicy.STARTTLS
+                and self._config.tls is TLSPolicy.STARTTLS
                 and not self._tls
             ):
                 self._fatal(
@@ -575,12 +582,12 @@ class Session:
             Capabilities.helo(reply) if isinstance(command, Helo) else Capabilities.from_ehlo(reply)
         )
         self._capabilities = caps
-        self._conn.pipelining = caps.pipelining and self.config.pipelining
+        self._conn.pipelining = caps.pipelining and self._config.pipelining
         self._events.append(ServerReady(capabilities=caps, tls=self._tls))
-        if self.config.quit_after is QuitAfter.EHLO and not self._tls:
+        if self._config.quit_after is QuitAfter.EHLO and not self._tls:
             self._begin_quit()
             return
-        policy = self.config.tls
+        policy = self._config.tls
         if not self._tls and policy in (TLSPolicy.STARTTLS, TLSPolicy.OPPORTUNISTIC):
             if caps.starttls and not self._tried_starttls:
                 self._tried_starttls = True
@@ -593,19 +600,19 @@ class Session:
                     quit=True,
                 )
                 return
-        if self.config.quit_after in (QuitAfter.EHLO, QuitAfter.TLS):
+        if self._config.quit_after in (QuitAfter.EHLO, QuitAfter.TLS):
             self._begin_quit()
             return
         self._after_hello()
 
     def _after_hello(self) -> None:
-        credentials = self.config.credentials
+        credentials = self._config.credentials
         if credentials is None:
             self._phase = Phase.READY
             return
         caps = self._capabilities
         assert caps is not None
-        if not self._tls and not self.config.allow_insecure_auth:
+        if not self._tls and not self._config.allow_insecure_auth:
             self._fatal(
                 ConfigurationError(
                     "refusing to send credentials without TLS "
@@ -621,7 +628,7 @@ class Session:
             )
             return
         try:
-            self._mechanism = choose_mechanism(caps.auth, credentials, self.config.auth_mechanisms)
+            self._mechanism = choose_mechanism(caps.auth, credentials, self._config.auth_mechanisms)
         except (ConfigurationError, InvalidInputError) as exc:
             # SCRAM-SHA-256 refuses a password SASLprep prohibits (RFC 4013):
             # a configuration problem, reported like any other.
@@ -633,7 +640,7 @@ class Session:
         if reply.code == 220:
             self._phase = Phase.TLS_HANDSHAKE
             return
-        if self.config.tls is TLSPolicy.STARTTLS:
+        if self._config.tls is TLSPolicy.STARTTLS:
             # RFC 3207 4: 454 (or anything but 220) means no TLS now; with TLS
             # required the session ends before any AUTH or MAIL byte.
             self._fatal(
@@ -644,7 +651,7 @@ class Session:
             )
             return
         # Opportunistic: carry on in plaintext.
-        if self.config.quit_after is QuitAfter.TLS:
+        if self._config.quit_after is QuitAfter.TLS:
             self._begin_quit()
             return
         self._after_hello()
@@ -659,9 +666,9 @@ class Session:
                 return
             self._auth_steps += 1
             try:
-                if self._auth_steps > self.config.max_auth_steps:
+                if self._auth_steps > self._config.max_auth_steps:
                     raise AuthenticationError(
-                        f"too many AUTH challenges (more than {self.config.max_auth_steps})"
+                        f"too many AUTH challenges (more than {self._config.max_auth_steps})"
                     )
                 challenge = decode_challenge(reply.lines[0])
                 response = mech.respond(challenge)
@@ -689,7 +696,7 @@ class Session:
                 self._fatal(exc, quit=True)
                 return
             self._events.append(Authenticated(mechanism=mech.name))
-            if self.config.quit_after is QuitAfter.AUTH:
+            if self._config.quit_after is QuitAfter.AUTH:
                 self._begin_quit()
                 return
             self._phase = Phase.READY
@@ -749,9 +756,9 @@ class Session:
         return did
 
     def _send_hello(self) -> None:
-        name = self.config.local_hostname
+        name = self._config.local_hostname
         command: Command
-        if self.config.lmtp:
+        if self._config.lmtp:
             command = Lhlo(domain=name)
         elif self._helo_fallback_used:
             command = Helo(domain=name)
@@ -771,7 +778,7 @@ class Session:
         except (MessageContentError, ConfigurationError) as exc:
             self._fail_message(msg, exc)
             return False
-        limit = self.config.max_recipients
+        limit = self._config.max_recipients
         msg.rcpts = []
         while msg.todo and (limit is None or len(msg.rcpts) < limit):
             msg.rcpts.append(msg.todo.popleft())
@@ -783,7 +790,7 @@ class Session:
         msg.failed_reply = None
         msg.final_replies = 0
         msg.use_bdat = (
-            self.config.chunking and caps.chunking
+            self._config.chunking and caps.chunking
         ) or m.body_type is BodyType.BINARY_MIME
         if m.data is not None and msg.wire is None:
             # Encoded once per message: the transactions of a split message
@@ -826,13 +833,13 @@ class Session:
             info = msg.info if msg.info is not None else scan_body(m.data)
             msg.info = info
             size = info.canonical_size
-            if self.config.strict_line_endings and info.has_bare_line_endings:
+            if self._config.strict_line_endings and info.has_bare_line_endings:
                 raise MessageContentError(
                     "the message has bare CR or LF line endings (strict mode)"
                 )
             if info.has_nul:
                 raise MessageContentError("the message contains NUL octets")
-            if info.has_controls and not self.config.allow_controls:
+            if info.has_controls and not self._config.allow_controls:
                 raise MessageContentError(
                     "the message contains control characters "
                     "(allow_controls=True lets them through)"
@@ -861,17 +868,17 @@ class Session:
     def _encoder(self, mode: EncodeMode, caps: Capabilities) -> BodyEncoder:
         return BodyEncoder(
             mode=mode,
-            strict_line_endings=self.config.strict_line_endings,
+            strict_line_endings=self._config.strict_line_endings,
             allow_8bit=caps.eightbitmime or caps.binarymime,
             # RFC 3030 3: BINARYMIME content is arbitrary octets.
-            allow_controls=self.config.allow_controls or mode is EncodeMode.BINARY,
+            allow_controls=self._config.allow_controls or mode is EncodeMode.BINARY,
         )
 
     def _pump(self, msg: _Msg) -> bool:
         """Send as much of ``msg``'s transaction as the connection allows."""
         did = False
         conn = self._conn
-        quit_after = self.config.quit_after
+        quit_after = self._config.quit_after
         while conn.can_send() and self._phase is Phase.READY:
             if not msg.mail_sent:
                 self._send(self._mail_command(msg), _Sent(_Kind.MAIL, msg))
@@ -890,7 +897,7 @@ class Session:
                     break  # nothing to send data for; the reply handler ends it
                 if not all_answered and (
                     (msg.message.data is None and msg.use_bdat)
-                    or self.config.require_all_recipients
+                    or self._config.require_all_recipients
                 ):
                     # A streamed body is only sent once some recipient is known
                     # to be accepted: no gigabytes for a refused envelope. With
@@ -959,8 +966,8 @@ class Session:
         self._out_stage = Stage.DATA_BLOCK
         msg.size += len(data)
         msg.any_data_sent = msg.body_started = True
-        if self.config.transaction_log:
-            if self.config.log_message_data:
+        if self._config.transaction_log:
+            if self._config.log_message_data:
                 for line in (
                     data.split(b"\r\n")[:-1] if data.endswith(b"\r\n") else data.split(b"\r\n")
                 ):
@@ -1002,7 +1009,7 @@ class Session:
         msg.mail_reply = reply
         if not reply.is_positive:
             msg.failed_reply = _reply_error(reply, "MAIL")
-        if self.config.quit_after is QuitAfter.MAIL:
+        if self._config.quit_after is QuitAfter.MAIL:
             self._probe_done(msg)
             return
         self._maybe_end_early(msg)
@@ -1013,9 +1020,10 @@ class Session:
         rcpt = sent.recipient
         msg.answered_rcpts += 1
         self._events.append(RecipientResult(message_id=msg.id, recipient=rcpt, reply=reply))
-        if reply.is_positive:
+        positive = reply.is_positive
+        if positive:
             msg.positive_rcpts += 1
-        if reply.is_positive and msg.failed_reply is None:
+        if positive and msg.failed_reply is None:
             msg.accepted.append(rcpt)
             msg.rcpt_replies[rcpt] = reply
         elif reply.code == 452 and msg.accepted:
@@ -1025,11 +1033,11 @@ class Session:
             msg.todo.append(rcpt)
         else:
             msg.statuses[rcpt] = RecipientStatus(recipient=rcpt, reply=reply, accepted=False)
-            if self.config.require_all_recipients and msg.failed_reply is None:
+            if self._config.require_all_recipients and msg.failed_reply is None:
                 # The message fails as a whole: deliver it to no one.
                 msg.failed_reply = _reply_error(reply, "RCPT")
         if msg.answered_rcpts == len(msg.rcpts):
-            if self.config.quit_after is QuitAfter.RCPT:
+            if self._config.quit_after is QuitAfter.RCPT:
                 self._probe_done(msg)
                 return
             self._maybe_end_early(msg)
@@ -1119,11 +1127,10 @@ class Session:
             recipients = [msg.accepted[event.index]] if event.index < len(msg.accepted) else []
         else:
             recipients = list(msg.accepted)
+        positive = reply.is_positive
         for rcpt in recipients:
-            msg.statuses[rcpt] = RecipientStatus(
-                recipient=rcpt, reply=reply, accepted=reply.is_positive
-            )
-        if not reply.is_positive and msg.first_refusal is None:
+            msg.statuses[rcpt] = RecipientStatus(recipient=rcpt, reply=reply, accepted=positive)
+        if not positive and msg.first_refusal is None:
             msg.first_refusal = _reply_error(reply, "DATA")
         if self._end_complete(sent, event.index):
             self._end_transaction(msg)
@@ -1141,7 +1148,7 @@ class Session:
         if msg in self._active:
             self._active.remove(msg)
         if msg.todo and (
-            msg.failed_reply is None or (msg.accepted and not self.config.require_all_recipients)
+            msg.failed_reply is None or (msg.accepted and not self._config.require_all_recipients)
         ):
             # More recipients (452 or max_recipients): another transaction,
             # before anything else queued.
@@ -1153,7 +1160,7 @@ class Session:
         result = self._result(msg)
         accepted = result.accepted
         refused = result.rejected
-        if accepted and not (refused and self.config.require_all_recipients):
+        if accepted and not (refused and self._config.require_all_recipients):
             self._events.append(MessageAccepted(result=result))
             return
         error: SMTPError
@@ -1295,15 +1302,15 @@ class Session:
         if sent.kind is _Kind.END and sent.msg is not None:
             self._ends_unwritten.append(sent.msg)
         self._sent.append(sent)
-        if self.config.transaction_log:
+        if self._logging:
             self._log(Direction.SENT, command.transcript())
 
     def _log(self, direction: Direction, data: bytes, *, summary: bool = False) -> None:
-        if self.config.transaction_log:
+        if self._config.transaction_log:
             self.transcript.append(TranscriptEntry(direction=direction, data=data, summary=summary))
 
     def _log_reply(self, reply: Reply) -> None:
-        if self.config.transaction_log:
+        if self._config.transaction_log:
             for line in reply.to_bytes().split(b"\r\n")[:-1]:
                 self._log(Direction.RECEIVED, line)
 

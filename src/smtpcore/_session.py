@@ -876,6 +876,8 @@ class Session:
 
     def _pump(self, msg: _Msg) -> bool:
         """Send as much of ``msg``'s transaction as the connection allows."""
+        if msg.data_sent:
+            return False  # the envelope is out; replies or the body come next
         did = False
         conn = self._conn
         quit_after = self._config.quit_after

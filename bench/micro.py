@@ -2,8 +2,9 @@
 
 * ``S4-encode``: canonicalise line endings and dot-stuff a body with many
   lines starting with ``.`` and some bare LFs, then terminate it. smtpcore's
-  :class:`BodyEncoder` (as the session calls it for an in-memory message, and
-  fed in 64 KiB chunks as for a streamed file) against smtplib's
+  :class:`BodyEncoder` (whole, and fed in 64 KiB chunks as for a streamed
+  file) and ``scan_body`` + ``encode_scanned`` (what the session does for an
+  in-memory message) against smtplib's
   ``_fix_eols`` + ``_quote_periods`` (its path for a str message) and
   aiosmtplib's ``normalize_message_line_endings`` + ``PERIOD_REGEX``. The
   outputs are checked to be identical before timing.
@@ -57,6 +58,15 @@ def _smtpcore_encode(body: bytes) -> bytes:
     return encoder.feed(body) + encoder.end()
 
 
+def _smtpcore_encode_scanned(body: bytes) -> bytes:
+    from smtpcore import EncodeMode, scan_body
+    from smtpcore._message import encode_scanned
+
+    # What the session does for an in-memory message since encode_scanned:
+    # scan it (the content checks, SIZE), then encode it in one pass.
+    return encode_scanned(body, scan_body(body), EncodeMode.DATA)
+
+
 def _smtpcore_encode_chunks(body: bytes, chunk: int = 64 * 1024) -> bytes:
     from smtpcore import BodyEncoder, EncodeMode
 
@@ -93,6 +103,7 @@ def _checked_body(p: Params) -> bytes:
     if not (
         _smtpcore_encode(body)
         == _smtpcore_encode_chunks(body)
+        == _smtpcore_encode_scanned(body)
         == _smtplib_encode(body.decode("ascii"))
         == expected
     ):
@@ -104,6 +115,12 @@ def _checked_body(p: Params) -> bytes:
 def s4_encode_smtpcore(p: Params) -> Measure:
     body = _checked_body(p)
     return _repeat(p, lambda: _smtpcore_encode(body), len(body))
+
+
+@bench("S4-encode", "smtpcore-scanned")
+def s4_encode_smtpcore_scanned(p: Params) -> Measure:
+    body = _checked_body(p)
+    return _repeat(p, lambda: _smtpcore_encode_scanned(body), len(body))
 
 
 @bench("S4-encode", "smtpcore-64k")

@@ -117,8 +117,10 @@ S2_CLIENTS = (
     "smtpcore-pool",
     "smtpcore-asyncio",
     "smtpcore-asyncio-many",
+    "smtpcore-asyncio-pool",
     "smtpcore-trio",
     "smtpcore-trio-many",
+    "smtpcore-trio-pool",
 )
 S3_CLIENTS = ("smtplib", "aiosmtplib", "smtpcore-blocking", "smtpcore-asyncio", "smtpcore-trio")
 S4_CLIENTS = ("smtplib", "aiosmtplib", "smtpcore")
@@ -365,7 +367,7 @@ def plan(
         Group(
             scenario="S4-encode",
             server="-",
-            clients=(*S4_CLIENTS, "smtpcore-64k"),
+            clients=(*S4_CLIENTS, "smtpcore-64k", "smtpcore-scanned"),
             params=Params(seconds=mode.s4_seconds, octets=mode.s4_octets),
         ),
         *(

@@ -15,13 +15,14 @@ import sys
 import traceback
 
 import bench.micro  # noqa: F401  (registers the S4 functions)
-from bench.clients import REGISTRY, Params
+from bench.clients import REGISTRY, Params, preload
 
 
 def main() -> int:
     job = json.loads(sys.argv[1])
     fn = REGISTRY[(job["scenario"], job["client"])]
     try:
+        preload(job["client"])  # imports are not part of any measurement
         measure = fn(Params(**job["params"]))
     except BaseException as exc:
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()

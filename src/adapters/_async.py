@@ -21,7 +21,6 @@ wait for their outcomes in the ledger.
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -66,6 +65,7 @@ from ._common import (
     client_logger,
     conclude_send,
     make_message,
+    pool_batches,
 )
 
 __all__ = ["Backend", "Client", "Connection", "Pool", "send"]
@@ -539,6 +539,7 @@ class Pool:
             raise ValueError("size must be at least 1")
         self._client = client
         self._idle: list[Client] = []  # Last in, first out: the warmest first.
+        self._size = size
         self._slots = self._backend.semaphore(size)
         self._all: list[Client] = []
 
@@ -551,11 +552,7 @@ class Pool:
     async def send_message(self, *args: Any, **kwargs: Any) -> MessageResult:
         """Like :meth:`Client.send_message`, on a free connection."""
         async with self._slots:
-            if self._idle:
-                client = self._idle.pop()
-            else:
-                client = self._client()
-                self._all.append(client)
+            client = self._take()
             try:
                 return await client.send_message(*args, **kwargs)
             finally:
@@ -565,15 +562,41 @@ class Pool:
         self, messages: Iterable[Mapping[str, Any]]
     ) -> list[MessageResult | SMTPError]:
         """Send each message (keyword arguments of ``send_message``) over the
-        pool; returns, in order, each result or the typed error."""
+        pool; returns, in order, each result or the typed error.
 
-        async def one(kwargs: Mapping[str, Any]) -> MessageResult | SMTPError:
-            try:
-                return await self.send_message(**kwargs)
-            except SMTPError as exc:
-                return exc
+        The messages are cut into batches of consecutive messages, spread
+        over the connections; each batch goes with :meth:`Client.send_many`,
+        so the messages of a batch are pipelined on their connection.
+        """
+        items = list(messages)
+        results: list[MessageResult | SMTPError] = [LocalProtocolError("not sent")] * len(items)
+        starts = pool_batches(len(items), self._size)
+        todo = list(reversed(starts))
 
-        return await self._backend.gather([functools.partial(one, m) for m in messages])
+        async def worker() -> None:
+            while todo:
+                start = todo.pop()
+                batch = items[start : start + starts.step]
+                async with self._slots:
+                    client = self._take()
+                    try:
+                        outcomes = await client.send_many(batch)
+                    except SMTPError as exc:  # e.g. the connection could not be made
+                        outcomes = [exc] * len(batch)
+                    finally:
+                        self._idle.append(client)
+                results[start : start + len(batch)] = outcomes
+
+        await self._backend.gather([worker] * min(self._size, len(starts)))
+        return results
+
+    def _take(self) -> Client:
+        """An idle connection (the warmest), or a new one."""
+        if self._idle:
+            return self._idle.pop()
+        client = self._client()
+        self._all.append(client)
+        return client
 
     async def close(self) -> None:
         """QUIT every connection."""

@@ -313,6 +313,18 @@ class BodySource:
 
 MessageInput = bytes | str | email.message.Message
 
+#: The most messages a pool's ``send_many`` puts in one batch (one
+#: ``Client.send_many`` on one connection).
+POOL_BATCH = 64
+
+
+def pool_batches(count: int, connections: int) -> range:
+    """Where the batches of a pool's ``send_many`` start (the step is their
+    size): consecutive messages, about ``count / connections`` each so that
+    every connection gets some, and at most :data:`POOL_BATCH`."""
+    size = max(1, min(POOL_BATCH, -(-count // max(connections, 1))))
+    return range(0, count, size)
+
 
 def make_message(
     *,

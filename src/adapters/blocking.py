@@ -8,6 +8,7 @@ decision is the core's.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -16,7 +17,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any, final
 
@@ -63,6 +64,7 @@ from ._common import (
     conclude_send,
     connect_error,
     make_message,
+    pool_batches,
 )
 
 __all__ = ["Client", "Pool", "send"]
@@ -585,6 +587,48 @@ class Pool:
 
     def send_message(self, *args: Any, **kwargs: Any) -> MessageResult:
         """Like :meth:`Client.send_message`, on a free connection (thread-safe)."""
+        with self._lease() as client:
+            return client.send_message(*args, **kwargs)
+
+    def send_many(self, messages: Iterable[Mapping[str, Any]]) -> list[MessageResult | SMTPError]:
+        """Send each message (keyword arguments of ``send_message``) over the
+        pool; returns, in order, each result or the typed error.
+
+        The messages are cut into batches of consecutive messages, spread
+        over the connections; each batch goes with :meth:`Client.send_many`,
+        so the messages of a batch are pipelined on their connection.
+        """
+        items = list(messages)
+        results: list[MessageResult | SMTPError] = [LocalProtocolError("not sent")] * len(items)
+        starts = pool_batches(len(items), self._size)
+        per_batch = starts.step
+        todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for start in starts:
+            todo.put(start)
+
+        def worker() -> None:
+            while True:
+                try:
+                    start = todo.get_nowait()
+                except queue.Empty:
+                    return
+                batch = items[start : start + per_batch]
+                try:
+                    with self._lease() as client:
+                        outcomes = client.send_many(batch)
+                except SMTPError as exc:  # e.g. the connection could not be made
+                    outcomes = [exc] * len(batch)
+                results[start : start + len(batch)] = outcomes
+
+        workers = min(self._size, len(starts))
+        with ThreadPoolExecutor(max_workers=max(workers, 1)) as executor:
+            for future in [executor.submit(worker) for _ in range(workers)]:
+                future.result()
+        return results
+
+    @contextlib.contextmanager
+    def _lease(self) -> Iterator[Client]:
+        """A connection of the pool for this thread's exclusive use."""
         with self._slots:
             try:
                 client = self._idle.get_nowait()
@@ -593,22 +637,9 @@ class Pool:
                 with self._lock:
                     self._all.append(client)
             try:
-                return client.send_message(*args, **kwargs)
+                yield client
             finally:
                 self._idle.put(client)
-
-    def send_many(self, messages: Iterable[Mapping[str, Any]]) -> list[MessageResult | SMTPError]:
-        """Send each message (keyword arguments of ``send_message``) over the
-        pool; returns, in order, each result or the typed error."""
-
-        def one(kwargs: Mapping[str, Any]) -> MessageResult | SMTPError:
-            try:
-                return self.send_message(**kwargs)
-            except SMTPError as exc:
-                return exc
-
-        with ThreadPoolExecutor(max_workers=self._size) as executor:
-            return list(executor.map(one, messages))
 
     def close(self) -> None:
         """QUIT every connection."""

@@ -672,11 +672,12 @@ def encode_scanned(data: bytes, info: BodyInfo, mode: EncodeMode) -> bytes:
     """
     if mode is EncodeMode.BINARY:
         return data
-    out = data
     if info.has_bare_line_endings:
-        # RFC 5321 2.3.8: every bare CR and bare LF becomes CRLF ("\r\r\n"
-        # is a bare CR, then a CRLF), as BodyEncoder's general case does.
-        out = out.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
+        # RFC 5321 2.3.8: bare CRs and LFs become CRLF. The encoder has the
+        # fast ways to do that; the checks it makes again cost little.
+        encoder = BodyEncoder(mode=mode, allow_controls=True, max_line_length=None)
+        return encoder.feed(data) + encoder.end()
+    out = data
     if out and out[-1] != _LF:
         # RFC 5321 4.1.1.4: the data ends with CRLF before the terminator.
         out += b"\r\n"

@@ -13,6 +13,7 @@ import anyio
 import pytest
 from servers import Flavor, SMTPServer, TinyServer, TLSMaterial, canonical, free_port
 from smtpcore.adapters import SendResult
+from smtpcore.adapters._common import POOL_BATCH, pool_batches
 
 from smtpcore import (
     ConnectionLostError,
@@ -348,6 +349,47 @@ async def test_pool_sends_50_messages_over_4_connections(flavor: Flavor, smtpd: 
     }
     connections = {m.peer for m in smtpd.messages}
     assert 1 <= len(connections) <= 4
+
+
+async def test_pool_batches_consecutive_messages_per_connection(
+    flavor: Flavor, smtpd: SMTPServer
+) -> None:
+    # send_many cuts the list into batches of consecutive messages, one
+    # Client.send_many each: every connection carries whole runs of them.
+    messages = [
+        {"sender": SENDER, "recipients": [f"r{i}@example.test"], "message": BODY}
+        for i in range(12)
+    ]
+    async with flavor.pool(size=3, **smtpd.client_options()) as pool:
+        results = await pool.send_many(messages)
+    assert [r.accepted for r in results if not isinstance(r, SMTPError)] == [
+        (f"r{i}@example.test",) for i in range(12)
+    ]
+    by_peer: dict[Any, list[int]] = {}
+    for m in smtpd.messages:
+        by_peer.setdefault(m.peer, []).append(int(m.rcpt_tos[0][1:].split("@")[0]))
+    assert 1 <= len(by_peer) <= 3
+    for indexes in by_peer.values():
+        runs = [indexes[i : i + 4] for i in range(0, len(indexes), 4)]
+        assert all(run == list(range(run[0], run[0] + len(run))) for run in runs), indexes
+
+
+async def test_pool_without_a_server_reports_every_message(flavor: Flavor) -> None:
+    port = free_port()  # nothing listens there
+    async with flavor.pool("127.0.0.1", port, size=2, timeout=5, tls="none") as pool:
+        results = await pool.send_many(
+            [{"sender": SENDER, "recipients": [RCPT], "message": BODY} for _ in range(5)]
+        )
+    assert len(results) == 5
+    assert all(isinstance(r, ConnectionLostError) for r in results), results
+
+
+def test_pool_batches() -> None:
+    assert pool_batches(0, 4) == range(0)
+    assert pool_batches(10, 4) == range(0, 10, 3)
+    assert pool_batches(2000, 50) == range(0, 2000, 40)
+    assert pool_batches(10_000, 4).step == POOL_BATCH
+    assert pool_batches(3, 8) == range(0, 3, 1)
 
 
 async def test_pool_reports_each_failure(flavor: Flavor, smtpd: SMTPServer) -> None:

@@ -36,7 +36,6 @@ from smtpcore import (
     NeedBody,
     Noop,
     OutgoingMessage,
-    QuitAfter,
     Read,
     RecipientResult,
     Reply,
@@ -53,6 +52,7 @@ from smtpcore import (
 )
 
 from ._common import (
+    QUIT_BEFORE_MAIL,
     BodySource,
     ClientOptions,
     FailureCallback,
@@ -70,7 +70,6 @@ from ._common import (
 __all__ = ["Client", "Pool", "send"]
 
 _Outcome = MessageAccepted | MessageFailed | MessageProbed
-_QUIT_BEFORE_MAIL = (QuitAfter.CONNECT, QuitAfter.EHLO, QuitAfter.TLS, QuitAfter.AUTH)
 
 
 def open_socket(options: ClientOptions) -> socket.socket:
@@ -236,7 +235,7 @@ class Client:
         order, each message's result or its typed error (with
         ``raise_errors``, the first error is raised instead).
         """
-        if self.options.config.quit_after in _QUIT_BEFORE_MAIL:
+        if self.options.config.quit_after in QUIT_BEFORE_MAIL:
             raise ConfigurationError(
                 f"quit_after={self.options.config.quit_after.value} stops before any message: "
                 "use connect() to probe"

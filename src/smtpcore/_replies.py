@@ -187,21 +187,26 @@ def _find_enhanced(code: int, first_line: bytes) -> str | None:
     return m.group(0).rstrip(b" ").decode("ascii")
 
 
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-
-
 def printable(text: str) -> str:
-    """Escape control characters (C0, DEL, C1) and lone surrogates so that the
-    text can be shown on a terminal without running escape sequences."""
+    """Escape what a terminal or a log line should not be given raw, so that
+    server text cannot run escape sequences or disguise itself: every
+    character Python does not call printable (the space is), i.e. controls
+    (C0, DEL, C1), format characters (bidi overrides such as U+202E,
+    zero-width characters), lone surrogates, line and paragraph separators,
+    other spaces, private-use and unassigned code points. Undecodable octets
+    (``surrogateescape``) show as ``\\xNN``."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else _escape(ch) for ch in text)
 
-    def esc(m: re.Match[str]) -> str:
-        ch = m.group(0)
-        o = ord(ch)
-        if 0xDC80 <= o <= 0xDCFF:  # an undecodable octet (surrogateescape)
-            return f"\\x{o - 0xDC00:02x}"
-        return f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}"
 
-    return _UNPRINTABLE.sub(esc, text)
+def _escape(ch: str) -> str:
+    o = ord(ch)
+    if 0xDC80 <= o <= 0xDCFF:  # an undecodable octet (surrogateescape)
+        return f"\\x{o - 0xDC00:02x}"
+    if o < 0x100:
+        return f"\\x{o:02x}"
+    return f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}"
 
 
 class ReplyParser:

@@ -357,8 +357,7 @@ async def test_pool_batches_consecutive_messages_per_connection(
     # send_many cuts the list into batches of consecutive messages, one
     # Client.send_many each: every connection carries whole runs of them.
     messages = [
-        {"sender": SENDER, "recipients": [f"r{i}@example.test"], "message": BODY}
-        for i in range(12)
+        {"sender": SENDER, "recipients": [f"r{i}@example.test"], "message": BODY} for i in range(12)
     ]
     async with flavor.pool(size=3, **smtpd.client_options()) as pool:
         results = await pool.send_many(messages)

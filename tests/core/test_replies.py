@@ -174,7 +174,9 @@ def in_progress_size(fed: bytes) -> int:
 
 
 def safe_for_terminal(text: str) -> bool:
-    return not any(unicodedata.category(ch) in UNSAFE_CATEGORIES for ch in text)
+    # No control, format (bidi, zero-width), surrogate, separator other than
+    # the space, private-use or unassigned character.
+    return text.isprintable()
 
 
 # -- valid replies -------------------------------------------------------------------------------
@@ -562,6 +564,13 @@ PRINTABLE = [
     pytest.param("\udc80\udcff", "\\x80\\xff", id="surrogateescape-octets"),
     pytest.param("\ud800\udfff", "\\ud800\\udfff", id="other-lone-surrogates"),
     pytest.param("a\r\nb", "a\\x0d\\x0ab", id="crlf"),
+    pytest.param("\x1b[31mred", "\\x1b[31mred", id="ansi-escape"),
+    pytest.param("abc\u202edcba", "abc\\u202edcba", id="bidi-override"),
+    pytest.param("\u2066x\u2069\u200f", "\\u2066x\\u2069\\u200f", id="bidi-isolates-marks"),
+    pytest.param("pay\u200bpal\ufeff", "pay\\u200bpal\\ufeff", id="zero-width"),
+    pytest.param("a\u2028b\u2029c", "a\\u2028b\\u2029c", id="line-separators"),
+    pytest.param("a\u00a0b", "a\\xa0b", id="no-break-space"),
+    pytest.param("\U000e0041\U0010fffd", "\\U000e0041\\U0010fffd", id="tag-private-use"),
 ]
 
 
@@ -570,7 +579,9 @@ def test_printable(text: str, shown: str) -> None:
     assert printable(text) == shown
 
 
-_ANY_CHAR = st.characters(categories=["Cc", "Cs", "Cf", "Zl", "Zp", "Zs", "L", "N", "P", "S"])
+_ANY_CHAR = st.characters(
+    categories=["Cc", "Cs", "Cf", "Co", "Cn", "Zl", "Zp", "Zs", "L", "M", "N", "P", "S"]
+)
 
 
 @settings(max_examples=200, deadline=None)

@@ -21,6 +21,7 @@ wait for their outcomes in the ledger.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -507,7 +508,10 @@ async def send(
     error: SMTPError | None = None
     try:
         made = client()
-        async with made:
+        async with contextlib.AsyncExitStack() as stack:
+            # The client's exit (QUIT, or abort) without its enter: the
+            # message is built (a missing file found) before connecting.
+            stack.push_async_exit(made)
             outcome = await made.send_message(
                 sender,
                 recipients,

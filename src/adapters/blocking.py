@@ -538,7 +538,10 @@ def send(
     error: SMTPError | None = None
     try:
         client = Client(server, port, sock=sock, **options)
-        with client:
+        with contextlib.ExitStack() as stack:
+            # The client's exit (QUIT, or abort) without its enter: the
+            # message is built (a missing file found) before connecting.
+            stack.push(client)
             outcome = client.send_message(
                 sender,
                 recipients,

@@ -336,6 +336,26 @@ async def test_missing_message_file(flavor: Flavor, smtpd: SMTPServer, tmp_path:
     assert smtpd.handler.mail_commands == []
 
 
+async def test_missing_message_file_is_found_before_connecting(
+    flavor: Flavor, start_tiny: Callable[..., TinyServer], tmp_path: Path
+) -> None:
+    # send() builds the message first: no connection is made for a message
+    # that cannot be read.
+    server = start_tiny()
+    missing = tmp_path / "no-such-message.eml"
+    await fails_with(
+        flavor,
+        MessageSourceError,
+        lambda: {
+            "sender": SENDER,
+            "recipients": [RCPT],
+            "message_file": missing,
+            **server.client_options(),
+        },
+    )
+    assert server.connections == 0
+
+
 async def test_message_file_is_a_directory(
     flavor: Flavor, smtpd: SMTPServer, tmp_path: Path
 ) -> None:

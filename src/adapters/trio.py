@@ -137,19 +137,25 @@ class _Connection:
     def __init__(self, stream: trio.abc.Stream) -> None:
         self.stream = stream
 
+    # A plain cancel scope with an absolute deadline: the same as fail_after
+    # at half its cost (no generator), on the path of every write and read.
+
     async def write(self, data: bytes, timeout: float) -> None:
         try:
-            with trio.fail_after(timeout):
+            with trio.CancelScope(deadline=trio.current_time() + timeout):
                 await self.stream.send_all(data)
-        except (*_BROKEN, trio.TooSlowError) as exc:
+                return
+        except _BROKEN as exc:
             _failed(exc)
+        raise TimeoutError  # the deadline passed
 
     async def read(self, timeout: float) -> bytes:
         try:
-            with trio.fail_after(timeout):
+            with trio.CancelScope(deadline=trio.current_time() + timeout):
                 return bytes(await self.stream.receive_some(_READ_SIZE))
-        except (*_BROKEN, trio.TooSlowError) as exc:
+        except _BROKEN as exc:
             _failed(exc)
+        raise TimeoutError  # the deadline passed
 
     def readable_now(self) -> bool:
         """True if the stream's socket has bytes or EOF waiting (False if unknown)."""

@@ -30,10 +30,8 @@ from typing import IO, Any, ClassVar, Protocol, TypeVar
 from smtpcore import (
     Close,
     Command,
-    ConfigurationError,
     Idle,
     LocalProtocolError,
-    MessageFailed,
     MessageResult,
     NeedBody,
     Noop,
@@ -53,7 +51,7 @@ from smtpcore import (
 )
 
 from ._common import (
-    QUIT_BEFORE_MAIL,
+    Batch,
     BodySource,
     ClientOptions,
     FailureCallback,
@@ -65,7 +63,7 @@ from ._common import (
     TLSInfo,
     client_logger,
     conclude_send,
-    make_message,
+    dropped,
     pool_batches,
 )
 
@@ -230,29 +228,12 @@ class Client:
         order, each message's result or its typed error (with
         ``raise_errors``, the first error is raised instead).
         """
-        if self.options.config.quit_after in QUIT_BEFORE_MAIL:
-            raise ConfigurationError(
-                f"quit_after={self.options.config.quit_after.value} stops before any message: "
-                "use connect() to probe"
-            )
-        results: list[MessageResult | SMTPError] = []
-        prepared: list[tuple[int, OutgoingMessage, BodySource | None]] = []
+        batch = Batch(self.options.config, messages, raise_errors=raise_errors)
         outcomes: list[Outcome] = []
         try:
-            for item in messages:
-                try:
-                    outgoing, source = make_message(**{"sender": None, "recipients": None, **item})
-                except SMTPError as exc:
-                    if raise_errors:
-                        raise
-                    results.append(exc)
-                    continue
-                prepared.append((len(results), outgoing, source))
-                results.append(LocalProtocolError("not sent"))
-            items = [(outgoing, source) for _, outgoing, source in prepared]
-            if items:
-                outcomes, session, reused = await self._submit(items)
-                retry = [i for i, o in enumerate(outcomes) if reused and _dropped(o)]
+            if batch.items:
+                outcomes, session, reused = await self._submit(batch.items)
+                retry = [i for i, o in enumerate(outcomes) if reused and dropped(o)]
                 if retry:
                     # The server closed the idle connection before these
                     # messages' data: send them once more on a fresh connection
@@ -262,7 +243,7 @@ class Client:
                         async with self._lock:
                             if self._session is session:
                                 await self._connect()
-                        again, _, _ = await self._submit([items[i] for i in retry])
+                        again, _, _ = await self._submit([batch.items[i] for i in retry])
                     except SMTPError as exc:
                         # The new connection failed too: the messages keep
                         # their first outcome, and the rest of the batch its own.
@@ -271,17 +252,8 @@ class Client:
                         for i, outcome in zip(retry, again, strict=True):
                             outcomes[i] = outcome
         finally:
-            for _, _, source in prepared:
-                if source is not None:
-                    source.close()
-        for (slot, _, _), outcome in zip(prepared, outcomes, strict=True):
-            if isinstance(outcome, MessageFailed):
-                if raise_errors:
-                    raise outcome.error
-                results[slot] = outcome.error
-            else:
-                results[slot] = outcome.result
-        return results
+            batch.close()
+        return batch.finish(outcomes)
 
     async def command(self, command: Command) -> Reply:
         """Send NOOP, VRFY, EXPN or a raw extension command; returns the reply."""
@@ -483,10 +455,6 @@ async def _read(session: Session, conn: Connection, left: float, seconds: float)
         session.connection_lost("read", exc.errno, str(exc))
     else:
         session.receive_data(data)
-
-
-def _dropped(outcome: Outcome) -> bool:
-    return isinstance(outcome, MessageFailed) and outcome.connection_dropped
 
 
 async def send(

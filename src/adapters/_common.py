@@ -20,6 +20,7 @@ from typing import IO, Any, Final, final
 from smtpcore import (
     BodyType,
     CommandCompleted,
+    ConfigurationError,
     ConnectionLostError,
     Credentials,
     GreetingReceived,
@@ -513,13 +514,85 @@ def _os_errno(exc: BaseException) -> int | None:
     return None
 
 
-# -- the async adapters' bookkeeping -------------------------------------------
+# -- a send_many batch ---------------------------------------------------------
 
 Outcome = MessageAccepted | MessageFailed | MessageProbed
-#: Session keys: ``(session, message id or command ticket)``.
-Key = tuple[Session, int]
 #: ``quit_after`` values that end the session before any MAIL.
 QUIT_BEFORE_MAIL: Final = (QuitAfter.CONNECT, QuitAfter.EHLO, QuitAfter.TLS, QuitAfter.AUTH)
+
+
+@final
+class Batch:
+    """The messages of one ``Client.send_many``, each adapter's side of it.
+
+    Every message is built before anything is sent: one that cannot be built
+    gets its typed error in its slot (or raises, with ``raise_errors``).
+    :meth:`finish` files the outcome of each message that was submitted.
+    Close the batch (its file sources) once sent.
+    """
+
+    def __init__(
+        self,
+        config: SessionConfig,
+        messages: Iterable[Mapping[str, Any]],
+        *,
+        raise_errors: bool,
+    ) -> None:
+        if config.quit_after in QUIT_BEFORE_MAIL:
+            raise ConfigurationError(
+                f"quit_after={config.quit_after.value} stops before any message: "
+                "use connect() to probe"
+            )
+        self.raise_errors = raise_errors
+        self._results: list[MessageResult | SMTPError] = []
+        self._slots: list[int] = []  # where each submitted message's result goes
+        #: The messages to submit, in order, with their streamed sources.
+        self.items: list[tuple[OutgoingMessage, BodySource | None]] = []
+        try:
+            for item in messages:
+                try:
+                    outgoing, source = make_message(**{"sender": None, "recipients": None, **item})
+                except SMTPError as exc:
+                    if raise_errors:
+                        raise
+                    self._results.append(exc)
+                    continue
+                self._slots.append(len(self._results))
+                self.items.append((outgoing, source))
+                self._results.append(LocalProtocolError("not sent"))
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Close the sources of the files the batch opened."""
+        for _, source in self.items:
+            if source is not None:
+                source.close()
+
+    def finish(self, outcomes: list[Outcome]) -> list[MessageResult | SMTPError]:
+        """Each message's result or typed error, in order, given the outcomes
+        of :attr:`items` (with ``raise_errors``, the first error is raised)."""
+        for slot, outcome in zip(self._slots, outcomes, strict=True):
+            if isinstance(outcome, MessageFailed):
+                if self.raise_errors:
+                    raise outcome.error
+                self._results[slot] = outcome.error
+            else:
+                self._results[slot] = outcome.result
+        return self._results
+
+
+def dropped(outcome: Outcome) -> bool:
+    """The message failed because the server had closed the connection
+    before its data: it may be sent again on a new connection."""
+    return isinstance(outcome, MessageFailed) and outcome.connection_dropped
+
+
+# -- the async adapters' bookkeeping -------------------------------------------
+
+#: Session keys: ``(session, message id or command ticket)``.
+Key = tuple[Session, int]
 
 
 @final

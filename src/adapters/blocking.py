@@ -25,7 +25,6 @@ from smtpcore import (
     Close,
     Command,
     CommandCompleted,
-    ConfigurationError,
     GreetingReceived,
     Idle,
     LocalProtocolError,
@@ -52,24 +51,23 @@ from smtpcore import (
 )
 
 from ._common import (
-    QUIT_BEFORE_MAIL,
+    Batch,
     BodySource,
     ClientOptions,
     FailureCallback,
     MessageInput,
+    Outcome,
     SendResult,
     SuccessCallback,
     TLSInfo,
     client_logger,
     conclude_send,
     connect_error,
-    make_message,
+    dropped,
     pool_batches,
 )
 
 __all__ = ["Client", "Pool", "send"]
-
-_Outcome = MessageAccepted | MessageFailed | MessageProbed
 
 
 def open_socket(options: ClientOptions) -> socket.socket:
@@ -140,7 +138,7 @@ class Client:
         self._selector: selectors.BaseSelector | None = None
         self._session: Session | None = None
         self._sources: dict[int, BodySource] = {}
-        self._outcomes: dict[int, _Outcome] = {}
+        self._outcomes: dict[int, Outcome] = {}
         self._waiting: set[int] = set()
         self._replies: dict[int, Reply] = {}
         self._used = False
@@ -235,54 +233,32 @@ class Client:
         order, each message's result or its typed error (with
         ``raise_errors``, the first error is raised instead).
         """
-        if self.options.config.quit_after in QUIT_BEFORE_MAIL:
-            raise ConfigurationError(
-                f"quit_after={self.options.config.quit_after.value} stops before any message: "
-                "use connect() to probe"
-            )
-        outcomes: list[MessageResult | SMTPError] = []
-        prepared: list[tuple[int, OutgoingMessage, BodySource | None]] = []
+        batch = Batch(self.options.config, messages, raise_errors=raise_errors)
+        outcomes: list[Outcome] = []
         try:
-            for item in messages:
-                try:
-                    outgoing, source = make_message(**_message_arguments(item))
-                except SMTPError as exc:
-                    if raise_errors:
-                        raise
-                    outcomes.append(exc)
-                    continue
-                prepared.append((len(outcomes), outgoing, source))
-                outcomes.append(LocalProtocolError("not sent"))
-            reused = self._used
-            results = self._submit([(m, s) for _, m, s in prepared])
-            retry = [i for i, r in enumerate(results) if reused and _dropped(r)]
-            if retry:
-                # The server closed the idle connection before these messages'
-                # data: send them once more on a fresh connection.
-                self._log.debug("connection dropped while idle; reconnecting")
-                try:
-                    self.connect()
-                    again = self._submit([(prepared[i][1], prepared[i][2]) for i in retry])
-                except SMTPError as exc:
-                    # The new connection failed too: the messages keep their
-                    # first outcome, and the rest of the batch its own.
-                    self._log.debug("reconnect failed: %s", exc)
-                else:
-                    for i, outcome in zip(retry, again, strict=True):
-                        results[i] = outcome
+            if batch.items:
+                reused = self._used
+                outcomes = self._submit(batch.items)
+                self._used = True
+                retry = [i for i, o in enumerate(outcomes) if reused and dropped(o)]
+                if retry:
+                    # The server closed the idle connection before these
+                    # messages' data: send them once more on a fresh connection.
+                    self._log.debug("connection dropped while idle; reconnecting")
+                    try:
+                        self.connect()
+                        again = self._submit([batch.items[i] for i in retry])
+                        self._used = True
+                    except SMTPError as exc:
+                        # The new connection failed too: the messages keep
+                        # their first outcome, and the rest of the batch its own.
+                        self._log.debug("reconnect failed: %s", exc)
+                    else:
+                        for i, outcome in zip(retry, again, strict=True):
+                            outcomes[i] = outcome
         finally:
-            for _, _, source in prepared:
-                if source is not None:
-                    source.close()
-        self._used = True
-        for (slot, _, _), outcome in zip(prepared, results, strict=True):
-            if isinstance(outcome, MessageFailed):
-                if raise_errors:
-                    raise outcome.error
-                outcomes[slot] = outcome.error
-            else:
-                outcomes[slot] = outcome.result
-        return outcomes
+            batch.close()
+        return batch.finish(outcomes)
 
     def command(self, command: Command) -> Reply:
         """Send NOOP, VRFY, EXPN or a raw extension command; returns the reply."""
@@ -329,7 +305,7 @@ class Client:
 
     # -- the loop --------------------------------------------------------------
 
-    def _submit(self, items: list[tuple[OutgoingMessage, BodySource | None]]) -> list[_Outcome]:
+    def _submit(self, items: list[tuple[OutgoingMessage, BodySource | None]]) -> list[Outcome]:
         """Queue every message on the session and run until each has an
         outcome (the session reports one for every message, even when it
         dies)."""
@@ -476,17 +452,6 @@ class Client:
         if session is not None and session.error is not None:
             return session.error
         return LocalProtocolError("the session ended before the request completed")
-
-
-def _message_arguments(item: Mapping[str, Any]) -> dict[str, Any]:
-    arguments = dict(item)
-    arguments.setdefault("sender", None)
-    arguments.setdefault("recipients", None)
-    return arguments
-
-
-def _dropped(outcome: _Outcome) -> bool:
-    return isinstance(outcome, MessageFailed) and outcome.connection_dropped
 
 
 def send(

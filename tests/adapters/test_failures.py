@@ -356,6 +356,18 @@ async def test_missing_message_file_is_found_before_connecting(
     assert server.connections == 0
 
 
+async def test_send_many_with_nothing_sendable_does_not_connect(
+    flavor: Flavor, start_tiny: Callable[..., TinyServer], tmp_path: Path
+) -> None:
+    server = start_tiny()
+    client = flavor.module.Client(**server.client_options())
+    missing = {"sender": SENDER, "recipients": [RCPT], "message_file": tmp_path / "none.eml"}
+    results = await flavor.call(client.send_many, [missing, missing])
+    await flavor.call(client.close)
+    assert [type(r) for r in results] == [MessageSourceError, MessageSourceError]
+    assert server.connections == 0
+
+
 async def test_message_file_is_a_directory(
     flavor: Flavor, smtpd: SMTPServer, tmp_path: Path
 ) -> None:

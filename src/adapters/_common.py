@@ -517,8 +517,6 @@ def _os_errno(exc: BaseException) -> int | None:
 # -- a send_many batch ---------------------------------------------------------
 
 Outcome = MessageAccepted | MessageFailed | MessageProbed
-#: ``quit_after`` values that end the session before any MAIL.
-QUIT_BEFORE_MAIL: Final = (QuitAfter.CONNECT, QuitAfter.EHLO, QuitAfter.TLS, QuitAfter.AUTH)
 
 
 @final
@@ -538,7 +536,7 @@ class Batch:
         *,
         raise_errors: bool,
     ) -> None:
-        if config.quit_after in QUIT_BEFORE_MAIL:
+        if config.quit_after is not None and config.quit_after.before_mail:
             raise ConfigurationError(
                 f"quit_after={config.quit_after.value} stops before any message: "
                 "use connect() to probe"

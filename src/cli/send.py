@@ -52,10 +52,6 @@ from ._compose import compose, parse_header
 
 __all__ = ["send"]
 
-# Stages at which the session ends before any message is submitted: the
-# client only connects (greeting, EHLO, STARTTLS, AUTH as configured).
-_CONNECT_ONLY = frozenset({QuitAfter.CONNECT, QuitAfter.EHLO, QuitAfter.TLS, QuitAfter.AUTH})
-
 _EPILOG = f"""\b
 Examples:
   smtpcore send --server mx.example.net --from me@example.com --to you@example.org
@@ -296,7 +292,7 @@ class _Run:
                 client.connect()
                 self.greeting = client.greeting
                 self.tls = client.tls_info
-                if self.quit_after not in _CONNECT_ONLY:
+                if self.quit_after is None or not self.quit_after.before_mail:
                     self.result = client.send_message(sender, recipients, **message, **options)
                     self.tls = client.tls_info or self.tls
                 client.close()

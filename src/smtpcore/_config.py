@@ -51,6 +51,11 @@ class QuitAfter(enum.Enum):
     MAIL = "mail"
     RCPT = "rcpt"
 
+    @property
+    def before_mail(self) -> bool:
+        """The session ends before any MAIL: it can probe, not send a message."""
+        return self in (QuitAfter.CONNECT, QuitAfter.EHLO, QuitAfter.TLS, QuitAfter.AUTH)
+
 
 @final
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -303,7 +303,7 @@ class Session:
     def submit(self, message: OutgoingMessage) -> int:
         """Queue a message; returns its id (events carry it)."""
         self._check_open()
-        if self._config.quit_after in _QUIT_BEFORE_MAIL:
+        if self._config.quit_after is not None and self._config.quit_after.before_mail:
             raise ConfigurationError(
                 f"quit_after={self._config.quit_after.value} stops before any message is sent"
             )
@@ -1354,8 +1354,6 @@ class Session:
         self._next_id += 1
         return ident
 
-
-_QUIT_BEFORE_MAIL = (QuitAfter.CONNECT, QuitAfter.EHLO, QuitAfter.TLS, QuitAfter.AUTH)
 
 # Commands the session sequences itself; ``Session.command`` refuses them.
 _SESSION_OWNED = frozenset(

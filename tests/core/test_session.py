@@ -2045,6 +2045,13 @@ def test_quit_after_before_mail_refuses_messages(stage: QuitAfter) -> None:
         session.submit(message())
 
 
+def test_quit_after_stages_before_mail() -> None:
+    # The core says which stages leave no room for a message; the adapters
+    # and the CLI ask it instead of keeping their own list.
+    before = {q for q in QuitAfter if q.before_mail}
+    assert before == {QuitAfter.CONNECT, QuitAfter.EHLO, QuitAfter.TLS, QuitAfter.AUTH}
+
+
 def test_quit_after_connect() -> None:
     run = converse(config(quit_after=QuitAfter.CONNECT), [], [(b"", GREETING), QUIT_STEP])
     assert run.client == QUIT

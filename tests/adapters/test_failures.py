@@ -321,26 +321,11 @@ async def test_wrong_password(
 # -- message sources -----------------------------------------------------------------------
 
 
-async def test_missing_message_file(flavor: Flavor, smtpd: SMTPServer, tmp_path: Path) -> None:
-    missing = tmp_path / "no-such-message.eml"
-    await fails_with(
-        flavor,
-        MessageSourceError,
-        lambda: {
-            "sender": SENDER,
-            "recipients": [RCPT],
-            "message_file": missing,
-            **smtpd.client_options(),
-        },
-    )
-    assert smtpd.handler.mail_commands == []
-
-
-async def test_missing_message_file_is_found_before_connecting(
+async def test_missing_message_file(
     flavor: Flavor, start_tiny: Callable[..., TinyServer], tmp_path: Path
 ) -> None:
-    # send() builds the message first: no connection is made for a message
-    # that cannot be read.
+    # send() builds the message first: no connection is made (so no MAIL is
+    # sent) for a message that cannot be read.
     server = start_tiny()
     missing = tmp_path / "no-such-message.eml"
     await fails_with(

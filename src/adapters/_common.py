@@ -51,6 +51,8 @@ from smtpcore import (
 __all__ = [
     "DEFAULT_PORTS",
     "DEFAULT_TIMEOUT",
+    "POOL_BATCH",
+    "Batch",
     "BodySource",
     "ClientOptions",
     "Ledger",
@@ -60,7 +62,9 @@ __all__ = [
     "client_logger",
     "conclude_send",
     "connect_error",
+    "dropped",
     "make_message",
+    "pool_batches",
     "report",
 ]
 
@@ -587,7 +591,7 @@ def dropped(outcome: Outcome) -> bool:
     return isinstance(outcome, MessageFailed) and outcome.connection_dropped
 
 
-# -- the async adapters' bookkeeping -------------------------------------------
+# -- the clients' bookkeeping -----------------------------------------------------
 
 #: Session keys: ``(session, message id or command ticket)``.
 Key = tuple[Session, int]
@@ -595,8 +599,9 @@ Key = tuple[Session, int]
 
 @final
 class Ledger:
-    """What the tasks sharing one async client are owed, filed from the
-    session's events: each message's outcome and each command's reply.
+    """What a client's callers are owed (the tasks sharing an async client,
+    or the blocking client's caller), filed from the session's events: each
+    message's outcome and each command's reply.
 
     Keys are ``(session, id)`` because ids start again with every
     connection, and a task may collect its outcome after a reconnect.

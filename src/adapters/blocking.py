@@ -9,7 +9,6 @@ decision is the core's.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import queue
 import selectors
@@ -24,23 +23,16 @@ from typing import IO, Any, final
 from smtpcore import (
     Close,
     Command,
-    CommandCompleted,
-    GreetingReceived,
     Idle,
     LocalProtocolError,
-    MessageAccepted,
-    MessageFailed,
-    MessageProbed,
     MessageResult,
     NeedBody,
     Noop,
     OutgoingMessage,
     Read,
-    RecipientResult,
     Reply,
     ServerReady,
     Session,
-    SessionClosed,
     SMTPError,
     SMTPTimeoutError,
     Stage,
@@ -55,6 +47,7 @@ from ._common import (
     BodySource,
     ClientOptions,
     FailureCallback,
+    Ledger,
     MessageInput,
     Outcome,
     SendResult,
@@ -137,17 +130,10 @@ class Client:
         # connection: STARTTLS keeps the file descriptor).
         self._selector: selectors.BaseSelector | None = None
         self._session: Session | None = None
-        self._sources: dict[int, BodySource] = {}
-        self._outcomes: dict[int, Outcome] = {}
-        self._waiting: set[int] = set()
-        self._replies: dict[int, Reply] = {}
-        self._used = False
         self._log = client_logger(self.options.name)
-        #: What the server said about itself on the current connection: its
-        #: greeting and each EHLO answer (before and after STARTTLS).
-        self._tls_info: TLSInfo | None = None
-        self.greeting: Reply | None = None
-        self.server_ready: list[ServerReady] = []
+        # Outcomes, replies and what the server said about itself, filed
+        # from the session's events (as for the async clients).
+        self._ledger = Ledger(self._log)
 
     # -- context manager -------------------------------------------------------
 
@@ -170,6 +156,16 @@ class Client:
         """The current session (None before ``connect``)."""
         return self._session
 
+    @property
+    def greeting(self) -> Reply | None:
+        """The server's greeting on the current connection."""
+        return self._ledger.greeting
+
+    @property
+    def server_ready(self) -> list[ServerReady]:
+        """Each EHLO answer on the current connection (before and after STARTTLS)."""
+        return self._ledger.server_ready
+
     def connect(self) -> None:
         """Connect, read the greeting, EHLO, STARTTLS and AUTH as configured."""
         self.abort()
@@ -184,13 +180,7 @@ class Client:
             self._sock = open_socket(self.options)
         self._log.debug("connected to %s", self.options.address)
         self._session = Session(self.options.config)
-        # Ids restart with every session: forget anything of the last one.
-        self._outcomes.clear()
-        self._replies.clear()
-        self._used = False
-        self.greeting = None
-        self.server_ready = []
-        self._tls_info = None
+        self._ledger.reset()
         self._run(lambda: False)
         if self._session.closed and self._session.error is not None:
             raise self._session.error
@@ -237,9 +227,8 @@ class Client:
         outcomes: list[Outcome] = []
         try:
             if batch.items:
-                reused = self._used
+                reused = self._ledger.used
                 outcomes = self._submit(batch.items)
-                self._used = True
                 retry = [i for i, o in enumerate(outcomes) if reused and dropped(o)]
                 if retry:
                     # The server closed the idle connection before these
@@ -248,7 +237,6 @@ class Client:
                     try:
                         self.connect()
                         again = self._submit([batch.items[i] for i in retry])
-                        self._used = True
                     except SMTPError as exc:
                         # The new connection failed too: the messages keep
                         # their first outcome, and the rest of the batch its own.
@@ -263,11 +251,12 @@ class Client:
     def command(self, command: Command) -> Reply:
         """Send NOOP, VRFY, EXPN or a raw extension command; returns the reply."""
         session = self._live_session()
-        ticket = session.command(command)
-        self._run(lambda: ticket in self._replies)
-        if ticket not in self._replies:
-            raise self._dead_error()
-        return self._replies.pop(ticket)
+        key = (session, session.command(command))
+        replies = self._ledger.replies
+        self._run(lambda: key in replies)
+        if key not in replies:
+            raise Ledger.dead_error(session)
+        return replies.pop(key)
 
     def noop(self) -> Reply:
         """Send NOOP (keeps an idle connection alive)."""
@@ -295,8 +284,8 @@ class Client:
         """The TLS version, cipher and peer certificate, when TLS is up."""
         sock = self._sock
         if isinstance(sock, ssl.SSLSocket):
-            self._tls_info = TLSInfo.from_ssl_object(sock)
-        return self._tls_info
+            self._ledger.tls_info = TLSInfo.from_ssl_object(sock)
+        return self._ledger.tls_info
 
     @property
     def transcript(self) -> tuple[TranscriptEntry, ...]:
@@ -310,22 +299,19 @@ class Client:
         outcome (the session reports one for every message, even when it
         dies)."""
         session = self._live_session()
-        ids = []
+        keys = []
         for outgoing, source in items:
-            message_id = session.submit(outgoing)
-            ids.append(message_id)
+            key = (session, session.submit(outgoing))
+            keys.append(key)
             if source is not None:
-                self._sources[message_id] = source
-        self._waiting.update(ids)
+                self._ledger.sources[key] = source
+        pending = self._ledger.expect(keys)
         try:
-            self._run(lambda: not self._waiting)
+            self._run(lambda: not pending)
         finally:
-            self._waiting.clear()
-            for message_id in ids:
-                self._sources.pop(message_id, None)
-        outcomes = [self._outcomes.pop(i, None) for i in ids]
+            outcomes = self._ledger.collect(keys)
         if any(outcome is None for outcome in outcomes):
-            raise self._dead_error()
+            raise Ledger.dead_error(session)
         return [o for o in outcomes if o is not None]
 
     def _live_session(self) -> Session:
@@ -403,10 +389,10 @@ class Client:
                     except TLSError as exc:
                         session.tls_failed(str(exc.__cause__ or exc))
                     else:
-                        self._tls_info = TLSInfo.from_ssl_object(sock)
+                        self._ledger.tls_info = TLSInfo.from_ssl_object(sock)
                         session.tls_established()
                 elif isinstance(action, NeedBody):
-                    source = self._sources[action.message_id]
+                    source = self._ledger.sources[session, action.message_id]
                     try:
                         chunk = source.next_chunk(action.size_hint, action.restart)
                     except SMTPError as exc:
@@ -414,44 +400,19 @@ class Client:
                     else:
                         session.send_body(action.message_id, chunk)
                 elif isinstance(action, Close):
-                    self._dispatch(session)
+                    self._ledger.file(session)
                     self.abort()
                     return
                 else:
                     assert isinstance(action, Idle)
-                    self._dispatch(session)
+                    self._ledger.file(session)
                     return
-                self._dispatch(session)
+                self._ledger.file(session)
         except BaseException:
             # Cancelled (KeyboardInterrupt...) or a bug: never leave a
             # half-spoken connection behind.
             self.abort()
             raise
-
-    def _dispatch(self, session: Session) -> None:
-        debug = self._log.isEnabledFor(logging.DEBUG)
-        for event in session.events():
-            if debug:
-                self._log.debug("%s", event)
-            if type(event) is RecipientResult:
-                continue  # the most frequent event; the message's result has it too
-            if isinstance(event, (MessageAccepted, MessageFailed, MessageProbed)):
-                self._outcomes[event.result.message_id] = event
-                self._waiting.discard(event.result.message_id)
-            elif isinstance(event, CommandCompleted):
-                self._replies[event.ticket] = event.reply
-            elif isinstance(event, GreetingReceived):
-                self.greeting = event.reply
-            elif isinstance(event, ServerReady):
-                self.server_ready.append(event)
-            elif isinstance(event, SessionClosed) and event.error is not None:
-                self._log.debug("session ended: %s", event.error)
-
-    def _dead_error(self) -> SMTPError:
-        session = self._session
-        if session is not None and session.error is not None:
-            return session.error
-        return LocalProtocolError("the session ended before the request completed")
 
 
 def send(

@@ -123,8 +123,6 @@ def _socket_stream(stream: trio.abc.Stream) -> trio.SocketStream | None:
 
 def _failed(exc: BaseException) -> NoReturn:
     """Raise a failed stream operation as the OSError the client expects."""
-    if isinstance(exc, trio.TooSlowError):
-        raise TimeoutError from None
     cause = exc if isinstance(exc, OSError) else exc.__cause__
     error = OSError(str(cause or exc) or type(exc).__name__)
     error.errno = cause.errno if isinstance(cause, OSError) else None

@@ -796,14 +796,13 @@ class Session:
             # Encoded once per message: the transactions of a split message
             # (452, max_recipients) all send the same data.
             if m.body_type is BodyType.BINARY_MIME:
-                mode = EncodeMode.BINARY
+                # RFC 3030 3: BINARYMIME data has no lines: it goes as it is.
+                msg.wire = m.data
             else:
+                # _check_message scanned it and refused what is unsendable.
+                assert msg.info is not None
                 mode = EncodeMode.BDAT if msg.use_bdat else EncodeMode.DATA
-            if msg.info is not None:
-                # _check_message refused what the scan found unsendable.
                 msg.wire = encode_scanned(m.data, msg.info, mode)
-            else:
-                msg.wire = self._encode(m.data, mode, caps)
         return True
 
     def _check_message(self, msg: _Msg, caps: Capabilities) -> None:
@@ -860,10 +859,6 @@ class Session:
             raise MessageContentError(
                 f"the message ({size} octets) exceeds the server's SIZE limit ({caps.size} octets)"
             )
-
-    def _encode(self, data: bytes, mode: EncodeMode, caps: Capabilities) -> bytes:
-        encoder = self._encoder(mode, caps)
-        return encoder.feed(data) + encoder.end()
 
     def _encoder(self, mode: EncodeMode, caps: Capabilities) -> BodyEncoder:
         return BodyEncoder(

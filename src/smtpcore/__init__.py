@@ -91,6 +91,7 @@ from ._events import MessageResult as MessageResult
 from ._events import NeedBody as NeedBody
 from ._events import Read as Read
 from ._events import RecipientResult as RecipientResult
+from ._events import RecipientState as RecipientState
 from ._events import RecipientStatus as RecipientStatus
 from ._events import ServerReady as ServerReady
 from ._events import ServiceClosing as ServiceClosing
@@ -166,6 +167,7 @@ __all__ = [
     "Rcpt",
     "Read",
     "RecipientResult",
+    "RecipientState",
     "RecipientStatus",
     "RecipientsRefusedError",
     "RemoteProtocolError",

@@ -84,6 +84,12 @@ class SessionConfig:
             transactions of the same message.
         transaction_log: keep the transcript (the seed's ``TransactionLog``).
         log_message_data: put message data lines in the transcript too.
+        recipient_events: report each RCPT reply as a ``RecipientResult``
+            event as it arrives (every message's result has them anyway).
+        tls_verified: the adapter verifies the server's certificate and name
+            when it starts TLS. False (``dangerously_skip_tls_verification``)
+            means TLS protects against eavesdropping only: a message that
+            demands REQUIRETLS is then refused (RFC 8689 4.2.1).
         quit_after: stop early and QUIT (probing; no message data is sent).
         max_auth_steps: bound on AUTH challenge rounds.
         max_reply_line, max_reply_lines, max_reply_size: reply parser limits.
@@ -105,6 +111,8 @@ class SessionConfig:
     max_recipients: int | None = None
     transaction_log: bool = False
     log_message_data: bool = False
+    recipient_events: bool = False
+    tls_verified: bool = True
     quit_after: QuitAfter | None = None
     max_auth_steps: int = 8
     max_reply_line: int = DEFAULT_MAX_LINE_LENGTH

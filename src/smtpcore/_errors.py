@@ -23,6 +23,7 @@ import enum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ._events import MessageResult
     from ._replies import Reply
 
 __all__ = [
@@ -81,7 +82,32 @@ class Stage(enum.Enum):
 
 
 class SMTPError(Exception):
-    """Base class of every error smtpcore raises."""
+    """Base class of every error smtpcore raises.
+
+    Attributes:
+        status_unknown: True when the error leaves a message's fate unknown:
+            its end of data went out and no well-formed final reply came
+            (RFC 5321 4.5.3.2.6). Resending such a message may duplicate it.
+        result: for an error about one message (``MessageFailed``, or what an
+            adapter raises for a message), that message's outcome, recipient
+            by recipient, across all its transactions; None otherwise.
+    """
+
+    status_unknown: bool = False
+    result: MessageResult | None = None
+
+    def for_message(self, result: MessageResult, *, status_unknown: bool) -> SMTPError:
+        """A copy of this error about one message: with its ``result`` and
+        whether that message's status is unknown. The original (which may be
+        shared by several messages, or be the session's own error) is left
+        as it is."""
+        clone = _copy_error(self)
+        clone.result = result
+        clone.status_unknown = status_unknown
+        if status_unknown and "status unknown" not in str(clone):
+            clone.args = (f"{clone} (delivery status unknown)",)
+        clone.__cause__ = self.__cause__
+        return clone
 
 
 class ProtocolError(SMTPError):
@@ -257,6 +283,18 @@ class ConnectionLostError(SMTPError, ConnectionError):
 class MessageSourceError(SMTPError):
     """The message file or file handle could not be read (the seed module's
     ``MessageFile_Error``)."""
+
+
+def _copy_error(error: SMTPError) -> SMTPError:
+    """A shallow copy of an error, whatever its ``__init__`` takes."""
+    cls = type(error)
+    clone: SMTPError = cls.__new__(cls)
+    clone.args = error.args
+    clone.__dict__.update(error.__dict__)
+    if isinstance(error, OSError):
+        # OSError keeps errno outside __dict__ (ConnectionLostError).
+        clone.errno = error.errno  # type: ignore[attr-defined]
+    return clone
 
 
 def _short_repr(value: object, limit: int = 80) -> str:

@@ -50,6 +50,7 @@ __all__ = [
     "NeedBody",
     "Read",
     "RecipientResult",
+    "RecipientState",
     "RecipientStatus",
     "ServerReady",
     "ServiceClosing",
@@ -134,32 +135,63 @@ Action = Write | Read | StartTLS | NeedBody | Idle | Close
 # -- results -------------------------------------------------------------------
 
 
+class RecipientState(enum.Enum):
+    """What became of one recipient of a message.
+
+    * ``ACCEPTED``: the server took responsibility for the message for this
+      recipient (a positive final reply to the end of data; in LMTP, this
+      recipient's own reply).
+    * ``REFUSED``: the server refused it (at RCPT, MAIL, DATA/BDAT or after the
+      data); ``reply`` says how, and whether it is temporary (4xx).
+    * ``UNKNOWN``: the end of data went out and no well-formed final reply
+      came (RFC 5321 4.5.3.2.6): the message may or may not have been queued.
+    * ``NOT_SENT``: the message never went to the server for this recipient:
+      the client withheld it (``require_all_recipients`` after another
+      recipient was refused) or the session ended before its transaction.
+      Sending it again cannot duplicate it.
+    """
+
+    __hash__ = object.__hash__
+
+    ACCEPTED = "accepted"
+    REFUSED = "refused"
+    UNKNOWN = "unknown"
+    NOT_SENT = "not-sent"
+
+
 @final
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RecipientStatus:
-    """One recipient's outcome: the reply that decided it (the RCPT reply if
-    it was refused there, else the reply to the message data)."""
+    """One recipient's outcome and the reply that decided it: the final reply
+    to the data when accepted, the refusing reply when refused, its own RCPT
+    reply (or None when it was never sent) when unknown or not sent."""
 
     recipient: str
-    reply: Reply
-    accepted: bool
+    reply: Reply | None
+    state: RecipientState
+
+    @property
+    def accepted(self) -> bool:
+        """True when the server took the message for this recipient."""
+        return self.state is RecipientState.ACCEPTED
 
 
 @final
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MessageResult:
-    """The outcome of one message.
+    """The outcome of one message, recipient by recipient.
 
     Attributes:
         message_id: the id ``submit()`` returned.
         sender: the envelope sender.
-        recipients: every recipient's status, in the order given.
+        recipients: every recipient's status, in the order given, across all
+            the transactions of the message (452 splits, ``max_recipients``).
         reply: the final reply to the message data (the last one when the
             message took several transactions), or None if no data was sent.
         size: octets of message data written (after encoding).
         data_sent: whether any message data went on the wire.
-        status_known: False when the connection failed after the final dot
-            and before its reply: the message may have been delivered.
+        status_known: False when some recipient's status is unknown: an end
+            of data went out and no well-formed final reply came back.
     """
 
     message_id: int
@@ -170,15 +202,42 @@ class MessageResult:
     data_sent: bool = False
     status_known: bool = True
 
+    def _where(self, state: RecipientState) -> tuple[str, ...]:
+        return tuple(r.recipient for r in self.recipients if r.state is state)
+
     @property
     def accepted(self) -> tuple[str, ...]:
         """Recipients the server took responsibility for."""
-        return tuple(r.recipient for r in self.recipients if r.accepted)
+        return self._where(RecipientState.ACCEPTED)
 
     @property
     def rejected(self) -> Mapping[str, Reply]:
-        """Recipients refused, with the reply that refused them."""
-        return {r.recipient: r.reply for r in self.recipients if not r.accepted}
+        """Recipients the server refused, with the reply that refused them."""
+        return {
+            r.recipient: r.reply
+            for r in self.recipients
+            if r.state is RecipientState.REFUSED and r.reply is not None
+        }
+
+    @property
+    def unknown(self) -> tuple[str, ...]:
+        """Recipients whose delivery status is unknown (do not resend blindly)."""
+        return self._where(RecipientState.UNKNOWN)
+
+    @property
+    def not_sent(self) -> tuple[str, ...]:
+        """Recipients the message never went to: safe to send again."""
+        return self._where(RecipientState.NOT_SENT)
+
+    @property
+    def retryable(self) -> tuple[str, ...]:
+        """Recipients worth another try: not sent, or refused temporarily (4xx)."""
+        return tuple(
+            r.recipient
+            for r in self.recipients
+            if r.state is RecipientState.NOT_SENT
+            or (r.state is RecipientState.REFUSED and r.reply is not None and r.reply.is_transient)
+        )
 
 
 # -- events --------------------------------------------------------------------

@@ -104,6 +104,7 @@ from ._events import (
     NeedBody,
     Read,
     RecipientResult,
+    RecipientState,
     RecipientStatus,
     ServerReady,
     ServiceClosing,
@@ -1029,7 +1030,9 @@ class Session:
             # a server refusing everyone cannot loop us).
             msg.todo.append(rcpt)
         else:
-            msg.statuses[rcpt] = RecipientStatus(recipient=rcpt, reply=reply, accepted=False)
+            msg.statuses[rcpt] = RecipientStatus(
+                recipient=rcpt, reply=reply, state=RecipientState.REFUSED
+            )
             if self._config.require_all_recipients and msg.failed_reply is None:
                 # The message fails as a whole: deliver it to no one.
                 msg.failed_reply = _reply_error(reply, "RCPT")
@@ -1126,7 +1129,11 @@ class Session:
             recipients = list(msg.accepted)
         positive = reply.is_positive
         for rcpt in recipients:
-            msg.statuses[rcpt] = RecipientStatus(recipient=rcpt, reply=reply, accepted=positive)
+            msg.statuses[rcpt] = RecipientStatus(
+                recipient=rcpt,
+                reply=reply,
+                state=RecipientState.ACCEPTED if positive else RecipientState.REFUSED,
+            )
         if not positive and msg.first_refusal is None:
             msg.first_refusal = _reply_error(reply, "DATA")
         if self._end_complete(sent, event.index):
@@ -1138,7 +1145,7 @@ class Session:
                 if rcpt not in msg.statuses:
                     reply = msg.failed_reply.reply
                     msg.statuses[rcpt] = RecipientStatus(
-                        recipient=rcpt, reply=reply, accepted=False
+                        recipient=rcpt, reply=reply, state=RecipientState.REFUSED
                     )
             if msg.first_refusal is None:
                 msg.first_refusal = msg.failed_reply
@@ -1177,7 +1184,7 @@ class Session:
             self._active.remove(msg)
         for rcpt in msg.accepted:
             msg.statuses[rcpt] = RecipientStatus(
-                recipient=rcpt, reply=msg.rcpt_replies[rcpt], accepted=True
+                recipient=rcpt, reply=msg.rcpt_replies[rcpt], state=RecipientState.ACCEPTED
             )
         msg.last_reply = msg.mail_reply if msg.failed_reply is not None else None
         if msg.failed_reply is not None:
@@ -1185,7 +1192,9 @@ class Session:
             for rcpt in msg.rcpts:
                 msg.statuses.setdefault(
                     rcpt,
-                    RecipientStatus(recipient=rcpt, reply=msg.failed_reply.reply, accepted=False),
+                    RecipientStatus(
+                        recipient=rcpt, reply=msg.failed_reply.reply, state=RecipientState.REFUSED
+                    ),
                 )
         self._events.append(MessageProbed(result=self._result(msg)))
         self._begin_quit()

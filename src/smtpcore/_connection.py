@@ -52,6 +52,7 @@ from ._commands import (
     Vrfy,
 )
 from ._errors import LocalProtocolError, RemoteProtocolError
+from ._events import ServiceClosing
 from ._replies import (
     DEFAULT_MAX_LINE_LENGTH,
     DEFAULT_MAX_LINES,
@@ -63,6 +64,7 @@ from ._state import ConnState, next_state
 
 __all__ = [
     "NEED_DATA",
+    "Pending",
     "Connection",
     "ConnectionClosed",
     "NeedData",
@@ -89,25 +91,17 @@ NEED_DATA: Final = NeedData.NEED_DATA
 class ReplyReceived:
     """A complete reply, bound to the command it answers.
 
-    ``command`` is None for the server's greeting. In LMTP mode the end of
-    the data gets one reply per accepted recipient: ``index`` counts them.
+    ``command`` is None for the server's greeting. ``tag`` is what the
+    caller gave with the command (``send(command, tag)``). In LMTP mode the
+    end of the data gets one reply per accepted recipient: ``index`` counts
+    them and ``final`` is False until the last one.
     """
 
     command: Command | None
     reply: Reply
     index: int = 0
-
-
-@final
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ServiceClosing:
-    """RFC 5321 3.8: an unsolicited 421, the server is shutting the channel."""
-
-    reply: Reply
-
-    def __post_init__(self) -> None:
-        if self.reply.code != 421:
-            raise ValueError("ServiceClosing carries a 421 reply")
+    tag: object = None
+    final: bool = True
 
 
 @final
@@ -156,6 +150,11 @@ _ANSWERED_2YZ: frozenset[type[Command]] = frozenset(
 )
 
 
+#: Stand-ins for BDAT commands whose line the caller built (``push_bdat``).
+_BDAT_LAST: Final = Bdat(size=0, last=True)
+_BDAT_MORE: Final = Bdat(size=0, last=False)
+
+
 def _can_answer(command: Command | None, code: int) -> bool:
     """Whether ``code`` can be the reply to ``command`` (None: the greeting)."""
     if code >= 400:
@@ -172,23 +171,47 @@ def _can_answer(command: Command | None, code: int) -> bool:
     return code < 300
 
 
-@dataclass(slots=True)
 class _Transaction:
-    accepted: int = 0  # RCPTs answered positively so far
+    """One mail transaction as the connection counts it: from a MAIL to the
+    next MAIL. RFC 2033 4.2: after the data, one reply per RCPT accepted *in
+    that transaction* (an RSET in between starts none: the next MAIL does)."""
+
+    __slots__ = ("accepted",)
+
+    def __init__(self) -> None:
+        self.accepted = 0  # RCPTs answered positively so far
 
 
-@dataclass(slots=True)
-class _Pending:
-    command: Command | None
-    # LMTP end of data: one reply per accepted recipient of ``txn``, counted
-    # when the first of them arrives (all RCPT replies come before it).
-    txn: _Transaction | None = None
-    per_recipient: bool = False
-    received: int = 0
+class Pending:
+    """A command awaiting its reply (or replies): one entry of the FIFO.
+
+    ``tag`` is the caller's; ``final_data`` marks the end of a message's data
+    (the final dot, BDAT LAST), which LMTP answers once per accepted
+    recipient of ``txn``.
+    """
+
+    __slots__ = ("command", "final_data", "per_recipient", "received", "tag", "txn")
+
+    def __init__(
+        self,
+        command: Command | None,
+        tag: object = None,
+        txn: _Transaction | None = None,
+        per_recipient: bool = False,
+        final_data: bool = False,
+    ) -> None:
+        self.command = command
+        self.tag = tag
+        self.txn = txn
+        self.per_recipient = per_recipient
+        self.received = 0
+        self.final_data = final_data
 
     def expected(self) -> int:
+        """How many replies this command gets (LMTP: one per accepted RCPT;
+        a refusal of the command itself is one reply when none was)."""
         if self.per_recipient and self.txn is not None:
-            return max(self.txn.accepted, 1)
+            return self.txn.accepted or 1
         return 1
 
 
@@ -216,12 +239,12 @@ class Connection:
             max_line_length=max_line_length, max_lines=max_lines, max_reply_size=max_reply_size
         )
         # The greeting is the first reply we wait for (RFC 5321 3.1).
-        self._pending: deque[_Pending] = deque([_Pending(None)])
+        self._pending: deque[Pending] = deque([Pending(None)])
         self._group_enders = 1  # pending entries whose command ends a pipelined group
         self._state = ConnState.GREETING
         self._pipelining = False
         self._bdat_remaining = 0
-        self._txn = _Transaction()  # the transaction being sent, for LMTP
+        self._txn = _Transaction()  # the transaction being sent (from its MAIL), for LMTP
         self._eof = False
         self._closed_reported = False
         self._error: Exception | None = None
@@ -279,46 +302,87 @@ class Connection:
 
     # -- sending ---------------------------------------------------------------
 
-    def send(self, command: Command) -> bytes:
+    def send(self, command: Command, tag: object = None) -> bytes:
         """Check ``command`` against the state and the grouping rules, record
-        the reply it expects, and return its bytes.
+        the reply it expects (with ``tag``, handed back with the reply), and
+        return its bytes.
 
         Raises:
             LocalProtocolError: the command may not be sent now.
         """
+        if type(command) is Bdat:
+            assert isinstance(command, Bdat)
+            self.push_bdat(command.size, command.last, tag, command)
+        else:
+            self.push(command, tag)
+        return command.to_bytes()
+
+    def push(self, command: Command, tag: object = None) -> None:
+        """Record ``command`` as sent, as :meth:`send` does, without building
+        its bytes: for a caller that built the line itself (the session's
+        MAIL and RCPT lines, from addresses checked when the message was
+        made). ``command`` then stands for its type, verb and stage only.
+        BDAT goes through :meth:`push_bdat`.
+
+        Raises:
+            LocalProtocolError: the command may not be sent now.
+        """
+        cls = type(command)  # every command class is final
         if self._error is not None or self._bdat_remaining:
-            self._check_usable()
-            raise LocalProtocolError(
-                f"cannot send {command.verb}: "
-                f"{self._bdat_remaining} octets of the BDAT chunk are due"
-            )
+            self._refuse_busy(command)
         # The state table first, so that a command that is wrong in this
         # state says so (e.g. "cannot send MAIL in state GREETING").
         new_state = next_state(self._state, command)
         # can_send(), inline: this is the path of every command.
         if self._eof or (self._pending and not (self._pipelining and self._group_enders == 0)):
-            what = "a reply" if not self._pipelining else "the reply that ends the pipelined group"
-            raise LocalProtocolError(f"cannot send {command.verb} while waiting for {what}")
-        cls = type(command)  # every command class is final
-        if cls is Lhlo:
+            self._refuse_waiting(command)
+        if cls is Mail:
+            # RFC 2033 4.2: the replies after the data count the RCPTs
+            # accepted in this transaction, which begins with its MAIL.
+            self._txn = _Transaction()
+        elif cls is Lhlo:
             self.lmtp = True
-        per_recipient = False
-        if cls is Bdat:
-            assert isinstance(command, Bdat)
-            self._bdat_remaining = command.size
-            # RFC 2033 4.2 with RFC 3030: BDAT LAST is answered per recipient.
-            per_recipient = command.last and self.lmtp
-        elif cls is EndOfData:
+        self._state = new_state
+        if cls is EndOfData:
             # RFC 2033 4.2: after the final dot, one reply for each RCPT that
             # succeeded, in the order of the RCPT commands.
-            per_recipient = self.lmtp
-        self._state = new_state
-        self._pending.append(_Pending(command, self._txn, per_recipient))
+            self._pending.append(Pending(command, tag, self._txn, self.lmtp, True))
+        else:
+            self._pending.append(Pending(command, tag, self._txn))
         if command.ends_group:
             self._group_enders += 1
-        if new_state is ConnState.READY and (cls is EndOfData or cls is Bdat):
-            self._txn = _Transaction()
-        return command.to_bytes()
+
+    def push_bdat(
+        self, size: int, last: bool, tag: object = None, command: Bdat | None = None
+    ) -> None:
+        """Record a BDAT command of ``size`` octets as sent (its line and
+        chunk written by the caller); ``command`` is the command object when
+        the caller has one.
+
+        Raises:
+            LocalProtocolError: BDAT may not be sent now.
+        """
+        bdat = command if command is not None else (_BDAT_LAST if last else _BDAT_MORE)
+        if self._error is not None or self._bdat_remaining:
+            self._refuse_busy(bdat)
+        new_state = next_state(self._state, bdat)
+        if self._eof or (self._pending and not (self._pipelining and self._group_enders == 0)):
+            self._refuse_waiting(bdat)
+        # RFC 3030 2: "BDAT ... LAST" is the final chunk; the transaction ends.
+        self._state = ConnState.READY if last else new_state
+        self._bdat_remaining = size
+        # RFC 2033 4.2 with RFC 3030: BDAT LAST is answered per recipient.
+        self._pending.append(Pending(bdat, tag, self._txn, last and self.lmtp, last))
+
+    def _refuse_busy(self, command: Command) -> NoReturn:
+        self._check_usable()
+        raise LocalProtocolError(
+            f"cannot send {command.verb}: {self._bdat_remaining} octets of the BDAT chunk are due"
+        )
+
+    def _refuse_waiting(self, command: Command) -> NoReturn:
+        what = "a reply" if not self._pipelining else "the reply that ends the pipelined group"
+        raise LocalProtocolError(f"cannot send {command.verb} while waiting for {what}")
 
     def send_body(self, data: bytes) -> bytes:
         """Pass encoded message data through, checking that it is due now."""
@@ -374,6 +438,25 @@ class Connection:
         Raises:
             RemoteProtocolError: the server broke the protocol.
         """
+        got = self.next_reply()
+        if not isinstance(got, tuple):
+            return got
+        pending, reply, index, final = got
+        return ReplyReceived(
+            command=pending.command, reply=reply, index=index, tag=pending.tag, final=final
+        )
+
+    def next_reply(
+        self,
+    ) -> tuple[Pending, Reply, int, bool] | ServiceClosing | ConnectionClosed | NeedData:
+        """:meth:`next_event` without the event object: a reply comes as
+        ``(pending, reply, index, final)``, ``pending`` being the FIFO entry
+        (with the caller's ``tag``), ``final`` False while more replies are
+        due to the same command (LMTP).
+
+        Raises:
+            RemoteProtocolError: the server broke the protocol.
+        """
         if self._error is not None:
             self._check_usable()
         surplus, self._surplus = self._surplus, False
@@ -411,33 +494,31 @@ class Connection:
                 self._state = ConnState.CLOSED
                 return ServiceClosing(reply=reply)
             self._fail(RemoteProtocolError(f"unsolicited reply: {reply.describe()}"))
-        return self._deliver(reply)
-
-    def _deliver(self, reply: Reply) -> ReplyReceived:
         pending = self._pending[0]
         command = pending.command
-        if not _can_answer(command, reply.code):
+        code = reply.code
+        if not _can_answer(command, code):
             # An extra or a missing reply in a pipelined group (or injected
             # bytes) shows as a reply its command cannot get: from here on
             # every reply would be paired with the wrong command.
             name = "the greeting" if command is None else command.verb
             self._fail(
                 RemoteProtocolError(
-                    f"{reply.code} cannot answer {name} (RFC 5321 4.3.2): "
+                    f"{code} cannot answer {name} (RFC 5321 4.3.2): "
                     "replies are out of step with the commands"
                 )
             )
         index = pending.received
         pending.received = received = index + 1
-        code = reply.code
-        if code == 421 or not pending.per_recipient or received >= pending.expected():
+        final = code == 421 or not pending.per_recipient or received >= pending.expected()
+        if final:
             self._pending.popleft()
             if command is None or command.ends_group:
                 self._group_enders -= 1
             self._surplus = not self._pending and self._parser.buffered > 0
         if code == 421 or command is None or type(command) in _REPLY_MOVES_STATE:
             self._after_reply(command, reply, pending.txn)
-        return ReplyReceived(command=command, reply=reply, index=index)
+        return pending, reply, index, final
 
     def _after_reply(self, command: Command | None, reply: Reply, txn: _Transaction | None) -> None:
         # Replies move the state only where the server decides what comes next.

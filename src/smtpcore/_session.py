@@ -16,21 +16,43 @@ The session runs in phases::
              -> QUITTING -> CLOSED
 
 In READY it works through a queue of jobs (messages, user commands, QUIT).
-Each message is one or more transactions (MAIL, RCPT..., DATA or BDAT); the
-session sends as much of each as the :class:`Connection` lets it: everything
-up to DATA in one write when PIPELINING is on, one command at a time when it
-is off. The end of one message's data and the next message's envelope go out
-together (RFC 2920 3.1 lets message content open a group), so a queue of
-messages costs one round trip each. At most two messages are in flight, which
-bounds memory and keeps unread replies far below any socket buffer (the
-pipelining deadlock of RFC 2920 4).
+Each message is one or more mail transactions (a 452, ``max_recipients``);
+each transaction is a small state machine of its own, :class:`TxnState`,
+whose every move is a row of ``_TXN_MOVES``::
 
-Every reply comes back bound to the command it answers (the connection's
-FIFO); the session keeps, per command sent, what it was for (``_Sent``).
+    ENVELOPE --DATA--> DATA_WAIT --354--> BODY --end--> END_SENT --answered--> DONE
+        |  \\--BDAT chunk--> BODY                  ^         \\--refused--> ABORTED
+        |   \\--BDAT LAST (in-memory body)---------/
+        \\--nothing to send (MAIL or every RCPT refused, or withheld)--> ABORTED
+    DATA_WAIT, BODY --refused--> ABORTED
+
+Every command goes to the :class:`Connection` with a tag (its transaction,
+or a user's ticket); every reply comes back with that tag: the connection's
+FIFO is the only record of what is in flight.
+
+Outcome truth. What the server did with each recipient is recorded as its
+replies arrive, and a message's result is built once, when its last
+transaction ends. The server's own transaction is tracked too: after a
+refused DATA or BDAT (RFC 3030 4.2), or a BDAT LAST not yet answered, a
+server may keep the transaction open (Exim, Dovecot) or reset it (Postfix).
+Either reading is allowed, so the session sends RSET before the next MAIL
+whenever the server's transaction is not known to be closed, pipelined with
+that MAIL (no extra round trip). A message's status is unknown only when its
+end of data went out and no well-formed final reply came
+(RFC 5321 4.5.3.2.6).
+
+Pipelining: the envelope, and with CHUNKING an in-memory body as one BDAT
+LAST, go out in one write; the end of one message's data and the next
+message's envelope go out together (RFC 2920 3.1 lets message content open a
+group). With CHUNKING no 354 stands between messages, so several
+transactions are on the wire at once (``MAX_TXNS_IN_FLIGHT``, and at most
+``MAX_BYTES_IN_FLIGHT`` of their data, which keeps unread replies far below
+any socket buffer: the pipelining deadlock of RFC 2920 4).
 
 Fatal errors (protocol violations, timeouts, EOF, TLS failures under a
-required policy, AUTH failures) fail every message in flight or queued, send
-QUIT where the conversation still allows it, and end with ``Close``.
+required policy, AUTH failures) fail every message in flight or queued, each
+with its own result, send QUIT where the conversation still allows it, and
+end with ``Close``.
 """
 
 from __future__ import annotations
@@ -38,8 +60,7 @@ from __future__ import annotations
 import enum
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import final
+from typing import Final, final
 
 from ._auth import SASLMechanism, choose_mechanism, decode_challenge
 from ._commands import (
@@ -52,24 +73,20 @@ from ._commands import (
     Data,
     Ehlo,
     EndOfData,
+    Expn,
     Helo,
     Lhlo,
     Mail,
+    Noop,
     Quit,
+    RawCommand,
     Rcpt,
     Rset,
     StartTLS,
+    Vrfy,
 )
 from ._config import OutgoingMessage, QuitAfter, SessionConfig, TLSPolicy
-from ._connection import (
-    NEED_DATA,
-    Connection,
-    ConnectionClosed,
-    ReplyReceived,
-)
-from ._connection import (
-    ServiceClosing as _ConnServiceClosing,
-)
+from ._connection import NEED_DATA, Connection, ConnectionClosed, Pending
 from ._errors import (
     AuthenticationError,
     ConfigurationError,
@@ -113,22 +130,22 @@ from ._events import (
     TranscriptEntry,
     Write,
 )
-from ._events import (
-    StartTLS as StartTLSAction,
-)
+from ._events import StartTLS as StartTLSAction
 from ._extensions import Capabilities
 from ._message import BodyEncoder, BodyInfo, EncodeMode, encode_scanned, scan_body
 from ._replies import Reply
 
-__all__ = ["Session"]
+__all__ = ["Phase", "Session", "TxnState"]
 
 #: How much body the session asks for at a time (NeedBody.size_hint).
 BODY_CHUNK_SIZE = 64 * 1024
 #: Streamed BDAT chunks sent before the session reads their replies: bounds
 #: the unread replies so neither side can block on a full socket buffer.
 MAX_BDAT_IN_FLIGHT = 8
-#: Messages with replies outstanding at once (see the module docstring).
-MAX_MESSAGES_IN_FLIGHT = 2
+#: Transactions with replies outstanding at once, and the message data they
+#: may have on the wire together (see the module docstring).
+MAX_TXNS_IN_FLIGHT = 16
+MAX_BYTES_IN_FLIGHT = 256 * 1024
 
 
 class Phase(enum.Enum):
@@ -146,75 +163,183 @@ class Phase(enum.Enum):
     CLOSED = enum.auto()
 
 
+class TxnState(enum.Enum):
+    """Where one mail transaction stands (the module docstring draws it)."""
+
+    __hash__ = object.__hash__  # identity: C speed in the move table
+
+    ENVELOPE = enum.auto()  # MAIL and RCPTs out or being answered; no data command yet
+    DATA_WAIT = enum.auto()  # DATA sent, 354 awaited
+    BODY = enum.auto()  # message data going out (after 354, or BDAT chunks)
+    END_SENT = enum.auto()  # final dot or BDAT LAST out; the final reply(ies) awaited
+    DONE = enum.auto()  # the end of data was answered: the server closed the transaction
+    ABORTED = enum.auto()  # ended without an answered end of data (RSET before the next MAIL)
+
+
+class _In(enum.Enum):
+    """What happens to a transaction: the columns of ``_TXN_MOVES``."""
+
+    __hash__ = object.__hash__
+
+    SEND_DATA = enum.auto()
+    SEND_CHUNK = enum.auto()  # a BDAT chunk that is not the last
+    SEND_END = enum.auto()  # the final dot or BDAT LAST
+    GOT_354 = enum.auto()
+    REFUSED = enum.auto()  # DATA, a BDAT chunk or BDAT LAST refused
+    ANSWERED = enum.auto()  # every final reply to the end of data is in
+    NOTHING_TO_SEND = enum.auto()  # envelope done and no recipient to send data to
+
+
+T = TxnState
+_TXN_MOVES: dict[tuple[TxnState, _In], TxnState] = {
+    # RFC 5321 3.3: MAIL, RCPT..., then DATA; RFC 3030 2: or BDAT instead.
+    (T.ENVELOPE, _In.SEND_DATA): T.DATA_WAIT,
+    (T.ENVELOPE, _In.SEND_CHUNK): T.BODY,
+    # An in-memory body goes as one BDAT LAST, pipelined behind the envelope.
+    (T.ENVELOPE, _In.SEND_END): T.END_SENT,
+    # MAIL refused, every RCPT refused, or require_all_recipients withheld it.
+    (T.ENVELOPE, _In.NOTHING_TO_SEND): T.ABORTED,
+    # RFC 5321 4.1.1.4: message data follows a 354 only.
+    (T.DATA_WAIT, _In.GOT_354): T.BODY,
+    (T.DATA_WAIT, _In.REFUSED): T.ABORTED,
+    (T.BODY, _In.SEND_CHUNK): T.BODY,
+    (T.BODY, _In.SEND_END): T.END_SENT,
+    # RFC 3030 4.2: after a refused chunk no further chunk may be sent; the
+    # server may or may not keep the transaction.
+    (T.BODY, _In.REFUSED): T.ABORTED,
+    (T.END_SENT, _In.REFUSED): T.ABORTED,
+    (T.END_SENT, _In.ANSWERED): T.DONE,
+    # Replies to BDAT chunks or BDAT LAST still due after a refusal.
+    (T.ABORTED, _In.REFUSED): T.ABORTED,
+    (T.ABORTED, _In.ANSWERED): T.ABORTED,
+}
+del T
+
+
 # Commands without arguments are immutable values: one of each serves every
-# transaction.
-_DATA = Data()
-_END_OF_DATA = EndOfData()
-_RSET = Rset()
+# transaction. ``_MAIL`` and ``_RCPT`` stand for the lines the session builds
+# itself (``Connection.push``): only their type, verb and stage are read.
+_DATA: Final = Data()
+_END_OF_DATA: Final = EndOfData()
+_RSET: Final = Rset()
+_MAIL: Final = Mail(sender="")
+_RCPT: Final = Rcpt(recipient="postmaster")
 
 
-class _Kind(enum.Enum):
-    __hash__ = object.__hash__  # identity, as ConnState (C speed in _HANDLERS)
-
-    GREETING = enum.auto()
-    HELLO = enum.auto()
-    STARTTLS = enum.auto()
-    AUTH = enum.auto()
-    MAIL = enum.auto()
-    RCPT = enum.auto()
-    DATA = enum.auto()
-    END = enum.auto()  # end of data / BDAT LAST: the final reply(ies)
-    BDAT = enum.auto()  # a BDAT chunk that is not the last
-    RSET = enum.auto()
-    QUIT = enum.auto()
-    USER = enum.auto()
-
-
-@dataclass(slots=True)
-class _Sent:
-    """What a command was sent for."""
-
-    kind: _Kind
-    msg: _Msg | None = None
-    recipient: str = ""
-    ticket: int = 0
+def _is_too_many_recipients(reply: Reply) -> bool:
+    """RFC 5321 4.5.3.1.10: "452 too many recipients"; RFC 821 listed 552
+    for it, and "clients SHOULD treat a 552 code in this case as a temporary
+    ... failure": a 552 with RFC 3463's 5.5.3 ("too many recipients"), or
+    without an enhanced code but saying so."""
+    code = reply.code
+    if code == 452:
+        return True
+    if code != 552:
+        return False
+    enhanced = reply.enhanced_code
+    if enhanced is not None:
+        return enhanced == "5.5.3"
+    return b"too many recipients" in b" ".join(reply.lines).lower()
 
 
-@dataclass(slots=True)
 class _Msg:
-    """The run-time state of one message (across its transactions)."""
+    """One message across its transactions; its result is built from
+    ``statuses`` when the last transaction ends."""
 
-    id: int
-    message: OutgoingMessage
-    todo: deque[str]  # recipients not yet sent in any transaction
-    statuses: dict[str, RecipientStatus] = field(default_factory=dict)
-    info: BodyInfo | None = None
-    wire: bytes | None = None  # encoded in-memory body for this transaction
-    encoder: BodyEncoder | None = None  # for streamed bodies
-    use_bdat: bool = False
-    # The current transaction:
-    rcpts: list[str] = field(default_factory=list)
-    sent_rcpts: int = 0
-    answered_rcpts: int = 0
-    accepted: list[str] = field(default_factory=list)
-    positive_rcpts: int = 0  # 2xx RCPT replies, even after a refused MAIL
-    rcpt_replies: dict[str, Reply] = field(default_factory=dict)  # accepted ones
-    mail_reply: Reply | None = None
-    mail_sent: bool = False
-    data_sent: bool = False  # DATA or the first BDAT went out
-    body_started: bool = False
-    end_sent: bool = False  # final dot / BDAT LAST went out
-    streaming: bool = False  # the adapter is feeding the body
-    streamed_before: bool = False  # an earlier transaction streamed it already
-    restart: bool = False  # the next NeedBody asks for the body from its start
-    bdat_in_flight: int = 0
-    final_replies: int = 0
-    failed_reply: ReplyError | None = None  # a refusal that ends the transaction
-    # Across transactions:
-    any_data_sent: bool = False
-    size: int = 0
-    last_reply: Reply | None = None
-    first_refusal: ReplyError | None = None
+    __slots__ = (
+        "data_sent",
+        "id",
+        "info",
+        "last_reply",
+        "mail_line",
+        "message",
+        "refusal",
+        "size",
+        "statuses",
+        "streamed_before",
+        "todo",
+        "use_bdat",
+        "wire",
+    )
+
+    def __init__(self, ident: int, message: OutgoingMessage) -> None:
+        self.id = ident
+        self.message = message
+        self.todo: deque[str] = deque(message.recipients)  # not yet in any transaction
+        self.statuses: dict[str, RecipientStatus] = {}
+        self.info: BodyInfo | None = None
+        self.wire: bytes | None = None  # the encoded in-memory body
+        self.mail_line = b""
+        self.use_bdat = False
+        self.size = 0  # octets of data written
+        self.data_sent = False
+        self.last_reply: Reply | None = None  # the last final reply to its data
+        self.streamed_before = False  # an earlier transaction streamed the body
+        self.refusal: ReplyError | None = None  # the refusal that decides its error
+
+
+class _Txn:
+    """One mail transaction of a message (the tag of each of its commands)."""
+
+    __slots__ = (
+        "accepted",
+        "answered",
+        "bdat_in_flight",
+        "data_refused",
+        "deferred",
+        "encoder",
+        "end_unwritten",
+        "mail_refused",
+        "msg",
+        "positive",
+        "rcpt_replies",
+        "rcpts",
+        "restart",
+        "sent",
+        "state",
+        "wire_size",
+        "withheld",
+    )
+
+    def __init__(self, msg: _Msg, rcpts: list[str]) -> None:
+        self.msg = msg
+        self.state = TxnState.ENVELOPE
+        self.rcpts = rcpts
+        self.sent = -1  # RCPTs sent (-1: not even the MAIL yet)
+        self.answered = 0  # RCPT replies in
+        self.accepted: list[str] = []  # recipients accepted, in order
+        self.positive = 0  # 2yz RCPT replies, even after a refused MAIL (LMTP counts them)
+        self.rcpt_replies: dict[str, Reply] = {}  # the accepted ones' replies
+        self.deferred: list[str] = []  # 452: for a further transaction
+        self.mail_refused: Reply | None = None
+        self.withheld = False  # require_all_recipients: a RCPT was refused
+        self.data_refused: Reply | None = None
+        self.end_unwritten = False  # the write holding its end failed
+        self.bdat_in_flight = 0
+        self.encoder: BodyEncoder | None = None  # a streamed body's
+        self.restart = False  # the next NeedBody starts the body over
+        self.wire_size = 0
+
+    def move(self, what: _In) -> None:
+        new = _TXN_MOVES.get((self.state, what))
+        if new is None:
+            raise LocalProtocolError(f"transaction cannot {what.name} in state {self.state.name}")
+        self.state = new
+
+    @property
+    def envelope_done(self) -> bool:
+        """Every RCPT that will be sent was sent and answered."""
+        return self.answered == self.sent and (
+            self.sent == len(self.rcpts) or self.withheld or self.mail_refused is not None
+        )
+
+    @property
+    def end_out(self) -> bool:
+        """Nothing more of this transaction goes out before a next MAIL."""
+        return self.state in _ENDED
+
+
+_ENDED = frozenset({TxnState.END_SENT, TxnState.DONE, TxnState.ABORTED})
 
 
 @final
@@ -238,10 +363,15 @@ class Session:
         self._out = bytearray()
         self._out_stage = Stage.GREETING
         self._events: deque[Event] = deque()
-        self._sent: deque[_Sent] = deque([_Sent(_Kind.GREETING)])
         self._jobs: deque[_Msg | tuple[int, Command] | None] = deque()  # None = QUIT
-        self._active: list[_Msg] = []  # messages with a transaction under way
-        self._body_msg: _Msg | None = None  # the message whose body the adapter feeds
+        self._active: list[_Txn] = []  # transactions under way, oldest first
+        self._inflight_bytes = 0  # in-memory data of the active transactions
+        self._body_txn: _Txn | None = None  # the transaction whose body the adapter feeds
+        # RFC 3030 4.2 and RFC 5321 4.1.1.5: the server's transaction may be
+        # open (a MAIL went out since the last RSET, end of data or EHLO that
+        # is known to close it): RSET goes before the next MAIL.
+        self._rset_due = False
+        self._latest: _Txn | None = None  # the transaction whose MAIL went out last
         self._capabilities: Capabilities | None = None
         self._mechanism: SASLMechanism | None = None
         self._auth_steps = 0
@@ -253,12 +383,15 @@ class Session:
         self._error: SMTPError | None = None
         self._close_reported = False
         self._replies_received = 0
-        # Messages whose end (final dot, BDAT LAST) is in _out, not written yet;
-        # and, while a Write is with the adapter, that Write's stage and ends.
-        self._ends_unwritten: list[_Msg] = []
-        self._writing: tuple[Stage, list[_Msg]] | None = None
+        # Transactions whose end (final dot, BDAT LAST) is in _out, not
+        # written yet; and, while a Write is with the adapter, that Write's
+        # stage and ends.
+        self._ends_unwritten: list[_Txn] = []
+        self._writing: tuple[Stage, list[_Txn]] | None = None
         self.transcript: list[TranscriptEntry] = []
         self._logging = config.transaction_log  # config is frozen and read-only
+        self._rcpt_events = config.recipient_events
+        self._quit_after = config.quit_after
         if self._tls:
             self._events.append(TLSEstablished())
 
@@ -304,11 +437,16 @@ class Session:
     def submit(self, message: OutgoingMessage) -> int:
         """Queue a message; returns its id (events carry it)."""
         self._check_open()
-        if self._config.quit_after is not None and self._config.quit_after.before_mail:
-            raise ConfigurationError(
-                f"quit_after={self._config.quit_after.value} stops before any message is sent"
+        if not isinstance(message, OutgoingMessage):
+            raise LocalProtocolError(
+                f"submit() takes an OutgoingMessage, not {type(message).__name__} "
+                "(build one with OutgoingMessage.build)"
             )
-        msg = _Msg(id=self._new_id(), message=message, todo=deque(message.recipients))
+        if self._quit_after is not None and self._quit_after.before_mail:
+            raise ConfigurationError(
+                f"quit_after={self._quit_after.value} stops before any message is sent"
+            )
+        msg = _Msg(self._new_id(), message)
         self._jobs.append(msg)
         return msg.id
 
@@ -316,7 +454,12 @@ class Session:
         """Queue a command (NOOP, VRFY, EXPN, a raw extension command) to be
         sent between transactions; returns a ticket (``CommandCompleted``)."""
         self._check_open()
-        if not isinstance(command, Command) or command.verb in _SESSION_OWNED:
+        if not isinstance(command, Command):
+            raise LocalProtocolError(
+                f"command() takes a command object such as Noop() or Vrfy(argument=...), "
+                f"not {type(command).__name__}"
+            )
+        if command.verb in _SESSION_OWNED:
             raise LocalProtocolError(f"the session sends {command.verb} itself")
         ticket = self._new_id()
         self._jobs.append((ticket, command))
@@ -390,12 +533,12 @@ class Session:
 
     def send_body(self, message_id: int, chunk: bytes) -> None:
         """The next chunk of a streamed body (``b""`` at its end)."""
-        msg = self._body_msg
-        if msg is None or msg.id != message_id:
+        txn = self._body_txn
+        if txn is None or txn.msg.id != message_id:
             raise LocalProtocolError(f"no body is expected for message {message_id}")
-        msg.restart = False
+        txn.restart = False
         try:
-            self._stream_chunk(msg, chunk)
+            self._stream_chunk(txn, chunk)
         except MessageContentError as exc:
             self.body_failed(message_id, exc)
 
@@ -407,11 +550,11 @@ class Session:
         connection is closed without the final dot, so the server discards
         what it got (RFC 5321 4.1.1.4: only the terminator completes it).
         """
-        msg = self._body_msg
-        if msg is None or msg.id != message_id:
+        txn = self._body_txn
+        if txn is None or txn.msg.id != message_id:
             raise LocalProtocolError(f"no body is expected for message {message_id}")
-        self._body_msg = None
-        self._fail_message(msg, error)
+        self._body_txn = None
+        self._fail_txn(txn, error)
         self._fatal(error, quit=False)
 
     # -- what the adapter asks -------------------------------------------------
@@ -429,7 +572,7 @@ class Session:
                 # Let queued work join this write first: the end of one
                 # message's data and the next envelope go out together
                 # (RFC 2920 3.1), so a queue costs one round trip a message.
-                if self._phase is Phase.READY and self._body_msg is None and self._advance():
+                if self._phase is Phase.READY and self._body_txn is None and self._advance():
                     continue
                 data = bytes(self._out)
                 self._out.clear()
@@ -445,13 +588,13 @@ class Session:
                 return StartTLSAction(server_hostname=self._config.server_hostname)
             if self._process_replies():
                 continue
-            if self._body_msg is not None and not self._out:
-                msg = self._body_msg
-                if msg.bdat_in_flight < MAX_BDAT_IN_FLIGHT and (
-                    not msg.use_bdat or self._conn.can_send()
+            txn = self._body_txn
+            if txn is not None:
+                if txn.bdat_in_flight < MAX_BDAT_IN_FLIGHT and (
+                    not txn.msg.use_bdat or self._conn.can_send()
                 ):
                     return NeedBody(
-                        message_id=msg.id, size_hint=BODY_CHUNK_SIZE, restart=msg.restart
+                        message_id=txn.msg.id, size_hint=BODY_CHUNK_SIZE, restart=txn.restart
                     )
             elif self._advance():
                 continue
@@ -464,41 +607,59 @@ class Session:
     def _process_replies(self) -> bool:
         """Handle every complete reply buffered; True if anything happened."""
         did = False
+        conn = self._conn
         while self._phase is not Phase.CLOSED:
             try:
-                event = self._conn.next_event()
+                got = conn.next_reply()
             except RemoteProtocolError as exc:
                 self._fatal(exc, quit=False)
                 return True
-            if event is NEED_DATA:
+            if got is NEED_DATA:
                 return did
             did = True
             self._replies_received += 1
-            if isinstance(event, ReplyReceived):
+            if type(got) is tuple:
+                pending, reply, index, final = got
                 if self._logging:
-                    self._log_reply(event.reply)
-                self._on_reply(event)
-            elif isinstance(event, _ConnServiceClosing):
-                self._log_reply(event.reply)
-                self._events.append(ServiceClosing(reply=event.reply))
+                    self._log_reply(reply)
+                command = pending.command
+                if reply.code == 421 and type(command) is not Quit:
+                    self._on_closing(pending, reply, index, final)
+                else:
+                    _HANDLERS[type(command)](self, pending, reply, index, final)
+            elif isinstance(got, ServiceClosing):
+                self._log_reply(got.reply)
+                self._events.append(got)
                 self._fatal(
                     TemporaryReplyError(
-                        event.reply, "session", "server closing: " + event.reply.describe()
+                        got.reply, "session", "server closing: " + got.reply.describe()
                     ),
                     quit=False,
                 )
-            elif isinstance(event, ConnectionClosed):
-                self._on_eof(event)
+            else:
+                assert isinstance(got, ConnectionClosed)
+                self._on_eof(got)
         return did
 
+    def _on_closing(self, pending: Pending, reply: Reply, index: int, final: bool) -> None:
+        """RFC 5321 3.8: 421 to any command: the server is closing. A
+        transaction's command takes it as its refusal first (a 421 to the
+        end of data is an answer: that message's fate is known)."""
+        command = pending.command
+        self._events.append(ServiceClosing(reply=reply))
+        if isinstance(pending.tag, _Txn):
+            _HANDLERS[type(command)](self, pending, reply, index, final)
+        if self._phase is not Phase.CLOSED:
+            name = "greeting" if command is None else command.verb
+            self._fatal(TemporaryReplyError(reply, name), quit=False)
+
     def _on_eof(self, event: ConnectionClosed) -> None:
-        waiting = [s for s in self._sent if s.kind is not _Kind.QUIT]
+        waiting = [c for c in event.outstanding if type(c) is not Quit]
         if self._phase is Phase.QUITTING and not waiting:
             # The server closed after (or instead of) its 221: a clean end.
             self._phase = Phase.CLOSED
             return
-        # The connection forgot its pending commands when it reported EOF;
-        # the event keeps them: the oldest is the one that was waiting.
+        # The oldest outstanding command is the one that was waiting.
         if event.outstanding:
             first = event.outstanding[0]
             stage = Stage.GREETING if first is None else first.stage
@@ -508,32 +669,7 @@ class Session:
             ConnectionLostError(event.describe(), stage=stage, operation="read"), quit=False
         )
 
-    def _on_reply(self, event: ReplyReceived) -> None:
-        reply = event.reply
-        sent = self._sent[0]
-        if sent.kind is not _Kind.END or self._end_complete(sent, event.index):
-            self._sent.popleft()
-        if reply.code == 421 and sent.kind is not _Kind.QUIT:
-            # RFC 5321 3.8: 421 to any command: the server is closing.
-            if sent.kind is _Kind.END and sent.msg is not None:
-                # The final dot was answered: the message was refused, its
-                # fate is known (unlike a timeout or EOF after the dot).
-                sent.msg.last_reply = reply
-                sent.msg.end_sent = False
-            self._events.append(ServiceClosing(reply=reply))
-            self._fatal(TemporaryReplyError(reply, _command_name(event.command)), quit=False)
-            return
-        handler = _HANDLERS[sent.kind]
-        handler(self, sent, reply, event)
-
-    def _end_complete(self, sent: _Sent, index: int) -> bool:
-        if not self._conn.lmtp or sent.msg is None:
-            return True
-        # RFC 2033 4.2: one reply per RCPT the server took (2xx), counted
-        # as the connection counts them, even when MAIL was refused.
-        return index + 1 >= max(sent.msg.positive_rcpts, 1)
-
-    def _on_greeting(self, sent: _Sent, reply: Reply, event: ReplyReceived) -> None:
+    def _on_greeting(self, pending: Pending, reply: Reply, index: int, final: bool) -> None:
         # RFC 5321 3.1 / 4.3.2: 220 opens the session; 554 (or anything else)
         # refuses it, and the client should QUIT.
         if reply.code != 220:
@@ -549,8 +685,8 @@ class Session:
             return
         self._phase = Phase.HELLO
 
-    def _on_hello(self, sent: _Sent, reply: Reply, event: ReplyReceived) -> None:
-        command = event.command
+    def _on_hello(self, pending: Pending, reply: Reply, index: int, final: bool) -> None:
+        command = pending.command
         if not reply.is_positive:
             # RFC 5321 4.1.4: a server that does not know EHLO answers 500/502;
             # the client may then fall back to HELO. Never when TLS is required
@@ -592,7 +728,7 @@ class Session:
         if not self._tls and policy in (TLSPolicy.STARTTLS, TLSPolicy.OPPORTUNISTIC):
             if caps.starttls and not self._tried_starttls:
                 self._tried_starttls = True
-                self._send(StartTLS(), _Sent(_Kind.STARTTLS))
+                self._send(StartTLS())
                 self._phase = Phase.STARTTLS_WAIT
                 return
             if policy is TLSPolicy.STARTTLS:
@@ -637,7 +773,7 @@ class Session:
             return
         self._phase = Phase.AUTH
 
-    def _on_starttls(self, sent: _Sent, reply: Reply, event: ReplyReceived) -> None:
+    def _on_starttls(self, pending: Pending, reply: Reply, index: int, final: bool) -> None:
         if reply.code == 220:
             self._phase = Phase.TLS_HANDSHAKE
             return
@@ -657,7 +793,7 @@ class Session:
             return
         self._after_hello()
 
-    def _on_auth(self, sent: _Sent, reply: Reply, event: ReplyReceived) -> None:
+    def _on_auth(self, pending: Pending, reply: Reply, index: int, final: bool) -> None:
         mech = self._mechanism
         assert mech is not None
         if reply.code == 334:
@@ -676,9 +812,9 @@ class Session:
             except AuthenticationError as exc:
                 # RFC 4954 4: "*" cancels the exchange; the server answers 501.
                 self._auth_error = exc
-                self._send(AuthCancel(), _Sent(_Kind.AUTH))
+                self._send(AuthCancel())
                 return
-            self._send(AuthResponse(data=response), _Sent(_Kind.AUTH))
+            self._send(AuthResponse(data=response))
             return
         if self._auth_error is not None:
             self._fatal(self._auth_error, quit=True)
@@ -706,7 +842,7 @@ class Session:
             AuthenticationError(f"authentication failed: {reply.describe()}", reply), quit=True
         )
 
-    # -- transactions ----------------------------------------------------------
+    # -- transactions: sending -------------------------------------------------
 
     def _advance(self) -> bool:
         """Send what the phase and the connection allow; True if anything
@@ -724,36 +860,46 @@ class Session:
             # longer than 512 octets is sent after an empty 334 instead.
             if initial is not None and not Auth.initial_response_fits(mech.name, initial):
                 initial = None
-            self._send(Auth(mechanism=mech.name, initial_response=initial), _Sent(_Kind.AUTH))
+            self._send(Auth(mechanism=mech.name, initial_response=initial))
             self._phase = Phase.AUTH_WAIT
             return True
         if phase is not Phase.READY:
             return False
         did = False
-        for msg in list(self._active):
-            did |= self._pump(msg)
-        while self._jobs and self._body_msg is None and self._conn.can_send():
-            job = self._jobs[0]
-            if isinstance(job, _Msg):
-                if len(self._active) >= MAX_MESSAGES_IN_FLIGHT or any(
-                    not m.end_sent for m in self._active
+        active = self._active
+        if active and active[-1].state is TxnState.ENVELOPE:
+            # Only the newest transaction can still have envelope to send:
+            # a MAIL goes out once every earlier transaction's end is out.
+            did = self._pump(active[-1])
+        conn = self._conn
+        jobs = self._jobs
+        while jobs and self._body_txn is None and conn.can_send():
+            job = jobs[0]
+            if type(job) is _Msg:
+                if active and (
+                    not active[-1].end_out
+                    or len(active) >= MAX_TXNS_IN_FLIGHT
+                    or self._inflight_bytes >= MAX_BYTES_IN_FLIGHT
                 ):
                     break
-                self._jobs.popleft()
+                jobs.popleft()
                 did = True
-                if self._start_transaction(job):
-                    self._active.append(job)
-                    self._pump(job)
+                txn = self._start_transaction(job)
+                if txn is not None:
+                    active.append(txn)
+                    self._inflight_bytes += txn.wire_size
+                    self._pump(txn)
                 continue
-            if self._active or self._conn.waiting:
+            if active or conn.waiting:
                 break  # commands and QUIT go between transactions
-            self._jobs.popleft()
+            jobs.popleft()
             did = True
             if job is None:
                 self._begin_quit()
                 return True
+            assert isinstance(job, tuple)
             ticket, command = job
-            self._send(command, _Sent(_Kind.USER, ticket=ticket))
+            self._send(command, ticket)
         return did
 
     def _send_hello(self) -> None:
@@ -765,37 +911,42 @@ class Session:
             command = Helo(domain=name)
         else:
             command = Ehlo(domain=name)
-        self._send(command, _Sent(_Kind.HELLO))
+        self._send(command)
+        # RFC 5321 4.1.4: EHLO (or HELO) also clears any transaction.
+        self._rset_due = False
         self._phase = Phase.HELLO_WAIT
 
-    def _start_transaction(self, msg: _Msg) -> bool:
-        """Check the message against the server and prepare a transaction.
-        Returns False (after reporting the failure) if it cannot be sent."""
-        caps = self._capabilities
-        assert caps is not None
-        m = msg.message
-        try:
-            self._check_message(msg, caps)
-        except (MessageContentError, ConfigurationError) as exc:
-            self._fail_message(msg, exc)
-            return False
+    def _start_transaction(self, msg: _Msg) -> _Txn | None:
+        """The next transaction of ``msg`` (checked against the server the
+        first time); None, after reporting the failure, if it cannot be sent."""
+        if not msg.mail_line:
+            try:
+                self._prepare(msg, self._caps())
+            except (MessageContentError, ConfigurationError, InvalidInputError) as exc:
+                self._finish(msg, exc)
+                return None
         limit = self._config.max_recipients
-        msg.rcpts = []
-        while msg.todo and (limit is None or len(msg.rcpts) < limit):
-            msg.rcpts.append(msg.todo.popleft())
-        msg.sent_rcpts = msg.answered_rcpts = 0
-        msg.accepted = []
-        msg.positive_rcpts = 0
-        msg.mail_reply = None
-        msg.mail_sent = msg.data_sent = msg.body_started = msg.end_sent = False
-        msg.failed_reply = None
-        msg.final_replies = 0
-        msg.use_bdat = (
-            self._config.chunking and caps.chunking
-        ) or m.body_type is BodyType.BINARY_MIME
-        if m.data is not None and msg.wire is None:
-            # Encoded once per message: the transactions of a split message
-            # (452, max_recipients) all send the same data.
+        todo = msg.todo
+        if limit is None or len(todo) <= limit:
+            rcpts = list(todo)
+            todo.clear()
+        else:
+            rcpts = [todo.popleft() for _ in range(limit)]
+        txn = _Txn(msg, rcpts)
+        if msg.wire is not None:
+            txn.wire_size = len(msg.wire)
+        return txn
+
+    def _prepare(self, msg: _Msg, caps: Capabilities) -> None:
+        """Check the message against the server once, and encode what goes on
+        the wire once: the MAIL line and an in-memory body (a message split
+        over several transactions sends the same data in each)."""
+        m = msg.message
+        self._check_message(msg, caps)
+        msg.use_bdat = (self._config.chunking and caps.chunking) or (
+            m.body_type is BodyType.BINARY_MIME
+        )
+        if m.data is not None:
             if m.body_type is BodyType.BINARY_MIME:
                 # RFC 3030 3: BINARYMIME data has no lines: it goes as it is.
                 msg.wire = m.data
@@ -804,7 +955,7 @@ class Session:
                 assert msg.info is not None
                 mode = EncodeMode.BDAT if msg.use_bdat else EncodeMode.DATA
                 msg.wire = encode_scanned(m.data, msg.info, mode)
-        return True
+        msg.mail_line = self._mail_command(msg, caps).to_bytes()
 
     def _check_message(self, msg: _Msg, caps: Capabilities) -> None:
         m = msg.message
@@ -817,11 +968,20 @@ class Session:
             raise ConfigurationError(
                 "DSN parameters were requested but the server does not offer DSN (RFC 3461)"
             )
-        if m.requiretls and not (caps.requiretls and self._tls):
-            raise ConfigurationError(
-                "REQUIRETLS was requested but is not available "
-                "(RFC 8689 needs TLS and the REQUIRETLS extension)"
-            )
+        if m.requiretls:
+            # RFC 8689 4.2.1: REQUIRETLS needs the extension and a TLS session
+            # whose certificate was verified (the client MUST NOT relay it
+            # over an unauthenticated channel).
+            if not (caps.requiretls and self._tls):
+                raise ConfigurationError(
+                    "REQUIRETLS was requested but is not available "
+                    "(RFC 8689 needs TLS and the REQUIRETLS extension)"
+                )
+            if not self._config.tls_verified:
+                raise ConfigurationError(
+                    "REQUIRETLS was requested but the server's certificate is not verified "
+                    "(RFC 8689 4.2.1); TLS verification is turned off for this client"
+                )
         if m.body_type is BodyType.BINARY_MIME and not (caps.binarymime and caps.chunking):
             raise MessageContentError(
                 "BINARYMIME needs the server's BINARYMIME and CHUNKING (RFC 3030)"
@@ -830,28 +990,9 @@ class Session:
             raise MessageContentError("the server does not offer 8BITMIME (RFC 6152)")
         size = m.size_hint
         if m.data is not None and m.body_type is not BodyType.BINARY_MIME:
-            info = msg.info if msg.info is not None else scan_body(m.data)
-            msg.info = info
+            info = msg.info = scan_body(m.data)
             size = info.canonical_size
-            if self._config.strict_line_endings and info.has_bare_line_endings:
-                raise MessageContentError(
-                    "the message has bare CR or LF line endings (strict mode)"
-                )
-            if info.has_nul:
-                raise MessageContentError("the message contains NUL octets")
-            if info.has_controls and not self._config.allow_controls:
-                raise MessageContentError(
-                    "the message contains control characters "
-                    "(allow_controls=True lets them through)"
-                )
-            # RFC 6152 / RFC 5321 2.4: 8-bit content needs 8BITMIME.
-            if info.has_8bit and not caps.eightbitmime:
-                raise MessageContentError(
-                    "the message has 8-bit data and the server does not offer 8BITMIME"
-                )
-            # RFC 5321 4.5.3.1.6: a text line is at most 998 octets plus CRLF.
-            if info.over_limit:
-                raise MessageContentError("the message has a line longer than 998 octets")
+            self._check_body(info, caps)
         elif m.data is not None:
             size = len(m.data)
         # RFC 1870 6: a message larger than the announced SIZE is refused with
@@ -860,6 +1001,24 @@ class Session:
             raise MessageContentError(
                 f"the message ({size} octets) exceeds the server's SIZE limit ({caps.size} octets)"
             )
+
+    def _check_body(self, info: BodyInfo, caps: Capabilities) -> None:
+        if self._config.strict_line_endings and info.has_bare_line_endings:
+            raise MessageContentError("the message has bare CR or LF line endings (strict mode)")
+        if info.has_nul:
+            raise MessageContentError("the message contains NUL octets")
+        if info.has_controls and not self._config.allow_controls:
+            raise MessageContentError(
+                "the message contains control characters (allow_controls=True lets them through)"
+            )
+        # RFC 6152 / RFC 5321 2.4: 8-bit content needs 8BITMIME.
+        if info.has_8bit and not caps.eightbitmime:
+            raise MessageContentError(
+                "the message has 8-bit data and the server does not offer 8BITMIME"
+            )
+        # RFC 5321 4.5.3.1.6: a text line is at most 998 octets plus CRLF.
+        if info.over_limit:
+            raise MessageContentError("the message has a line longer than 998 octets")
 
     def _encoder(self, mode: EncodeMode, caps: Capabilities) -> BodyEncoder:
         return BodyEncoder(
@@ -870,53 +1029,57 @@ class Session:
             allow_controls=self._config.allow_controls or mode is EncodeMode.BINARY,
         )
 
-    def _pump(self, msg: _Msg) -> bool:
-        """Send as much of ``msg``'s transaction as the connection allows."""
-        if msg.data_sent:
-            return False  # the envelope is out; replies or the body come next
+    def _pump(self, txn: _Txn) -> bool:
+        """Send as much of ``txn``'s envelope, and then its data command, as
+        the connection allows (everything at once with PIPELINING)."""
         did = False
         conn = self._conn
-        quit_after = self._config.quit_after
-        while conn.can_send() and self._phase is Phase.READY:
-            if not msg.mail_sent:
-                self._send(self._mail_command(msg), _Sent(_Kind.MAIL, msg))
-                msg.mail_sent = True
-            elif msg.sent_rcpts < len(msg.rcpts):
-                if msg.failed_reply is not None or quit_after is QuitAfter.MAIL:
-                    break  # replies known (no pipelining): stop sending RCPTs
-                rcpt = msg.rcpts[msg.sent_rcpts]
-                msg.sent_rcpts += 1
-                self._send(self._rcpt_command(msg, rcpt), _Sent(_Kind.RCPT, msg, recipient=rcpt))
-            elif not msg.data_sent:
-                if quit_after in (QuitAfter.MAIL, QuitAfter.RCPT):
-                    break
-                all_answered = msg.answered_rcpts == len(msg.rcpts) and msg.mail_reply is not None
-                if all_answered and (msg.failed_reply is not None or not msg.accepted):
-                    break  # nothing to send data for; the reply handler ends it
-                if not all_answered and (
-                    (msg.message.data is None and msg.use_bdat)
-                    or self._config.require_all_recipients
-                ):
-                    # A streamed body is only sent once some recipient is known
-                    # to be accepted: no gigabytes for a refused envelope. With
-                    # require_all_recipients DATA waits for every RCPT reply:
-                    # after a 354 the message can no longer be withheld.
-                    break
-                msg.data_sent = True
-                if not msg.use_bdat:
-                    self._send(_DATA, _Sent(_Kind.DATA, msg))
-                elif msg.wire is not None:
-                    self._send_bdat(msg, msg.wire, last=True)
-                else:
-                    self._begin_stream(msg, EncodeMode.BDAT)
-                    return True
+        msg = txn.msg
+        quit_after = self._quit_after
+        while txn.state is TxnState.ENVELOPE and conn.can_send() and self._phase is Phase.READY:
+            if txn.sent < 0:
+                if self._rset_due:
+                    # RFC 5321 4.1.1.5 / RFC 3030 4.2: the server's last
+                    # transaction may still be open: reset it (with
+                    # PIPELINING in the same group as this MAIL).
+                    self._send(_RSET)
+                    self._rset_due = False
+                    did = True
+                    continue
+                self._send_line(_MAIL, msg.mail_line, txn)
+                self._rset_due = True
+                self._latest = txn
+                txn.sent = 0
+            elif txn.sent < len(txn.rcpts):
+                if txn.mail_refused is not None or txn.withheld or quit_after is QuitAfter.MAIL:
+                    break  # replies known (no pipelining): no further RCPT
+                rcpt = txn.rcpts[txn.sent]
+                txn.sent += 1
+                self._send_line(_RCPT, self._rcpt_line(msg, rcpt), txn)
             else:
-                break
+                if quit_after is QuitAfter.MAIL or quit_after is QuitAfter.RCPT:
+                    break
+                if txn.envelope_done:
+                    if txn.mail_refused is not None or txn.withheld or not txn.accepted:
+                        break  # the reply handler ends the transaction
+                elif self._config.require_all_recipients or (msg.use_bdat and msg.wire is None):
+                    # With require_all_recipients the data waits for every
+                    # RCPT reply: after a 354 or a BDAT the message can no
+                    # longer be withheld. A streamed body waits too: no
+                    # gigabytes for a refused envelope.
+                    break
+                if not msg.use_bdat:
+                    self._send(_DATA, txn)
+                    txn.move(_In.SEND_DATA)
+                elif msg.wire is not None:
+                    self._send_bdat(txn, msg.wire, last=True)
+                else:
+                    self._begin_stream(txn, EncodeMode.BDAT)
+                return True
             did = True
         return did
 
-    def _mail_command(self, msg: _Msg) -> Mail:
-        caps = self._caps()
+    def _mail_command(self, msg: _Msg, caps: Capabilities) -> Mail:
         m = msg.message
         size: int | None = None
         if caps.size_supported:
@@ -939,23 +1102,45 @@ class Session:
             requiretls=m.requiretls,
         )
 
-    def _rcpt_command(self, msg: _Msg, rcpt: str) -> Rcpt:
+    def _rcpt_line(self, msg: _Msg, rcpt: str) -> bytes:
         m = msg.message
         return Rcpt(
             recipient=rcpt,
             notify=m.notify,
             orcpt=rcpt if m.orcpt else None,
             utf8=m.needs_smtputf8,
-        )
+        ).to_bytes()
 
-    def _send_bdat(self, msg: _Msg, chunk: bytes, *, last: bool) -> None:
-        kind = _Kind.END if last else _Kind.BDAT
-        self._send(Bdat(size=len(chunk), last=last), _Sent(kind, msg))
-        self._write_data(msg, chunk)
+    def _send_bdat(self, txn: _Txn, chunk: bytes, *, last: bool) -> None:
+        size = len(chunk)
+        self._conn.push_bdat(size, last, txn)
+        self._write_command(b"BDAT %d LAST\r\n" % size if last else b"BDAT %d\r\n" % size)
+        txn.bdat_in_flight += 1
         if last:
-            msg.end_sent = True
+            txn.move(_In.SEND_END)
+            self._ends_unwritten.append(txn)
         else:
-            msg.bdat_in_flight += 1
+            txn.move(_In.SEND_CHUNK)
+        self._write_data(txn.msg, chunk)
+
+    def _send_end_of_data(self, txn: _Txn) -> None:
+        self._send(_END_OF_DATA, txn)
+        txn.move(_In.SEND_END)
+        self._ends_unwritten.append(txn)
+        if txn is self._latest:
+            # RFC 5321 4.1.1.4: the end of data ends the transaction, whatever
+            # the reply (a missing reply ends the connection instead).
+            self._rset_due = False
+
+    def _begin_stream(self, txn: _Txn, mode: EncodeMode) -> None:
+        """Ask the adapter for the body, from its start."""
+        msg = txn.msg
+        txn.encoder = self._encoder(mode, self._caps())
+        # A message split over several transactions (452, max_recipients)
+        # sends its body again: the adapter must start over.
+        txn.restart = msg.streamed_before
+        msg.streamed_before = True
+        self._body_txn = txn
 
     def _write_data(self, msg: _Msg, data: bytes) -> None:
         if not data:
@@ -963,8 +1148,8 @@ class Session:
         self._out += self._conn.send_body(data)
         self._out_stage = Stage.DATA_BLOCK
         msg.size += len(data)
-        msg.any_data_sent = msg.body_started = True
-        if self._config.transaction_log:
+        msg.data_sent = True
+        if self._logging:
             if self._config.log_message_data:
                 for line in (
                     data.split(b"\r\n")[:-1] if data.endswith(b"\r\n") else data.split(b"\r\n")
@@ -975,266 +1160,376 @@ class Session:
                     Direction.SENT, f"[message data: {len(data)} octets]".encode(), summary=True
                 )
 
-    def _stream_chunk(self, msg: _Msg, chunk: bytes) -> None:
-        encoder = msg.encoder
+    def _stream_chunk(self, txn: _Txn, chunk: bytes) -> None:
+        encoder = txn.encoder
         assert encoder is not None
         if chunk:
             wire = encoder.feed(chunk)
             if not wire:
                 return
-            if msg.use_bdat:
-                self._send_bdat(msg, wire, last=False)
+            if txn.msg.use_bdat:
+                self._send_bdat(txn, wire, last=False)
             else:
-                self._write_data(msg, wire)
+                self._write_data(txn.msg, wire)
             return
         tail = encoder.end()
-        self._body_msg = None
-        msg.streaming = False
-        if msg.use_bdat:
-            self._send_bdat(msg, tail, last=True)
+        self._body_txn = None
+        if txn.msg.use_bdat:
+            self._send_bdat(txn, tail, last=True)
         else:
             # The encoder's tail ends with the terminator; the connection
             # sends it as the EndOfData command so that its reply is expected.
-            self._write_data(msg, tail[:-3])
-            self._send(_END_OF_DATA, _Sent(_Kind.END, msg))
-            msg.end_sent = True
+            self._write_data(txn.msg, tail[:-3])
+            self._send_end_of_data(txn)
 
-    # -- transaction replies ---------------------------------------------------
+    # -- transactions: replies -------------------------------------------------
 
-    def _on_mail(self, sent: _Sent, reply: Reply, event: ReplyReceived) -> None:
-        msg = sent.msg
-        assert msg is not None
-        msg.mail_reply = reply
+    def _on_mail(self, pending: Pending, reply: Reply, index: int, final: bool) -> None:
+        txn = pending.tag
+        assert isinstance(txn, _Txn)
         if not reply.is_positive:
-            msg.failed_reply = _reply_error(reply, "MAIL")
-        if self._config.quit_after is QuitAfter.MAIL:
-            self._probe_done(msg)
+            txn.mail_refused = reply
+            if txn.msg.refusal is None:
+                txn.msg.refusal = _reply_error(reply, "MAIL")
+        if self._quit_after is QuitAfter.MAIL:
+            self._probe_done(txn)
             return
-        self._maybe_end_early(msg)
+        self._envelope_step(txn)
 
-    def _on_rcpt(self, sent: _Sent, reply: Reply, event: ReplyReceived) -> None:
-        msg = sent.msg
-        assert msg is not None
-        rcpt = sent.recipient
-        msg.answered_rcpts += 1
-        self._events.append(RecipientResult(message_id=msg.id, recipient=rcpt, reply=reply))
-        positive = reply.is_positive
-        if positive:
-            msg.positive_rcpts += 1
-        if positive and msg.failed_reply is None:
-            msg.accepted.append(rcpt)
-            msg.rcpt_replies[rcpt] = reply
-        elif reply.code == 452 and msg.accepted:
-            # RFC 5321 4.5.3.1.10: "452 too many recipients": send the rest in
-            # another transaction (only when this one accepted some, so that
-            # a server refusing everyone cannot loop us).
-            msg.todo.append(rcpt)
+    def _on_rcpt(self, pending: Pending, reply: Reply, index: int, final: bool) -> None:
+        txn = pending.tag
+        assert isinstance(txn, _Txn)
+        rcpt = txn.rcpts[txn.answered]
+        txn.answered += 1
+        msg = txn.msg
+        if self._rcpt_events:
+            self._events.append(RecipientResult(message_id=msg.id, recipient=rcpt, reply=reply))
+        if reply.is_positive:
+            txn.positive += 1
+        if txn.mail_refused is not None:
+            # No transaction to join: whatever the RCPT got, the MAIL refusal
+            # decided (the server's reply to this recipient is kept).
+            msg.statuses[rcpt] = RecipientStatus(
+                recipient=rcpt,
+                reply=reply if not reply.is_positive else txn.mail_refused,
+                state=RecipientState.REFUSED,
+            )
+        elif reply.is_positive:
+            txn.accepted.append(rcpt)
+            txn.rcpt_replies[rcpt] = reply
+        elif txn.accepted and _is_too_many_recipients(reply):
+            # RFC 5321 4.5.3.1.10: "too many recipients": the rest go in a
+            # further transaction (only when this one took some, so that a
+            # server refusing everyone cannot loop us).
+            txn.deferred.append(rcpt)
         else:
             msg.statuses[rcpt] = RecipientStatus(
                 recipient=rcpt, reply=reply, state=RecipientState.REFUSED
             )
-            if self._config.require_all_recipients and msg.failed_reply is None:
+            if self._config.require_all_recipients and not txn.withheld:
                 # The message fails as a whole: deliver it to no one.
-                msg.failed_reply = _reply_error(reply, "RCPT")
-        if msg.answered_rcpts == len(msg.rcpts):
-            if self._config.quit_after is QuitAfter.RCPT:
-                self._probe_done(msg)
-                return
-            self._maybe_end_early(msg)
-        elif msg.failed_reply is not None and msg.answered_rcpts == msg.sent_rcpts:
-            # No further RCPT goes out (require_all_recipients refused one):
-            # the transaction ends here, or it would stay open for ever.
-            self._maybe_end_early(msg)
+                txn.withheld = True
+                if msg.refusal is None:
+                    msg.refusal = _reply_error(reply, "RCPT")
+        self._envelope_step(txn)
 
-    def _maybe_end_early(self, msg: _Msg) -> None:
-        """With every envelope reply in and no DATA sent, end a transaction
-        that has nothing to deliver (MAIL refused, or no recipient taken)."""
-        if msg.data_sent or msg.answered_rcpts < msg.sent_rcpts or msg.mail_reply is None:
+    def _envelope_step(self, txn: _Txn) -> None:
+        """After a MAIL or RCPT reply: end a transaction that has nothing to
+        deliver once every envelope reply is in and no data command went."""
+        if not txn.envelope_done:
             return
-        if msg.answered_rcpts < len(msg.rcpts) and msg.failed_reply is None:
+        if self._quit_after is QuitAfter.RCPT:
+            self._probe_done(txn)
             return
-        if msg.failed_reply is None and msg.accepted:
-            return
-        self._send(_RSET, _Sent(_Kind.RSET))
-        self._end_transaction(msg)
+        if txn.state is TxnState.ENVELOPE and (
+            txn.mail_refused is not None or txn.withheld or not txn.accepted
+        ):
+            txn.move(_In.NOTHING_TO_SEND)
+            self._end_transaction(txn)
 
-    def _on_data(self, sent: _Sent, reply: Reply, event: ReplyReceived) -> None:
-        msg = sent.msg
-        assert msg is not None
+    def _on_data(self, pending: Pending, reply: Reply, index: int, final: bool) -> None:
+        txn = pending.tag
+        assert isinstance(txn, _Txn)
+        msg = txn.msg
         if reply.code != 354:
-            # RFC 5321 4.1.1.4: no 354, no data. When no RCPT succeeded,
-            # the refusal of DATA is a consequence (RFC 2920 3.1), not the
-            # cause: the message fails with RecipientsRefusedError.
-            if msg.failed_reply is None and msg.accepted:
-                msg.failed_reply = _reply_error(reply, "DATA")
-            msg.last_reply = reply
-            self._send(_RSET, _Sent(_Kind.RSET))
-            self._end_transaction(msg)
+            # RFC 5321 4.1.1.4: no 354, no data. The server may keep the
+            # transaction (RSET goes before the next MAIL). When no RCPT
+            # succeeded the refusal is a consequence (RFC 2920 3.1), not the
+            # cause.
+            txn.data_refused = reply
+            txn.move(_In.REFUSED)
+            if txn.accepted and msg.refusal is None:
+                msg.refusal = _reply_error(reply, "DATA")
+            self._end_transaction(txn)
             return
-        if not msg.accepted or msg.failed_reply is not None:
+        txn.move(_In.GOT_354)
+        if not txn.accepted:
+            if self._conn.lmtp and not txn.positive:
+                # RFC 2033 4.2: with no RCPT accepted, DATA "MUST fail with a
+                # 503". After this 354 the lone terminator would get no reply
+                # at all (one per accepted RCPT), or one that would be taken
+                # for the next command's: the message is refused (every RCPT
+                # said so) and the connection is closed.
+                txn.move(_In.REFUSED)
+                self._end_transaction(txn)
+                self._fatal(
+                    RemoteProtocolError(
+                        "LMTP server answered DATA with 354 although no recipient was "
+                        "accepted (RFC 2033 4.2 requires 503)"
+                    ),
+                    quit=False,
+                )
+                return
             # RFC 2920 3.1: every RCPT failed but the server still said 354:
-            # send the lone terminator, so no message is created.
-            self._send(_END_OF_DATA, _Sent(_Kind.END, msg))
-            msg.end_sent = True
+            # send the lone terminator, so that no message is created.
+            self._send_end_of_data(txn)
             return
         if msg.wire is not None:
             self._write_data(msg, msg.wire[:-3])
-            self._send(_END_OF_DATA, _Sent(_Kind.END, msg))
-            msg.end_sent = True
+            self._send_end_of_data(txn)
             return
-        self._begin_stream(msg, EncodeMode.DATA)
+        self._begin_stream(txn, EncodeMode.DATA)
 
-    def _begin_stream(self, msg: _Msg, mode: EncodeMode) -> None:
-        """Ask the adapter for the body, from its start."""
-        msg.encoder = self._encoder(mode, self._caps())
-        # A message split over several transactions (452, max_recipients)
-        # sends its body again: the adapter must start over.
-        msg.restart = msg.streamed_before
-        msg.streamed_before = True
-        msg.streaming = True
-        self._body_msg = msg
+    def _on_bdat(self, pending: Pending, reply: Reply, index: int, final: bool) -> None:
+        if pending.final_data:
+            self._on_end(pending, reply, index, final)
+            return
+        txn = pending.tag
+        assert isinstance(txn, _Txn)
+        txn.bdat_in_flight -= 1
+        if not reply.is_positive and txn.state is not TxnState.ABORTED:
+            # RFC 3030 4.2: after a failed chunk the client must not send
+            # more, and the server may or may not keep the transaction.
+            txn.data_refused = reply
+            txn.move(_In.REFUSED)
+            if txn.accepted and txn.msg.refusal is None:
+                txn.msg.refusal = _reply_error(reply, "BDAT")
+            if self._body_txn is txn:
+                self._body_txn = None
+        if txn.state is TxnState.ABORTED and not txn.bdat_in_flight:
+            self._end_transaction(txn)
 
-    def _on_bdat(self, sent: _Sent, reply: Reply, event: ReplyReceived) -> None:
-        msg = sent.msg
-        assert msg is not None
-        msg.bdat_in_flight -= 1
-        if not reply.is_positive and msg.failed_reply is None:
-            # RFC 3030 4.2: after a failed chunk the client must not send more.
-            msg.failed_reply = _reply_error(reply, "BDAT")
+    def _on_end(self, pending: Pending, reply: Reply, index: int, final: bool) -> None:
+        """A reply to the end of data (final dot or BDAT LAST); in LMTP one
+        of several, one per accepted recipient (RFC 2033 4.2)."""
+        txn = pending.tag
+        assert isinstance(txn, _Txn)
+        msg = txn.msg
+        bdat = type(pending.command) is Bdat
+        positive = reply.is_positive
+        if bdat and final:
+            txn.bdat_in_flight -= 1
+        if final:
             msg.last_reply = reply
-            if self._body_msg is msg:
-                self._body_msg = None
-                msg.streaming = False
-                self._send(_RSET, _Sent(_Kind.RSET))
-                self._end_transaction(msg)
-
-    def _on_end(self, sent: _Sent, reply: Reply, event: ReplyReceived) -> None:
-        msg = sent.msg
-        assert msg is not None
-        msg.last_reply = reply
-        if not msg.accepted or msg.failed_reply is not None:
-            # The lone terminator: the recipients' or MAIL's refusal decides.
-            if self._end_complete(sent, event.index):
-                # RFC 5321 4.1.1.4: the end of the data clears the transaction
-                # whatever the reply. RSET is a courtesy, and never after the
-                # next envelope was pipelined: it would abort that transaction.
-                if not reply.is_positive and not self._sent and self._conn.can_send():
-                    self._send(_RSET, _Sent(_Kind.RSET))
-                self._end_transaction(msg)
+        if txn.state is TxnState.ABORTED:
+            # A chunk was refused before: this reply changes nothing.
+            if final and not txn.bdat_in_flight:
+                self._end_transaction(txn)
             return
+        accepted = txn.accepted
+        if not accepted:
+            # The lone terminator, or BDAT LAST pipelined behind an envelope
+            # that was refused: the RCPT replies decided.
+            if final:
+                txn.move(_In.REFUSED if bdat and not positive else _In.ANSWERED)
+                self._end_transaction(txn)
+            return
+        statuses = msg.statuses
+        state = RecipientState.ACCEPTED if positive else RecipientState.REFUSED
         if self._conn.lmtp:
             # RFC 2033 4.2: one reply per accepted recipient, in RCPT order.
-            recipients = [msg.accepted[event.index]] if event.index < len(msg.accepted) else []
+            if index < len(accepted):
+                rcpt = accepted[index]
+                statuses[rcpt] = RecipientStatus(recipient=rcpt, reply=reply, state=state)
+            if positive:
+                txn.data_refused = None
+            elif final and reply.code == 421:
+                # The server closes instead of answering the others.
+                txn.end_unwritten = False
         else:
-            recipients = list(msg.accepted)
-        positive = reply.is_positive
-        for rcpt in recipients:
-            msg.statuses[rcpt] = RecipientStatus(
-                recipient=rcpt,
-                reply=reply,
-                state=RecipientState.ACCEPTED if positive else RecipientState.REFUSED,
-            )
-        if not positive and msg.first_refusal is None:
-            msg.first_refusal = _reply_error(reply, "DATA")
-        if self._end_complete(sent, event.index):
-            self._end_transaction(msg)
+            for rcpt in accepted:
+                statuses[rcpt] = RecipientStatus(recipient=rcpt, reply=reply, state=state)
+        if not positive:
+            if msg.refusal is None:
+                msg.refusal = _reply_error(reply, "BDAT" if bdat else "DATA")
+            if index == 0 or txn.data_refused is not None:
+                txn.data_refused = reply  # every reply so far refused
+        if not final:
+            return
+        if bdat and txn.data_refused is not None:
+            # RFC 3030 4.2: a refused BDAT LAST may leave the server's
+            # transaction open (Exim) or not (Postfix): RSET before the next MAIL.
+            txn.move(_In.REFUSED)
+        else:
+            txn.move(_In.ANSWERED)
+            if bdat and txn is self._latest:
+                self._rset_due = False  # the data was taken: the transaction is closed
+        self._end_transaction(txn)
 
-    def _end_transaction(self, msg: _Msg) -> None:
-        if msg.failed_reply is not None:
-            for rcpt in msg.rcpts:
-                if rcpt not in msg.statuses:
-                    reply = msg.failed_reply.reply
-                    msg.statuses[rcpt] = RecipientStatus(
-                        recipient=rcpt, reply=reply, state=RecipientState.REFUSED
-                    )
-            if msg.first_refusal is None:
-                msg.first_refusal = msg.failed_reply
-        if msg in self._active:
-            self._active.remove(msg)
-        if msg.todo and (
-            msg.failed_reply is None or (msg.accepted and not self._config.require_all_recipients)
-        ):
+    # -- transactions: outcomes ------------------------------------------------
+
+    def _end_transaction(self, txn: _Txn) -> None:
+        """The transaction is over, its outcome known: give every recipient of
+        it a status, then go on with the message's next transaction or report
+        the message."""
+        msg = txn.msg
+        self._retire(txn)
+        statuses = msg.statuses
+        mail_refused = txn.mail_refused
+        deferred = txn.deferred
+        for rcpt in txn.rcpts:
+            if rcpt in statuses or rcpt in deferred:
+                continue
+            if mail_refused is not None:
+                # Never sent (no pipelining): the MAIL refusal stopped it.
+                status = RecipientStatus(
+                    recipient=rcpt, reply=mail_refused, state=RecipientState.REFUSED
+                )
+            elif txn.data_refused is not None and not txn.withheld:
+                # Accepted at RCPT, then DATA or a BDAT chunk was refused.
+                status = RecipientStatus(
+                    recipient=rcpt, reply=txn.data_refused, state=RecipientState.REFUSED
+                )
+            else:
+                # Withheld (require_all_recipients), or never sent after the
+                # client stopped the envelope: the message did not go to it.
+                status = RecipientStatus(
+                    recipient=rcpt, reply=txn.rcpt_replies.get(rcpt), state=RecipientState.NOT_SENT
+                )
+            statuses[rcpt] = status
+        if deferred:
+            msg.todo.extendleft(reversed(deferred))
+        if msg.todo and mail_refused is None and not txn.withheld:
             # More recipients (452 or max_recipients): another transaction,
             # before anything else queued.
             self._jobs.appendleft(msg)
             return
-        self._finish_message(msg)
+        self._finish(msg)
 
-    def _finish_message(self, msg: _Msg) -> None:
+    def _retire(self, txn: _Txn) -> None:
+        if txn in self._active:
+            self._active.remove(txn)
+            self._inflight_bytes -= txn.wire_size
+
+    def _finish(self, msg: _Msg, error: SMTPError | None = None) -> None:
+        """Report the message, from its recipients' statuses (``error``: the
+        reason it was not sent at all)."""
         result = self._result(msg)
         accepted = result.accepted
-        refused = result.rejected
-        if accepted and not (refused and self._config.require_all_recipients):
+        if (
+            error is None
+            and accepted
+            and (not self._config.require_all_recipients or len(accepted) == len(result.recipients))
+        ):
             self._events.append(MessageAccepted(result=result))
             return
-        error: SMTPError
-        if accepted:
-            error = RecipientsRefusedError(dict(refused), next(iter(refused.values())))
-        elif msg.first_refusal is not None and msg.first_refusal.command != "RCPT":
-            error = msg.first_refusal
-        else:
-            last = list(refused.values())[-1] if refused else msg.last_reply
-            assert last is not None
-            error = RecipientsRefusedError(dict(refused), last)
+        if error is None:
+            refusal = msg.refusal
+            rejected = dict(result.rejected)
+            if refusal is not None and refusal.command != "RCPT" and not accepted:
+                error = refusal
+            elif rejected:
+                error = RecipientsRefusedError(rejected, _decisive(rejected, accepted))
+            else:
+                reply = msg.last_reply
+                error = (
+                    _reply_error(reply, "DATA")
+                    if reply is not None
+                    else LocalProtocolError("the message was not sent")
+                )
+        error.result = result
         self._events.append(MessageFailed(result=result, error=error))
 
-    def _probe_done(self, msg: _Msg) -> None:
+    def _result(self, msg: _Msg) -> MessageResult:
+        statuses = msg.statuses
+        recipients = msg.message.recipients
+        unknown = False
+        ordered = []
+        for rcpt in recipients:
+            status = statuses.get(rcpt)
+            if status is None:
+                status = RecipientStatus(recipient=rcpt, reply=None, state=RecipientState.NOT_SENT)
+            elif status.state is RecipientState.UNKNOWN:
+                unknown = True
+            ordered.append(status)
+        return MessageResult(
+            message_id=msg.id,
+            sender=msg.message.sender,
+            recipients=tuple(ordered),
+            reply=msg.last_reply,
+            size=msg.size,
+            data_sent=msg.data_sent,
+            status_known=not unknown,
+        )
+
+    def _probe_done(self, txn: _Txn) -> None:
         """``quit_after`` MAIL or RCPT: report what the envelope got, QUIT."""
-        if msg in self._active:
-            self._active.remove(msg)
-        for rcpt in msg.accepted:
+        msg = txn.msg
+        self._retire(txn)
+        for rcpt in txn.accepted:
             msg.statuses[rcpt] = RecipientStatus(
-                recipient=rcpt, reply=msg.rcpt_replies[rcpt], state=RecipientState.ACCEPTED
+                recipient=rcpt, reply=txn.rcpt_replies[rcpt], state=RecipientState.ACCEPTED
             )
-        msg.last_reply = msg.mail_reply if msg.failed_reply is not None else None
-        if msg.failed_reply is not None:
+        if txn.mail_refused is not None:
             # The MAIL refusal decides every recipient it stopped.
-            for rcpt in msg.rcpts:
+            msg.last_reply = txn.mail_refused
+            for rcpt in txn.rcpts:
                 msg.statuses.setdefault(
                     rcpt,
                     RecipientStatus(
-                        recipient=rcpt, reply=msg.failed_reply.reply, state=RecipientState.REFUSED
+                        recipient=rcpt, reply=txn.mail_refused, state=RecipientState.REFUSED
                     ),
                 )
         self._events.append(MessageProbed(result=self._result(msg)))
         self._begin_quit()
 
-    def _result(self, msg: _Msg, *, status_known: bool = True) -> MessageResult:
-        ordered = tuple(msg.statuses[r] for r in msg.message.recipients if r in msg.statuses)
-        return MessageResult(
-            message_id=msg.id,
-            sender=msg.message.sender,
-            recipients=ordered,
-            reply=msg.last_reply,
-            size=msg.size,
-            data_sent=msg.any_data_sent,
-            status_known=status_known,
-        )
+    def _fail_txn(self, txn: _Txn, error: SMTPError) -> None:
+        """The session failed with ``txn`` under way: what is known of each
+        recipient stays, the rest is unknown (its end of data went out) or
+        not sent; the message is reported with its own copy of ``error``."""
+        msg = txn.msg
+        self._retire(txn)
+        end_out = txn.state is TxnState.END_SENT and not txn.end_unwritten
+        statuses = msg.statuses
+        for rcpt in txn.rcpts:
+            if rcpt in statuses or rcpt in txn.deferred:
+                continue
+            reply = txn.rcpt_replies.get(rcpt)
+            if txn.mail_refused is not None:
+                status = RecipientStatus(
+                    recipient=rcpt, reply=txn.mail_refused, state=RecipientState.REFUSED
+                )
+            elif end_out and not txn.withheld:
+                # RFC 5321 4.5.3.2.6: after the end of data and before its
+                # reply, the server may or may not have taken the message
+                # (also for a recipient whose RCPT reply never came).
+                status = RecipientStatus(recipient=rcpt, reply=reply, state=RecipientState.UNKNOWN)
+            else:
+                status = RecipientStatus(recipient=rcpt, reply=reply, state=RecipientState.NOT_SENT)
+            statuses[rcpt] = status
+        self._fail_message(msg, error)
 
     def _fail_message(self, msg: _Msg, error: SMTPError) -> None:
-        if msg in self._active:
-            self._active.remove(msg)
-        # After the final dot and before its reply, the server may or may not
-        # have taken the message (RFC 5321 4.5.3.2.6): say so.
-        result = self._result(msg, status_known=not msg.end_sent)
-        self._events.append(MessageFailed(result=result, error=_own_error(error, msg.end_sent)))
+        result = self._result(msg)
+        own = _own_error(error, result)
+        self._events.append(MessageFailed(result=result, error=own))
 
     # -- simple replies --------------------------------------------------------
 
-    def _on_rset(self, sent: _Sent, reply: Reply, event: ReplyReceived) -> None:
+    def _on_rset(self, pending: Pending, reply: Reply, index: int, final: bool) -> None:
         if not reply.is_positive:
             # RFC 5321 4.1.1.5: RSET must succeed; a server that refuses it is
             # in a state we cannot reason about.
             self._fatal(_reply_error(reply, "RSET"), quit=True)
 
-    def _on_quit(self, sent: _Sent, reply: Reply, event: ReplyReceived) -> None:
+    def _on_quit(self, pending: Pending, reply: Reply, index: int, final: bool) -> None:
         self._phase = Phase.CLOSED
 
-    def _on_user(self, sent: _Sent, reply: Reply, event: ReplyReceived) -> None:
-        assert event.command is not None
-        self._events.append(
-            CommandCompleted(ticket=sent.ticket, command=event.command, reply=reply)
-        )
+    def _on_user(self, pending: Pending, reply: Reply, index: int, final: bool) -> None:
+        command = pending.command
+        assert command is not None
+        assert isinstance(pending.tag, int)
+        self._events.append(CommandCompleted(ticket=pending.tag, command=command, reply=reply))
 
     # -- ending ----------------------------------------------------------------
 
@@ -1245,7 +1540,7 @@ class Session:
         self._drop_jobs(None)
         if self._conn.can_send():
             try:
-                self._send(Quit(), _Sent(_Kind.QUIT))
+                self._send(Quit())
             except LocalProtocolError:
                 self._phase = Phase.CLOSED
                 return
@@ -1258,12 +1553,16 @@ class Session:
         queued, QUIT if the conversation allows it, then close."""
         if self._error is None:
             self._error = error
-        self._body_msg = None
-        for msg in list(self._active):
-            self._fail_message(msg, error)
+        self._body_txn = None
+        # Ends still in _out were never written, and never will be.
+        for txn in self._ends_unwritten:
+            txn.end_unwritten = True
+        self._ends_unwritten = []
+        for txn in list(self._active):
+            self._fail_txn(txn, error)
         self._active.clear()
+        self._inflight_bytes = 0
         self._drop_jobs(error)
-        self._sent.clear()
         # QUIT only where it cannot be confused with anything in flight.
         if (
             quit
@@ -1273,7 +1572,7 @@ class Session:
             and self._conn.can_send()
         ):
             try:
-                self._send(Quit(), _Sent(_Kind.QUIT))
+                self._send(Quit())
             except LocalProtocolError:
                 pass
             else:
@@ -1285,38 +1584,43 @@ class Session:
 
     def _drop_jobs(self, error: SMTPError | None) -> None:
         for job in self._jobs:
-            if isinstance(job, _Msg):
-                self._events.append(
-                    MessageFailed(
-                        result=self._result(job),
-                        error=_own_error(error, False)
-                        if error is not None
-                        else LocalProtocolError("the session quit before this message was sent"),
-                    )
+            if type(job) is _Msg:
+                self._fail_message(
+                    job,
+                    error
+                    if error is not None
+                    else LocalProtocolError("the session quit before this message was sent"),
                 )
         self._jobs.clear()
 
     # -- plumbing --------------------------------------------------------------
 
-    def _send(self, command: Command, sent: _Sent) -> None:
-        data_pending = self._out_stage is Stage.DATA_BLOCK and bool(self._out)
-        self._out += self._conn.send(command)
-        if not data_pending:
-            # RFC 5321 4.5.3.2.5: a write carrying message data is a data
-            # block, whatever command follows the data in it.
-            self._out_stage = command.stage
-        if sent.kind is _Kind.END and sent.msg is not None:
-            self._ends_unwritten.append(sent.msg)
-        self._sent.append(sent)
+    def _send(self, command: Command, tag: object = None) -> None:
+        self._write_command(self._conn.send(command, tag), command.stage)
         if self._logging:
             self._log(Direction.SENT, command.transcript())
 
+    def _send_line(self, command: Command, line: bytes, txn: _Txn) -> None:
+        """A MAIL or RCPT line the session built itself; ``command`` stands
+        for its kind."""
+        self._conn.push(command, txn)
+        self._write_command(line, command.stage)
+        if self._logging:
+            self._log(Direction.SENT, line)
+
+    def _write_command(self, line: bytes, stage: Stage = Stage.DATA_BLOCK) -> None:
+        if not (self._out_stage is Stage.DATA_BLOCK and self._out):
+            # RFC 5321 4.5.3.2.5: a write carrying message data is a data
+            # block, whatever command follows the data in it.
+            self._out_stage = stage
+        self._out += line
+
     def _log(self, direction: Direction, data: bytes, *, summary: bool = False) -> None:
-        if self._config.transaction_log:
+        if self._logging:
             self.transcript.append(TranscriptEntry(direction=direction, data=data, summary=summary))
 
     def _log_reply(self, reply: Reply) -> None:
-        if self._config.transaction_log:
+        if self._logging:
             for line in reply.to_bytes().split(b"\r\n")[:-1]:
                 self._log(Direction.RECEIVED, line)
 
@@ -1335,8 +1639,8 @@ class Session:
         if self._writing is None:
             return self._current_stage()
         stage, ends = self._writing
-        for msg in ends:
-            msg.end_sent = False
+        for txn in ends:
+            txn.end_unwritten = True
         return stage
 
     def _current_stage(self) -> Stage:
@@ -1345,7 +1649,7 @@ class Session:
             return Stage.GREETING if first is None else first.stage
         if self._phase is Phase.TLS_HANDSHAKE:
             return Stage.TLS_HANDSHAKE
-        if self._body_msg is not None:
+        if self._body_txn is not None:
             return Stage.DATA_BLOCK
         return self._out_stage
 
@@ -1377,32 +1681,43 @@ _SESSION_OWNED = frozenset(
     }
 )
 
-_Handler = Callable[[Session, _Sent, Reply, ReplyReceived], None]
-_HANDLERS: dict[_Kind, _Handler] = {
-    _Kind.GREETING: Session._on_greeting,
-    _Kind.HELLO: Session._on_hello,
-    _Kind.STARTTLS: Session._on_starttls,
-    _Kind.AUTH: Session._on_auth,
-    _Kind.MAIL: Session._on_mail,
-    _Kind.RCPT: Session._on_rcpt,
-    _Kind.DATA: Session._on_data,
-    _Kind.BDAT: Session._on_bdat,
-    _Kind.END: Session._on_end,
-    _Kind.RSET: Session._on_rset,
-    _Kind.QUIT: Session._on_quit,
-    _Kind.USER: Session._on_user,
+_Handler = Callable[[Session, Pending, Reply, int, bool], None]
+#: Each reply goes to the handler of the command it answers (``None``: the greeting).
+_HANDLERS: dict[type[Command] | type[None], _Handler] = {
+    type(None): Session._on_greeting,
+    Ehlo: Session._on_hello,
+    Helo: Session._on_hello,
+    Lhlo: Session._on_hello,
+    StartTLS: Session._on_starttls,
+    Auth: Session._on_auth,
+    AuthResponse: Session._on_auth,
+    AuthCancel: Session._on_auth,
+    Mail: Session._on_mail,
+    Rcpt: Session._on_rcpt,
+    Data: Session._on_data,
+    Bdat: Session._on_bdat,
+    EndOfData: Session._on_end,
+    Rset: Session._on_rset,
+    Quit: Session._on_quit,
+    Noop: Session._on_user,
+    Vrfy: Session._on_user,
+    Expn: Session._on_user,
+    RawCommand: Session._on_user,
 }
 
 
-def _own_error(error: SMTPError, end_sent: bool) -> SMTPError:
-    """The error to report for one message when the session fails.
+def _own_error(error: SMTPError, result: MessageResult) -> SMTPError:
+    """The error to report for one message when the session fails: a copy
+    of ``error`` with the message's result.
 
-    An error that leaves a delivery status unknown (after a final dot) is
-    only true of the message whose dot went out: the others, queued or with
-    only their envelope sent, were certainly not delivered.
+    An error that leaves a delivery status unknown (after an end of data) is
+    only true of a message whose end went out: for the others, queued or with
+    only their envelope sent, the session failed before their data was
+    complete, and they say so.
     """
-    if end_sent or not getattr(error, "status_unknown", False):
-        return error
+    unknown = not result.status_known
+    if unknown or not error.status_unknown:
+        return error.for_message(result, status_unknown=unknown)
     reason = str(error).removesuffix(" (delivery status unknown)")
     lost = ConnectionLostError(
         f"the session failed before this message's data was complete: {reason}",
@@ -1411,7 +1726,15 @@ def _own_error(error: SMTPError, end_sent: bool) -> SMTPError:
         errno=getattr(error, "errno", None),
     )
     lost.__cause__ = error
+    lost.result = result
     return lost
+
+
+def _decisive(rejected: dict[str, Reply], accepted: tuple[str, ...]) -> Reply:
+    """The reply that decided a RecipientsRefusedError: with some recipients
+    accepted (require_all_recipients), the first refusal; else the last."""
+    replies = list(rejected.values())
+    return replies[0] if accepted else replies[-1]
 
 
 def _reply_error(reply: Reply, command: str) -> ReplyError:

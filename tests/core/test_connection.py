@@ -40,7 +40,7 @@ from smtpcore import (
     StartTLS,
     Vrfy,
 )
-from smtpcore._connection import ServiceClosing
+from smtpcore import ServiceClosing
 from smtpcore._state import ConnState
 
 
@@ -77,8 +77,10 @@ def reply(code: int, *lines: str) -> Reply:
     return Reply.build(code, *lines)
 
 
-def got(command: Command | None, code: int, *lines: str, index: int = 0) -> ReplyReceived:
-    return ReplyReceived(command=command, reply=reply(code, *lines), index=index)
+def got(
+    command: Command | None, code: int, *lines: str, index: int = 0, final: bool = True
+) -> ReplyReceived:
+    return ReplyReceived(command=command, reply=reply(code, *lines), index=index, final=final)
 
 
 def greeted(*, lmtp: bool = False) -> Connection:
@@ -574,7 +576,7 @@ def test_lmtp_one_reply_per_accepted_recipient() -> None:
     data = b"250 2.1.5 bob delivered\r\n452 4.2.2 dave over quota\r\n"
     events = receive(make, data)
     assert events == [
-        got(EndOfData(), 250, "2.1.5 bob delivered", index=0),
+        got(EndOfData(), 250, "2.1.5 bob delivered", index=0, final=False),
         got(EndOfData(), 452, "4.2.2 dave over quota", index=1),
     ]
     conn = make()
@@ -615,7 +617,7 @@ def test_lhlo_switches_to_lmtp_and_bdat_last_is_per_recipient() -> None:
     events = collect(conn, [OK + OK + OK + OK + b"451 4.3.0 later\r\n"])
     last = Bdat(size=4, last=True)
     assert events[-2:] == [
-        got(last, 250, "2.0.0 ok", index=0),
+        got(last, 250, "2.0.0 ok", index=0, final=False),
         got(last, 451, "4.3.0 later", index=1),
     ]
     assert outstanding(conn) == ()

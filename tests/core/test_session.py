@@ -133,8 +133,10 @@ def ehlo_reply(*keywords: str, domain: str = "mx.example.org") -> bytes:
 
 
 def config(**kwargs: object) -> SessionConfig:
-    """A config for tests: our hostname, no TLS unless asked."""
+    """A config for tests: our hostname, no TLS unless asked, and every RCPT
+    reply reported as it comes (``recipient_events``)."""
     kwargs.setdefault("local_hostname", CLIENT)
+    kwargs.setdefault("recipient_events", True)
     kwargs.setdefault("tls", TLSPolicy.NONE)
     return SessionConfig(**kwargs)  # type: ignore[arg-type]
 
@@ -609,7 +611,7 @@ CASES = [
     Case(
         "rcpt-421",
         [*opening("PIPELINING"), (envelope(BOB), OK + b"421 4.4.2 closing\r\n")],
-        (*AFTER_EHLO, "ServiceClosing", *FAIL),
+        (*AFTER_EHLO, "ServiceClosing", "RecipientResult", *FAIL),
         TemporaryReplyError,
     ),
     Case(
@@ -653,9 +655,15 @@ def test_conversation_ends(case: Case) -> None:
     else:
         assert isinstance(error, case.error), repr(error)
         assert run.session.error is error
-        # Every queued message fails with the error that ended the session.
+        # Every queued message fails with its own copy of the error that
+        # ended the session, carrying its result.
         for event in run.of_type(MessageFailed):
-            assert event.error is error
+            assert type(event.error) is type(error)
+            assert str(event.error).removesuffix(" (delivery status unknown)") == str(
+                error
+            ).removesuffix(" (delivery status unknown)")
+            assert event.error.result == event.result
+            assert event.error.status_unknown is not event.result.status_known
             assert event.result.recipients == () or not event.result.accepted
     for forbidden in case.forbid:
         assert forbidden not in run.client, forbidden
@@ -759,13 +767,13 @@ def test_lmtp_refused_sender_with_accepted_recipients() -> None:
     # A broken (or hostile) LMTP server refuses MAIL but accepts both RCPTs
     # and says 354: the client sends the lone terminator, and the server
     # then owes one reply per RCPT it accepted (RFC 2033 4.2). Both must be
-    # taken, and the session must go on to a clean QUIT, never crash.
+    # taken, and the session must go on to a clean QUIT, never crash (the end
+    # of data closed the transaction: no RSET is due).
     script: list[Step] = [
         (b"", GREETING),
         (LHLO, ehlo_reply("PIPELINING")),
         (envelope(BOB, CAROL), b"550 5.7.1 sender refused\r\n" + OK + OK + GO),
         (DOT, b"554 5.5.1 bob: no transaction\r\n554 5.5.1 carol: no transaction\r\n"),
-        (RSET, OK),
         QUIT_STEP,
     ]
     run = converse(config(lmtp=True), [message(BOB, CAROL)], script)
@@ -1237,7 +1245,6 @@ def test_every_recipient_refused_but_354_sends_lone_terminator() -> None:
         *opening("PIPELINING"),
         (envelope(BOB, CAROL), OK + b"550 5.1.1 no bob\r\n" + b"550 5.1.1 no carol\r\n" + GO),
         (DOT, b"554 5.5.1 no valid recipients\r\n"),
-        (RSET, OK),
         QUIT_STEP,
     ]
     run = converse(config(), [message(BOB, CAROL)], script)
@@ -1261,7 +1268,6 @@ def test_every_recipient_refused_and_data_refused() -> None:
             + b"450 4.2.1 carol busy\r\n"
             + b"554 5.5.1 no valid recipients\r\n",
         ),
-        (RSET, OK),
         QUIT_STEP,
     ]
     run = converse(config(), [message(BOB, CAROL)], script)
@@ -1320,7 +1326,7 @@ def test_require_all_recipients_delivers_to_no_one(steps: list[Step]) -> None:
     # a retry (MessageFailed.retry_safe) would duplicate it for the accepted
     # recipients. So DATA waits for every RCPT reply (after a 354 the message
     # cannot be withheld), and is not sent when one is refused.
-    script = [*steps, (RSET, OK), QUIT_STEP]
+    script = [*steps, QUIT_STEP]
     run = converse(config(require_all_recipients=True), [message(BOB, CAROL)], script)
     event = failed(run)
     assert isinstance(event.error, RecipientsRefusedError)
@@ -1372,7 +1378,6 @@ def test_452_for_every_recipient_does_not_loop() -> None:
     script: list[Step] = [
         *opening("PIPELINING"),
         (envelope(BOB, CAROL), OK + too_many + too_many + b"554 5.5.1 no valid recipients\r\n"),
-        (RSET, OK),
         QUIT_STEP,
     ]
     run = converse(config(), [message(BOB, CAROL)], script)
@@ -1856,7 +1861,7 @@ def test_smtputf8_envelope() -> None:
 )
 def test_data_refused_sends_no_body(reply: bytes, error: type[ReplyError]) -> None:
     # RFC 5321 4.1.1.4: message data only after 354.
-    script = [*opening("PIPELINING"), (envelope(BOB), OK + OK + reply), (RSET, OK), QUIT_STEP]
+    script = [*opening("PIPELINING"), (envelope(BOB), OK + OK + reply), QUIT_STEP]
     run = converse(config(), [message()], script)
     assert BODY not in run.client
     assert b"\r\n.\r\n" not in run.client
@@ -1959,7 +1964,7 @@ def test_streamed_body_over_bdat(chunks: list[bytes], wire: bytes) -> None:
 
 def test_refused_bdat_chunk_stops_the_body() -> None:
     # RFC 3030 4.2: after a refused chunk the client sends no more chunks of
-    # the message, and resets.
+    # the message (and resets before any next MAIL).
     from smtpcore._session import MAX_BDAT_IN_FLIGHT
 
     chunk = b"line\r\n"
@@ -1967,8 +1972,11 @@ def test_refused_bdat_chunk_stops_the_body() -> None:
     script: list[Step] = [
         *opening("PIPELINING", "CHUNKING"),
         (mail() + rcpt(BOB), OK + OK),
-        (framed * MAX_BDAT_IN_FLIGHT, b"554 5.6.0 content rejected\r\n"),
-        (RSET, b"503 5.5.1 no transaction\r\n" * (MAX_BDAT_IN_FLIGHT - 1) + OK),
+        (
+            framed * MAX_BDAT_IN_FLIGHT,
+            b"554 5.6.0 content rejected\r\n"
+            + b"503 5.5.1 no transaction\r\n" * (MAX_BDAT_IN_FLIGHT - 1),
+        ),
         QUIT_STEP,
     ]
     run = converse(config(), [message(body=None)], script, bodies={1: [chunk] * 50})

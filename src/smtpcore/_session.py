@@ -647,8 +647,16 @@ class Session:
         end of data is an answer: that message's fate is known)."""
         command = pending.command
         self._events.append(ServiceClosing(reply=reply))
-        if isinstance(pending.tag, _Txn):
-            _HANDLERS[type(command)](self, pending, reply, index, final)
+        txn = pending.tag
+        if isinstance(txn, _Txn):
+            if pending.final_data:
+                _HANDLERS[type(command)](self, pending, reply, index, final)
+            elif type(command) is Rcpt:
+                rcpt = txn.rcpts[txn.answered]
+                txn.answered += 1
+                txn.msg.statuses[rcpt] = RecipientStatus(
+                    recipient=rcpt, reply=reply, state=RecipientState.REFUSED
+                )
         if self._phase is not Phase.CLOSED:
             name = "greeting" if command is None else command.verb
             self._fatal(TemporaryReplyError(reply, name), quit=False)
@@ -1062,11 +1070,17 @@ class Session:
                 if txn.envelope_done:
                     if txn.mail_refused is not None or txn.withheld or not txn.accepted:
                         break  # the reply handler ends the transaction
-                elif self._config.require_all_recipients or (msg.use_bdat and msg.wire is None):
-                    # With require_all_recipients the data waits for every
-                    # RCPT reply: after a 354 or a BDAT the message can no
-                    # longer be withheld. A streamed body waits too: no
-                    # gigabytes for a refused envelope.
+                elif self._config.require_all_recipients or (
+                    msg.use_bdat and (msg.wire is None or self._conn.lmtp)
+                ):
+                    # The data command waits for every RCPT reply:
+                    # * with require_all_recipients: after a 354 or a BDAT
+                    #   the message can no longer be withheld;
+                    # * a streamed body: no gigabytes for a refused envelope;
+                    # * BDAT LAST in LMTP: with no RCPT accepted, RFC 2033
+                    #   4.3 gives it zero replies and Dovecot one (a 503):
+                    #   either reading misplaces every later reply, so it
+                    #   is only sent once some recipient was accepted.
                     break
                 if not msg.use_bdat:
                     self._send(_DATA, txn)

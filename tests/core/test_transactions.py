@@ -147,7 +147,8 @@ def test_eof_before_the_dot_reply_is_unknown_only_for_that_message() -> None:
     ]
     run = converse(config(), [message(BOB), message(CAROL)], script)
     first, second = run.of_type(MessageFailed)
-    assert first.error.status_unknown and isinstance(first.error, ConnectionLostError)
+    assert first.error.status_unknown
+    assert isinstance(first.error, ConnectionLostError)
     assert states(first.result) == {BOB: (RecipientState.UNKNOWN, 250)}
     assert not second.error.status_unknown
     assert states(second.result) == {CAROL: (RecipientState.NOT_SENT, None)}
@@ -312,8 +313,10 @@ def test_lmtp_reply_count_starts_again_with_each_mail() -> None:
     ]
     run = converse(config(lmtp=True), [message(BOB), message(BOB), message(BOB)], script)
     first, third = run.of_type(MessageFailed)
-    assert isinstance(first.error, TemporaryReplyError) and first.error.command == "DATA"
-    assert isinstance(third.error, TemporaryReplyError) and third.error.command == "DATA"
+    assert isinstance(first.error, TemporaryReplyError)
+    assert first.error.command == "DATA"
+    assert isinstance(third.error, TemporaryReplyError)
+    assert third.error.command == "DATA"
     assert states(accepted(run).result) == {BOB: (RecipientState.ACCEPTED, 250)}
     assert closed(run).error is None
 

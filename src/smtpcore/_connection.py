@@ -60,7 +60,7 @@ from ._replies import (
     Reply,
     ReplyParser,
 )
-from ._state import ConnState, next_state
+from ._state import REPLY_MOVES_STATE, ConnState, next_state, state_after_reply
 
 __all__ = [
     "NEED_DATA",
@@ -135,13 +135,6 @@ _INTERMEDIATE: dict[type[Command], int] = {
     AuthResponse: 334,
     AuthCancel: 334,
 }
-
-
-#: The commands whose reply decides the next state (with the greeting and
-#: any 421: ``_after_reply``).
-_REPLY_MOVES_STATE: frozenset[type[Command]] = frozenset(
-    {Data, Auth, AuthResponse, AuthCancel, StartTLS, Rcpt, Quit}
-)
 
 
 #: Commands answered by 2yz on success and never by 3yz (RFC 5321 4.3.2).
@@ -516,45 +509,33 @@ class Connection:
             if command is None or command.ends_group:
                 self._group_enders -= 1
             self._surplus = not self._pending and self._parser.buffered > 0
-        if code == 421 or command is None or type(command) in _REPLY_MOVES_STATE:
-            self._after_reply(command, reply, pending.txn)
+        cls = type(command)
+        if cls is Rcpt:
+            if code < 300:
+                pending.txn.accepted += 1  # type: ignore[union-attr]
+            if code == 421:
+                self._state = ConnState.CLOSED
+        elif code == 421 or cls in REPLY_MOVES_STATE:
+            self._after_reply(command, reply)
         return pending, reply, index, final
 
-    def _after_reply(self, command: Command | None, reply: Reply, txn: _Transaction | None) -> None:
+    def _after_reply(self, command: Command | None, reply: Reply) -> None:
         # Replies move the state only where the server decides what comes next.
-        if reply.code == 421:
+        code = reply.code
+        if code == 421:
             # RFC 5321 3.8: 421 to any command means the server is closing.
             self._state = ConnState.CLOSED
             return
-        if command is None:
-            # RFC 5321 3.1 / 4.3.1: only a 220 greeting opens the session; after
-            # a 554 the client may only send QUIT.
-            self._state = ConnState.HELLO if reply.code == 220 else ConnState.REFUSED
-        elif isinstance(command, Data):
-            # RFC 5321 4.1.1.4: message data follows a 354 only.
-            self._state = ConnState.BODY if reply.code == 354 else ConnState.RCPT_SENT
-        elif isinstance(command, (Auth, AuthResponse)):
-            # RFC 4954 4: 334 asks for a continuation line; anything else ends AUTH.
-            self._state = ConnState.AUTH_CONTINUE if reply.code == 334 else ConnState.READY
-        elif isinstance(command, AuthCancel):
-            self._state = ConnState.READY
-        elif isinstance(command, StartTLS):
-            if reply.code == 220:
-                # RFC 3207 4.2 / NO STARTTLS (USENIX Security 2021): anything
-                # already buffered after the 220 was injected in plaintext.
-                if self._parser.buffered:
-                    self._fail(
-                        RemoteProtocolError(
-                            "server sent data after its 220 to STARTTLS (response injection)"
-                        )
-                    )
-                self._state = ConnState.TLS_PENDING
-            else:
-                self._state = ConnState.READY
-        elif isinstance(command, Rcpt) and reply.is_positive and txn is not None:
-            txn.accepted += 1
-        elif isinstance(command, Quit):
-            self._state = ConnState.CLOSED
+        new = state_after_reply(type(command), code)
+        if new is ConnState.TLS_PENDING and self._parser.buffered:
+            # RFC 3207 4.2 / NO STARTTLS (USENIX Security 2021): anything
+            # already buffered after the 220 was injected in plaintext.
+            self._fail(
+                RemoteProtocolError(
+                    "server sent data after its 220 to STARTTLS (response injection)"
+                )
+            )
+        self._state = new
 
     def tls_established(self) -> None:
         """Tell the connection that the TLS handshake completed.

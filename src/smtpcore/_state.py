@@ -5,10 +5,12 @@ Theory of operation
 The client moves the state when it *sends* a command (so that pipelined
 commands are checked in the order they go out), and a few replies move it
 where only the server can decide what comes next: the greeting (220 or not),
-354 to DATA, 334 to AUTH, 220 to STARTTLS, 421 to anything. Those reply-driven
-moves live in :meth:`smtpcore._connection.Connection._after_reply`; every
-send-driven move is a row of ``_TRANSITIONS``, keyed by (state, command type).
-A missing key is a precise :class:`LocalProtocolError`.
+354 to DATA, 334 to AUTH, 220 to STARTTLS, 421 to anything. Every send-driven
+move is a row of ``_TRANSITIONS``, keyed by (state, command type); a missing
+key is a precise :class:`LocalProtocolError`. Every reply-driven move is a
+row of ``_REPLY_TRANSITIONS``, keyed by (command type, whether the reply is
+the one that lets the conversation go on); the greeting's command type is
+``NoneType``.
 
 States::
 
@@ -48,7 +50,7 @@ from ._commands import (
 )
 from ._errors import LocalProtocolError
 
-__all__ = ["ConnState", "next_state"]
+__all__ = ["ConnState", "next_state", "state_after_reply"]
 
 
 class ConnState(enum.Enum):
@@ -122,6 +124,51 @@ for _state in _SESSION_STATES:
     if _state is not S.HELLO:
         _TRANSITIONS[(_state, Rset)] = S.READY
 del _state, _cls
+
+
+#: The reply that lets the conversation go on, per command whose reply moves
+#: the state (RFC 5321 3.1 and 4.1.1.4, RFC 4954 4, RFC 3207 4).
+_GO_CODES: dict[type[Command] | type[None], int] = {
+    type(None): 220,  # the greeting
+    Data: 354,
+    Auth: 334,
+    AuthResponse: 334,
+    AuthCancel: 334,
+    StartTLS: 220,
+    Quit: 221,
+}
+
+_REPLY_TRANSITIONS: dict[tuple[type[Command] | type[None], bool], ConnState] = {
+    # RFC 5321 3.1 / 4.3.1: only a 220 greeting opens the session; after a
+    # 554 the client may only send QUIT.
+    (type(None), True): S.HELLO,
+    (type(None), False): S.REFUSED,
+    # RFC 5321 4.1.1.4: message data follows a 354 only.
+    (Data, True): S.BODY,
+    (Data, False): S.RCPT_SENT,
+    # RFC 4954 4: 334 asks for a continuation line; anything else ends AUTH.
+    (Auth, True): S.AUTH_CONTINUE,
+    (Auth, False): S.READY,
+    (AuthResponse, True): S.AUTH_CONTINUE,
+    (AuthResponse, False): S.READY,
+    (AuthCancel, True): S.READY,  # a server that still challenges: the session stops
+    (AuthCancel, False): S.READY,
+    # RFC 3207 4: 220 means the handshake comes next; anything else refuses TLS.
+    (StartTLS, True): S.TLS_PENDING,
+    (StartTLS, False): S.READY,
+    # RFC 5321 4.1.1.10: after QUIT the server closes, whatever it said.
+    (Quit, True): S.CLOSED,
+    (Quit, False): S.CLOSED,
+}
+
+#: The command types whose reply moves the state.
+REPLY_MOVES_STATE: frozenset[type[Command] | type[None]] = frozenset(_GO_CODES)
+
+
+def state_after_reply(command_type: type[Command] | type[None], code: int) -> ConnState:
+    """The state after a reply ``code`` to a command of ``command_type``
+    (one of :data:`REPLY_MOVES_STATE`); 421 is the caller's (RFC 5321 3.8)."""
+    return _REPLY_TRANSITIONS[command_type, code == _GO_CODES[command_type]]
 
 
 def next_state(state: ConnState, command: Command) -> ConnState:

@@ -84,6 +84,8 @@ from ._commands import (
     Rset,
     StartTLS,
     Vrfy,
+    mail_line,
+    rcpt_line,
 )
 from ._config import OutgoingMessage, QuitAfter, SessionConfig, TLSPolicy
 from ._connection import NEED_DATA, Connection, ConnectionClosed, Pending
@@ -963,7 +965,7 @@ class Session:
                 assert msg.info is not None
                 mode = EncodeMode.BDAT if msg.use_bdat else EncodeMode.DATA
                 msg.wire = encode_scanned(m.data, msg.info, mode)
-        msg.mail_line = self._mail_command(msg, caps).to_bytes()
+        msg.mail_line = self._mail_line(msg, caps)
 
     def _check_message(self, msg: _Msg, caps: Capabilities) -> None:
         m = msg.message
@@ -1093,7 +1095,9 @@ class Session:
             did = True
         return did
 
-    def _mail_command(self, msg: _Msg, caps: Capabilities) -> Mail:
+    def _mail_line(self, msg: _Msg, caps: Capabilities) -> bytes:
+        """The MAIL line, built once per message from addresses checked when
+        the message was made."""
         m = msg.message
         size: int | None = None
         if caps.size_supported:
@@ -1106,8 +1110,8 @@ class Session:
         eight_bit = (msg.info is not None and msg.info.has_8bit) or m.data is None
         if body is None and caps.eightbitmime and eight_bit:
             body = BodyType.EIGHT_BIT_MIME
-        return Mail(
-            sender=m.sender,
+        return mail_line(
+            m.sender,
             size=size,
             body=body,
             smtputf8=m.needs_smtputf8,
@@ -1118,12 +1122,9 @@ class Session:
 
     def _rcpt_line(self, msg: _Msg, rcpt: str) -> bytes:
         m = msg.message
-        return Rcpt(
-            recipient=rcpt,
-            notify=m.notify,
-            orcpt=rcpt if m.orcpt else None,
-            utf8=m.needs_smtputf8,
-        ).to_bytes()
+        return rcpt_line(
+            rcpt, notify=m.notify, orcpt=rcpt if m.orcpt else None, utf8=m.needs_smtputf8
+        )
 
     def _send_bdat(self, txn: _Txn, chunk: bytes, *, last: bool) -> None:
         size = len(chunk)

@@ -8,7 +8,12 @@ defines it). A command that exists can be put on the wire as it is: there is
 no way to build one whose line carries a CR, an LF or a NUL, or a parameter
 smuggled in through an address (``"a@b.c> SIZE=1"``). This is a grammar check
 for the envelope, not a header parser: display names, comments and folding
-have no place here.
+have no place here. The address grammar itself (domains, mailboxes, xtext,
+ENVID) is in :mod:`smtpcore._address`; its public names are re-exported here.
+
+:func:`mail_line` and :func:`rcpt_line` make the MAIL and RCPT lines of
+values checked before (when a message was built), without checking them
+again: :class:`Mail` and :class:`Rcpt` build their own lines with them.
 
 Each command knows
 
@@ -53,13 +58,32 @@ from __future__ import annotations
 
 import base64
 import enum
-import ipaddress
+import itertools
 import re
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import ClassVar, TypeAlias, final
 
+# The address grammar has a module of its own; its public names are
+# re-exported here, where they were first defined.
+from ._address import (
+    MAX_DOMAIN_LENGTH,
+    MAX_ENVID_LENGTH,
+    MAX_LABEL_LENGTH,
+    MAX_LOCAL_PART_LENGTH,
+    MAX_PATH_LENGTH,
+    _check_dot_string,
+    _check_text,
+    _describe,
+    _is_postmaster,
+    _scan_quoted_string,
+    _utf8_addr_xtext,
+    validate_domain,
+    validate_envid,
+    validate_mailbox,
+    xtext_decode,
+    xtext_encode,
+)
 from ._errors import InvalidInputError, Stage
 
 __all__ = [
@@ -92,6 +116,8 @@ __all__ = [
     "Rset",
     "StartTLS",
     "Vrfy",
+    "mail_line",
+    "rcpt_line",
     "validate_domain",
     "validate_envid",
     "validate_mailbox",
@@ -104,16 +130,6 @@ MAX_COMMAND_LINE = 512
 #: RFC 4954 4: 12288 octets is "a sufficient line length limit" for the
 #: continuation lines of deployed SASL mechanisms.
 MAX_AUTH_LINE = 12288
-#: RFC 5321 4.5.3.1.1: a local part is at most 64 octets.
-MAX_LOCAL_PART_LENGTH = 64
-#: RFC 5321 4.5.3.1.2: a domain name or number is at most 255 octets.
-MAX_DOMAIN_LENGTH = 255
-#: RFC 1035 2.3.4: a DNS label is at most 63 octets.
-MAX_LABEL_LENGTH = 63
-#: RFC 5321 4.5.3.1.3: a path, with its angle brackets, is at most 256 octets.
-MAX_PATH_LENGTH = 256
-#: RFC 3461 4.4: an ENVID is at most 100 characters.
-MAX_ENVID_LENGTH = 100
 
 # The line allowances of the table in the module docstring.
 _SIZE_ALLOWANCE = 26
@@ -124,23 +140,6 @@ _AUTH_PARAM_ALLOWANCE = 500
 _REQUIRETLS_ALLOWANCE = 11
 _DSN_RCPT_ALLOWANCE = 500
 
-_NEEDS_SMTPUTF8 = "contains non-ASCII characters; non-ASCII requires SMTPUTF8 (RFC 6531)"
-
-# RFC 5322 3.2.3: atext is ALPHA / DIGIT and these.
-_ATEXT_SPECIALS = frozenset("!#$%&'*+-/=?^_`{|}~")
-# IDNA (RFC 3490 3.1) treats these as label separators; in a U-label they
-# would be a dot in the wrong place.
-_UNICODE_FULL_STOPS = frozenset("\u3002\uff0e\uff61")
-
-# RFC 5321 4.1.2: Ldh-str = *( ALPHA / DIGIT / "-" ) Let-dig.
-_LDH_STR = re.compile(r"[A-Za-z0-9-]*[A-Za-z0-9]")
-# RFC 5321 4.1.2: dcontent = %d33-90 / %d94-126.
-_DCONTENT = re.compile(r"[\x21-\x5a\x5e-\x7e]+")
-# RFC 5321 4.1.3: IPv4-address-literal = Snum 3("." Snum), Snum = 1*3DIGIT.
-_IPV4_LITERAL = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
-# RFC 5321 4.1.3: IPv6-addr is hex digits, colons and (for the v4 tail) dots;
-# anything else (a "%zone", which ipaddress accepts) is not in the grammar.
-_IPV6_CHARS = re.compile(r"[0-9A-Fa-f:.]+")
 # RFC 5321 4.1.2: esmtp-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-").
 _ESMTP_KEYWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
 # RFC 4422 3.1: sasl-mech = 1*20mech-char; mech-char = UPPER-ALPHA / DIGIT /
@@ -149,476 +148,6 @@ _SASL_MECH = re.compile(r"[A-Za-z0-9_-]{1,20}")
 # An extension verb: a letter, then letters, digits and hyphens (the shape of
 # an RFC 5321 4.1.2 ehlo-keyword, which names the extension), at most 20 long.
 _VERB = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,19}")
-
-# Fast paths for the common case (see validate_domain and validate_mailbox):
-# RFC 5321 4.1.2 sub-domain = Let-dig [Ldh-str], at most 63 octets (RFC 1035),
-# and a Dot-string of RFC 5322 atext.
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_FAST_DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
-_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_FAST_MAILBOX = re.compile(rf"({_ATOM}(?:\.{_ATOM})*)@{_LABEL}(?:\.{_LABEL})*")
-
-
-# -- character checks ------------------------------------------------------------
-
-
-def _describe(char: str) -> str:
-    """Name one character for an error message, without echoing controls."""
-    code = ord(char)
-    if char == " ":
-        return "a space (SP)"
-    if 0x21 <= code <= 0x7E:
-        return f"'{char}'"
-    return f"U+{code:04X}"
-
-
-def _check_text(
-    value: object,
-    field: str,
-    *,
-    utf8: bool,
-    non_ascii_reason: str = _NEEDS_SMTPUTF8,
-    shown: object = None,
-) -> str:
-    """Refuse what can never be on a command line: line breaks, NUL, other
-    controls, DEL and (unless ``utf8``) anything past ASCII.
-
-    ``shown`` is what the error may show of the value; ``None`` shows nothing.
-    """
-    if not isinstance(value, str):
-        raise InvalidInputError(field, f"must be a str, not {type(value).__name__}", None)
-    if value.isascii() and value.isprintable():
-        # The common case, in C: printable ASCII is %x20-7E, nothing to refuse.
-        return value
-    # RFC 5321 2.3.8: CRLF ends a line, and a bare CR or LF must not appear
-    # in a command; any of them would let the value start a command of its own.
-    if "\r\n" in value:
-        raise InvalidInputError(field, "contains a line break (CRLF)", shown)
-    if "\r" in value:
-        raise InvalidInputError(field, "contains a carriage return (CR)", shown)
-    if "\n" in value:
-        raise InvalidInputError(field, "contains a line feed (LF)", shown)
-    if "\x00" in value:
-        raise InvalidInputError(field, "contains a NUL character", shown)
-    for char in value:
-        code = ord(char)
-        if code == 0x7F:
-            raise InvalidInputError(field, "contains DEL (U+007F)", shown)
-        if code < 0x20 or 0x80 <= code <= 0x9F:
-            raise InvalidInputError(field, f"contains a control character (U+{code:04X})", shown)
-        if code < 0x80:
-            continue
-        if not utf8:
-            raise InvalidInputError(field, non_ascii_reason, shown)
-        if 0xD800 <= code <= 0xDFFF:
-            # A lone surrogate has no UTF-8 form (RFC 3629 3).
-            raise InvalidInputError(
-                field, f"contains a lone surrogate (U+{code:04X}), not valid Unicode", shown
-            )
-        if unicodedata.category(char) in ("Zl", "Zp"):
-            # Not a line break on the wire, but one in every log that decodes it.
-            raise InvalidInputError(
-                field, f"contains a line or paragraph separator (U+{code:04X})", shown
-            )
-    return value
-
-
-def _utf8_len(value: str) -> int:
-    # Every string measured here passed _check_text, so it has no surrogates.
-    return len(value.encode("utf-8"))
-
-
-# -- domains -----------------------------------------------------------------------
-
-
-def validate_domain(value: str, *, field: str, utf8: bool = False) -> str:
-    """Check a domain or address literal against RFC 5321 4.1.2.
-
-    ``Domain = sub-domain *("." sub-domain)``, where a sub-domain is a letter
-    or digit, then letters, digits and hyphens, not ending with a hyphen; or
-    an ``address-literal``: ``[192.0.2.1]``, ``[IPv6:2001:db8::1]`` or a
-    general literal ``[tag:content]``. With ``utf8`` (RFC 6531 3.3) a
-    sub-domain may also be a U-label.
-
-    Args:
-        value: the domain, without a trailing dot.
-        field: what the value is for, for the error message.
-        utf8: allow U-labels (the server offered SMTPUTF8 and it is in use).
-
-    Returns:
-        ``value``, unchanged.
-
-    Raises:
-        InvalidInputError: the value is not a domain or address literal.
-    """
-    if isinstance(value, str) and len(value) <= MAX_DOMAIN_LENGTH and _FAST_DOMAIN.fullmatch(value):
-        return value  # plain ASCII labels: the grammar below, in one C pass
-    _check_text(value, field, utf8=utf8, shown=value)
-    if not value:
-        raise InvalidInputError(field, "domain is empty", value)
-    if value.startswith("["):
-        _check_address_literal(value, field)
-        return value
-    octets = _utf8_len(value)
-    if octets > MAX_DOMAIN_LENGTH:
-        # RFC 5321 4.5.3.1.2: a domain name is at most 255 octets.
-        raise InvalidInputError(
-            field,
-            f"domain is {octets} octets long, more than {MAX_DOMAIN_LENGTH} (RFC 5321 4.5.3.1.2)",
-            value,
-        )
-    for label in value.split("."):
-        _check_label(label, field, value)
-    return value
-
-
-def _check_label(label: str, field: str, domain: str) -> None:
-    if not label:
-        # RFC 5321 4.1.2: sub-domains are separated by single dots; there is
-        # no empty one, and no trailing root dot.
-        raise InvalidInputError(
-            field, "domain has an empty label (a leading, trailing or doubled dot)", domain
-        )
-    for char in label:
-        if char.isascii():
-            # RFC 5321 4.1.2: Let-dig = ALPHA / DIGIT, Ldh-str adds "-".
-            if not (char.isalnum() or char == "-"):
-                raise InvalidInputError(field, f"domain contains {_describe(char)}", domain)
-            continue
-        # Only reachable with utf8 (_check_text refused non-ASCII otherwise).
-        if char in _UNICODE_FULL_STOPS:
-            raise InvalidInputError(
-                field, f"domain contains {_describe(char)}, a full stop IDNA reads as '.'", domain
-            )
-        # RFC 5892: a U-label is made of letters, marks and digits.
-        if unicodedata.category(char)[0] not in "LMN":
-            raise InvalidInputError(
-                field,
-                f"domain contains {_describe(char)}, which is not a letter, mark or digit",
-                domain,
-            )
-    if label.startswith("-") or label.endswith("-"):
-        # RFC 5321 4.1.2: sub-domain = Let-dig [Ldh-str]; Ldh-str ends with a Let-dig.
-        raise InvalidInputError(
-            field, f"domain label {label!r} starts or ends with a hyphen", domain
-        )
-    if label.isascii():
-        octets = len(label)
-    else:
-        if unicodedata.category(label[0]).startswith("M"):
-            # RFC 5891 4.2.3.2: a U-label must not begin with a combining mark.
-            raise InvalidInputError(field, "domain label starts with a combining mark", domain)
-        if not unicodedata.is_normalized("NFC", label):
-            # RFC 5891 5.3: a U-label is in Unicode Normalization Form C.
-            raise InvalidInputError(field, "domain label is not in Unicode NFC", domain)
-        # RFC 5890 2.3.2.1: the DNS sees the A-label, "xn--" plus Punycode.
-        octets = 4 + len(label.encode("punycode"))
-    if octets > MAX_LABEL_LENGTH:
-        # RFC 1035 2.3.4: labels are 63 octets or less.
-        raise InvalidInputError(
-            field,
-            f"domain label is {octets} octets long, more than {MAX_LABEL_LENGTH} (RFC 1035 2.3.4)",
-            domain,
-        )
-
-
-def _check_address_literal(value: str, field: str) -> None:
-    # RFC 5321 4.1.3: address-literal = "[" ( IPv4-address-literal /
-    # IPv6-address-literal / General-address-literal ) "]".
-    if len(value) < 2 or not value.endswith("]"):
-        raise InvalidInputError(field, "address literal lacks its closing ']'", value)
-    if len(value) > MAX_DOMAIN_LENGTH:
-        raise InvalidInputError(
-            field, f"address literal is longer than {MAX_DOMAIN_LENGTH} octets", value
-        )
-    inner = value[1:-1]
-    if not inner:
-        raise InvalidInputError(field, "address literal is empty", value)
-    if not inner.isascii():
-        raise InvalidInputError(field, "address literal contains non-ASCII characters", value)
-    if inner[:5].lower() == "ipv6:":
-        # RFC 5321 4.1.3: IPv6-address-literal = "IPv6:" IPv6-addr.
-        address = inner[5:]
-        if not _IPV6_CHARS.fullmatch(address) or not _is_ip(ipaddress.IPv6Address, address):
-            raise InvalidInputError(field, "invalid IPv6 address literal", value)
-    elif ":" in inner:
-        # RFC 5321 4.1.3: General-address-literal = Standardized-tag ":"
-        # 1*dcontent, with Standardized-tag = Ldh-str.
-        tag, _, content = inner.partition(":")
-        if not _LDH_STR.fullmatch(tag):
-            raise InvalidInputError(field, "general address literal has an invalid tag", value)
-        if not _DCONTENT.fullmatch(content):
-            raise InvalidInputError(
-                field, "general address literal has empty or invalid content", value
-            )
-    elif not _IPV4_LITERAL.fullmatch(inner) or not _is_ip(ipaddress.IPv4Address, inner):
-        # RFC 5321 4.1.3: Snum is a decimal number from 0 through 255.
-        # ipaddress also refuses leading zeros, which some read as octal.
-        raise InvalidInputError(field, "invalid IPv4 address literal", value)
-
-
-def _is_ip(kind: type[ipaddress.IPv4Address | ipaddress.IPv6Address], text: str) -> bool:
-    try:
-        kind(text)
-    except ValueError:
-        return False
-    return True
-
-
-# -- mailboxes ---------------------------------------------------------------------
-
-
-def validate_mailbox(value: str, *, field: str, utf8: bool = False) -> str:
-    """Check a mailbox (``local-part@domain``) against RFC 5321 4.1.2.
-
-    The local part is a Dot-string (atoms of RFC 5322 atext joined by single
-    dots) or a Quoted-string; the domain is checked by
-    :func:`validate_domain`. With ``utf8`` (RFC 6531 3.3) atext, qtextSMTP and
-    sub-domains also admit non-ASCII. Source routes are not accepted.
-
-    Args:
-        value: the bare mailbox, without angle brackets.
-        field: what the value is for, for the error message.
-        utf8: allow non-ASCII (the transaction uses SMTPUTF8).
-
-    Returns:
-        ``value``, unchanged.
-
-    Raises:
-        InvalidInputError: the value is not a mailbox, or is too long.
-    """
-    if isinstance(value, str) and len(value) + 2 <= MAX_PATH_LENGTH:
-        fast = _FAST_MAILBOX.fullmatch(value)
-        if fast is not None and fast.end(1) <= MAX_LOCAL_PART_LENGTH:
-            # An ASCII Dot-string at a plain domain, the common case: the same
-            # grammar and limits as below, in one C pass. Anything else takes
-            # the detailed path, which also words the error.
-            return value
-    _check_text(value, field, utf8=utf8, shown=value)
-    if not value:
-        raise InvalidInputError(field, "is empty", value)
-    local, domain = _split_mailbox(value, field)
-    local_octets = _utf8_len(local)
-    if local_octets > MAX_LOCAL_PART_LENGTH:
-        # RFC 5321 4.5.3.1.1 (and RFC 6531 3.3: counted in octets of UTF-8).
-        raise InvalidInputError(
-            field,
-            f"local part is {local_octets} octets long, more than {MAX_LOCAL_PART_LENGTH} "
-            "(RFC 5321 4.5.3.1.1)",
-            value,
-        )
-    if not domain:
-        raise InvalidInputError(field, "domain is empty", value)
-    validate_domain(domain, field=field, utf8=utf8)
-    path_octets = _utf8_len(value) + 2
-    if path_octets > MAX_PATH_LENGTH:
-        # RFC 5321 4.5.3.1.3: a path, "<" and ">" included, is at most 256 octets.
-        raise InvalidInputError(
-            field,
-            f"path is {path_octets} octets long with its angle brackets, more than "
-            f"{MAX_PATH_LENGTH} (RFC 5321 4.5.3.1.3)",
-            value,
-        )
-    return value
-
-
-def _split_mailbox(value: str, field: str) -> tuple[str, str]:
-    """Split at the last "@" outside the quoted string; check the local part."""
-    if value.startswith('"'):
-        end = _scan_quoted_string(value, field)
-        local, rest = value[:end], value[end:]
-        if not rest:
-            raise InvalidInputError(
-                field, "has no '@' and domain after the quoted local part", value
-            )
-        if rest[0] != "@":
-            raise InvalidInputError(
-                field, f"quoted local part is followed by {_describe(rest[0])}, not '@'", value
-            )
-        return local, rest[1:]
-    # Outside a quoted local part, SP, "<" and ">" are in no production of
-    # RFC 5321 4.1.2; in a path they would end the address early and let the
-    # rest of the value pass as parameters.
-    for char in " <>":
-        if char in value:
-            raise InvalidInputError(
-                field, f"contains {_describe(char)} outside a quoted local part", value
-            )
-    at = value.rfind("@")
-    if at < 0:
-        raise InvalidInputError(field, "has no '@' (a mailbox is local-part@domain)", value)
-    local, domain = value[:at], value[at + 1 :]
-    _check_dot_string(local, field, value)
-    return local, domain
-
-
-def _check_dot_string(local: str, field: str, value: str, what: str = "local part") -> None:
-    # RFC 5321 4.1.2: Dot-string = Atom *("." Atom); Atom = 1*atext.
-    if not local:
-        raise InvalidInputError(field, f"{what} is empty", value)
-    if local.startswith("."):
-        raise InvalidInputError(field, f"{what} starts with a dot", value)
-    if local.endswith("."):
-        raise InvalidInputError(field, f"{what} ends with a dot", value)
-    if ".." in local:
-        raise InvalidInputError(field, f"{what} contains consecutive dots", value)
-    for char in local:
-        # RFC 6531 3.3: atext =/ UTF8-non-ascii (reached only with utf8).
-        if char == "." or not char.isascii():
-            continue
-        if not (char.isalnum() or char in _ATEXT_SPECIALS):
-            raise InvalidInputError(
-                field,
-                f"{what} contains {_describe(char)}, allowed only in a quoted string",
-                value,
-            )
-
-
-def _scan_quoted_string(value: str, field: str) -> int:
-    """Return the index just past the closing DQUOTE of the leading quoted string.
-
-    RFC 5321 4.1.2: Quoted-string = DQUOTE *QcontentSMTP DQUOTE, where
-    qtextSMTP is printable ASCII but '"' and '\\' (RFC 6531 3.3 adds
-    non-ASCII) and quoted-pairSMTP is '\\' followed by printable ASCII or SP.
-    Controls were refused before; '"' and '\\' are handled here.
-    """
-    index = 1
-    while index < len(value):
-        char = value[index]
-        if char == '"':
-            return index + 1
-        if char == "\\":
-            if index + 1 == len(value):
-                break
-            escaped = value[index + 1]
-            if not " " <= escaped <= "~":
-                raise InvalidInputError(
-                    field,
-                    f"quoted local part escapes {_describe(escaped)}; only printable ASCII "
-                    "may follow a backslash (RFC 5321 4.1.2)",
-                    value,
-                )
-            index += 2
-            continue
-        index += 1
-    raise InvalidInputError(field, "quoted local part has no closing quote", value)
-
-
-def _is_postmaster(value: str) -> bool:
-    # RFC 5321 4.1.1.3: "Postmaster" without a domain, case-insensitively.
-    return value.isascii() and value.lower() == "postmaster"
-
-
-# -- xtext ---------------------------------------------------------------------------
-
-
-def _is_xchar(char: str) -> bool:
-    # RFC 3461 4: xchar = "!" .. "~" except "+" and "=".
-    return "!" <= char <= "~" and char not in "+="
-
-
-def xtext_encode(value: str) -> str:
-    """Encode text as RFC 3461 4 xtext.
-
-    Printable ASCII other than ``+`` and ``=`` stands for itself; every other
-    octet of the UTF-8 form becomes ``+`` and two upper-case hex digits
-    (RFC 4954 8: in xtext, non-ASCII is only allowed as hexchar).
-
-    Raises:
-        InvalidInputError: ``value`` is not a str or holds a lone surrogate.
-    """
-    if not isinstance(value, str):
-        raise InvalidInputError("xtext", f"must be a str, not {type(value).__name__}", None)
-    parts: list[str] = []
-    for char in value:
-        if _is_xchar(char):
-            parts.append(char)
-            continue
-        try:
-            octets = char.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidInputError(
-                "xtext", f"contains a lone surrogate (U+{ord(char):04X})", None
-            ) from None
-        parts.extend(f"+{octet:02X}" for octet in octets)
-    return "".join(parts)
-
-
-def xtext_decode(value: str) -> str:
-    """Decode RFC 3461 4 xtext; the inverse of :func:`xtext_encode`.
-
-    Hex digits are accepted in either case (RFC 4954 8 writes them as HEXDIG).
-
-    Raises:
-        InvalidInputError: ``value`` is not well-formed xtext, or the octets it
-            encodes are not UTF-8.
-    """
-    if not isinstance(value, str):
-        raise InvalidInputError("xtext", f"must be a str, not {type(value).__name__}", None)
-    out = bytearray()
-    index = 0
-    while index < len(value):
-        char = value[index]
-        if char == "+":
-            digits = value[index + 1 : index + 3]
-            if len(digits) != 2 or not all(d in "0123456789abcdefABCDEF" for d in digits):
-                raise InvalidInputError("xtext", "'+' must be followed by two hex digits", value)
-            out.append(int(digits, 16))
-            index += 3
-            continue
-        if not _is_xchar(char):
-            raise InvalidInputError("xtext", f"contains {_describe(char)}", value)
-        out.append(ord(char))
-        index += 1
-    try:
-        return out.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidInputError("xtext", "encodes octets that are not UTF-8", value) from None
-
-
-def _utf8_addr_xtext(value: str) -> str:
-    """Encode an address as RFC 6533 3 utf-8-addr-xtext.
-
-    utf-8-addr-xtext = 1*(QCHAR / EmbeddedUnicodeChar): printable ASCII other
-    than "\\", "+" and "=" stands for itself; everything else becomes
-    ``\\x{HEX}``, the code point in upper-case hex without leading zeros
-    (which is what HEXPOINT allows). Every character of the result is an
-    xchar, so it is also valid xtext as it is.
-    """
-    return "".join(
-        char if _is_xchar(char) and char != "\\" else f"\\x{{{ord(char):X}}}" for char in value
-    )
-
-
-def validate_envid(value: str) -> str:
-    """Check an RFC 3461 4.4 envelope identifier (the ``ENVID=`` of MAIL).
-
-    It is printable US-ASCII, spaces included, and at most 100 characters
-    before xtext encoding; empty is refused (leave the parameter out instead).
-
-    Returns:
-        ``value``, unchanged.
-
-    Raises:
-        InvalidInputError: the value cannot be an ENVID.
-    """
-    text = _check_text(
-        value,
-        "ENVID",
-        utf8=False,
-        non_ascii_reason="contains non-ASCII characters; RFC 3461 4.4 allows ASCII only",
-        shown=value,
-    )
-    if not text:
-        raise InvalidInputError("ENVID", "is empty (use None for no ENVID)", text)
-    if len(text) > MAX_ENVID_LENGTH:
-        raise InvalidInputError(
-            "ENVID",
-            f"is {len(text)} characters long, more than {MAX_ENVID_LENGTH} (RFC 3461 4.4)",
-            text,
-        )
-    return text
-
 
 # -- parameters ----------------------------------------------------------------------
 
@@ -718,8 +247,189 @@ def _check_esmtp_value(value: object, keyword: str, *, utf8: bool) -> None:
             raise InvalidInputError(field, f"value contains {_describe(char)}", value)
 
 
-def _format_params(params: Params) -> list[str]:
-    return [keyword if value is None else f"{keyword}={value}" for keyword, value in params]
+def _format_params(params: Params) -> str:
+    """The parameters as they follow the path, each after one SP."""
+    return "".join(
+        f" {keyword}" if value is None else f" {keyword}={value}" for keyword, value in params
+    )
+
+
+def _notify_param(notify: frozenset[Notify]) -> str:
+    # RFC 3461 4.1: notify-esmtp-value = "NEVER" / 1#notify-list-element.
+    if Notify.NEVER in notify:
+        return " NOTIFY=NEVER"
+    return " NOTIFY=" + ",".join(n.value for n in _NOTIFY_ORDER if n in notify)
+
+
+# Every valid NOTIFY= parameter, made once: NEVER, or a non-empty subset of
+# the other three.
+_NOTIFY_PARAMS = {
+    notify: _notify_param(notify)
+    for notify in [
+        frozenset({Notify.NEVER}),
+        *(
+            frozenset(chosen)
+            for count in range(1, len(_NOTIFY_ORDER) + 1)
+            for chosen in itertools.combinations(_NOTIFY_ORDER, count)
+        ),
+    ]
+}
+
+
+# -- envelope lines ----------------------------------------------------------------------
+#
+# MAIL and RCPT lines for values already checked: the session checks every
+# address once, when the message is built, and then makes four or so of these
+# lines per message. Each is one string built by concatenation (no list, no
+# enum .value lookups), encoded once; the line limit is only worked out for
+# the rare line longer than 512 octets.
+
+
+def mail_line(
+    sender: str,
+    *,
+    size: int | None,
+    body: BodyType | None,
+    smtputf8: bool,
+    ret: Ret | None,
+    envid: str | None,
+    requiretls: bool,
+) -> bytes:
+    """The ``MAIL FROM`` line :class:`Mail` makes of the same values.
+
+    Nothing is checked but the length of the line: the caller guarantees
+    that ``sender`` passed :func:`validate_mailbox` (with ``utf8=smtputf8``)
+    or is ``""``, that ``envid`` passed :func:`validate_envid`, and that
+    ``size`` is a non-negative int of at most 20 digits.
+
+    Returns:
+        The exact line, CRLF included: ``Mail(...).to_bytes()``.
+
+    Raises:
+        InvalidInputError: the line is longer than its limit (the error
+            ``Mail`` raises; see the module docstring).
+    """
+    return _mail_line(sender, size, body, smtputf8, ret, envid, None, requiretls, ())
+
+
+def rcpt_line(
+    recipient: str,
+    *,
+    notify: frozenset[Notify] | None,
+    orcpt: str | None,
+    utf8: bool,
+) -> bytes:
+    """The ``RCPT TO`` line :class:`Rcpt` makes of the same values.
+
+    Nothing is checked but the length of the line: the caller guarantees
+    that ``recipient`` passed :func:`validate_mailbox` (with the same
+    ``utf8``) or is ``"Postmaster"``, that ``notify`` is ``{Notify.NEVER}``
+    or a non-empty set of the others, and that ``orcpt`` is non-empty text
+    ``Rcpt`` accepts. ``utf8`` does not change the line (non-ASCII goes out
+    as UTF-8 either way); it is taken so that the values are Rcpt's.
+
+    Returns:
+        The exact line, CRLF included: ``Rcpt(...).to_bytes()``.
+
+    Raises:
+        InvalidInputError: the line is longer than its limit (the error
+            ``Rcpt`` raises).
+    """
+    return _rcpt_line(recipient, notify, orcpt, ())
+
+
+def _mail_line(
+    sender: str,
+    size: int | None,
+    body: BodyType | None,
+    smtputf8: bool,
+    ret: Ret | None,
+    envid: str | None,
+    auth: str | None,
+    requiretls: bool,
+    extra: Params,
+) -> bytes:
+    # Parameters in a fixed order: SIZE BODY SMTPUTF8 RET ENVID AUTH
+    # REQUIRETLS, then the extra ones. An enum's _value_ is its value
+    # without the descriptor lookup behind .value.
+    line = "MAIL FROM:<" + sender + ">"
+    if size is not None:
+        line += f" SIZE={size}"  # an int: "{size:d}" is the same, only slower
+    if body is not None:
+        line += " BODY=" + body._value_
+    if smtputf8:
+        line += " SMTPUTF8"
+    if ret is not None:
+        line += " RET=" + ret._value_
+    if envid is not None:
+        line += " ENVID=" + xtext_encode(envid)
+    if auth is not None:
+        line += " AUTH=" + xtext_encode(auth)
+    if requiretls:
+        line += " REQUIRETLS"
+    if extra:
+        line += _format_params(extra)
+    wire = (line + "\r\n").encode()
+    if len(wire) > MAX_COMMAND_LINE:
+        limit = _mail_line_limit(
+            size is not None,
+            body is not None,
+            smtputf8,
+            ret is not None or envid is not None,
+            auth is not None,
+            requiretls,
+        )
+        if len(wire) > limit:
+            raise _line_too_long(len(wire), limit, "MAIL parameters")
+    return wire
+
+
+def _mail_line_limit(
+    size: bool, body: bool, smtputf8: bool, dsn: bool, auth: bool, requiretls: bool
+) -> int:
+    # RFC 5321 4.5.3.1.4: 512, raised by each extension used (module docstring).
+    limit = MAX_COMMAND_LINE
+    if size:
+        limit += _SIZE_ALLOWANCE  # RFC 1870 3
+    if body:
+        limit += _BODY_ALLOWANCE
+    if smtputf8:
+        limit += _SMTPUTF8_ALLOWANCE  # RFC 6531 3.1
+    if dsn:
+        limit += _DSN_MAIL_ALLOWANCE  # RFC 3461 4
+    if auth:
+        limit += _AUTH_PARAM_ALLOWANCE  # RFC 4954 3
+    if requiretls:
+        limit += _REQUIRETLS_ALLOWANCE
+    return limit
+
+
+def _rcpt_line(
+    recipient: str, notify: frozenset[Notify] | None, orcpt: str | None, extra: Params
+) -> bytes:
+    # Parameters in a fixed order: NOTIFY ORCPT, then the extra ones.
+    line = "RCPT TO:<" + recipient + ">"
+    if notify is not None:
+        line += _NOTIFY_PARAMS.get(notify) or _notify_param(notify)
+    if orcpt is not None:
+        if orcpt.isascii():
+            line += " ORCPT=rfc822;" + xtext_encode(orcpt)
+        else:
+            # RFC 6533 3: the 7-bit form of a UTF-8 address, safe in ORCPT.
+            line += " ORCPT=utf-8;" + _utf8_addr_xtext(orcpt)
+    if extra:
+        line += _format_params(extra)
+    wire = (line + "\r\n").encode()
+    if len(wire) > MAX_COMMAND_LINE:
+        limit = _rcpt_line_limit(notify is not None or orcpt is not None)
+        if len(wire) > limit:
+            raise _line_too_long(len(wire), limit, "RCPT parameters")
+    return wire
+
+
+def _rcpt_line_limit(dsn: bool) -> int:
+    # RFC 3461 4: NOTIFY and ORCPT raise the limit by 500.
+    return MAX_COMMAND_LINE + _DSN_RCPT_ALLOWANCE if dsn else MAX_COMMAND_LINE
 
 
 # -- commands --------------------------------------------------------------------------
@@ -764,14 +474,24 @@ class Command:
 
     def _check_line_length(self, field: str) -> bytes:
         """Check the line against :attr:`line_limit`; return it."""
-        line = self._line()
-        if len(line) > self.line_limit:
-            raise InvalidInputError(
-                field,
-                f"makes the command line {len(line)} octets long, more than its limit of "
-                f"{self.line_limit} (RFC 5321 4.5.3.1.4 plus extension allowances)",
-            )
-        return line
+        return _check_length(self._line(), self.line_limit, field)
+
+
+def _check_length(line: bytes, limit: int, field: str) -> bytes:
+    """Return ``line`` if it is at most ``limit`` octets long, else raise."""
+    if len(line) > limit:
+        raise _line_too_long(len(line), limit, field)
+    return line
+
+
+def _line_too_long(length: int, limit: int, field: str) -> InvalidInputError:
+    # RFC 5321 4.5.3.1.4: a command line is at most 512 octets with its CRLF,
+    # and extensions may raise the limit (the module docstring's table).
+    return InvalidInputError(
+        field,
+        f"makes the command line {length} octets long, more than its limit of "
+        f"{limit} (RFC 5321 4.5.3.1.4 plus extension allowances)",
+    )
 
 
 def _check_hello_domain(domain: object, field: str) -> None:
@@ -792,9 +512,32 @@ def _simple_line(verb: str, argument: str = "") -> bytes:
     return text.encode("utf-8")
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Hello:
+    """What EHLO, HELO and LHLO share: one domain, checked and sent alike.
+
+    A mixin rather than a Command subclass, so that each greeting stays a
+    final Command of its own with the same fields, repr and equality.
+    """
+
+    verb: ClassVar[str]
+    ends_group: ClassVar[bool] = True
+    _stage: ClassVar[Stage] = Stage.EHLO
+
+    domain: str
+
+    def __post_init__(self) -> None:
+        field = f"{self.verb} domain"
+        _check_hello_domain(self.domain, field)
+        _check_length(self._line(), MAX_COMMAND_LINE, field)
+
+    def _line(self) -> bytes:
+        return _simple_line(self.verb, self.domain)
+
+
 @final
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Ehlo(Command):
+class Ehlo(_Hello, Command):
     """``EHLO domain`` (RFC 5321 4.1.1.1): open an ESMTP session.
 
     The domain is an ASCII domain or an address literal: it is sent before
@@ -802,55 +545,22 @@ class Ehlo(Command):
     """
 
     verb: ClassVar[str] = "EHLO"
-    ends_group: ClassVar[bool] = True
-    _stage: ClassVar[Stage] = Stage.EHLO
-
-    domain: str
-
-    def __post_init__(self) -> None:
-        _check_hello_domain(self.domain, f"{self.verb} domain")
-        self._check_line_length(f"{self.verb} domain")
-
-    def _line(self) -> bytes:
-        return _simple_line(self.verb, self.domain)
 
 
 @final
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Helo(Command):
+class Helo(_Hello, Command):
     """``HELO domain`` (RFC 5321 4.1.1.1): open a plain SMTP session."""
 
     verb: ClassVar[str] = "HELO"
-    ends_group: ClassVar[bool] = True
-    _stage: ClassVar[Stage] = Stage.EHLO
-
-    domain: str
-
-    def __post_init__(self) -> None:
-        _check_hello_domain(self.domain, f"{self.verb} domain")
-        self._check_line_length(f"{self.verb} domain")
-
-    def _line(self) -> bytes:
-        return _simple_line(self.verb, self.domain)
 
 
 @final
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Lhlo(Command):
+class Lhlo(_Hello, Command):
     """``LHLO domain`` (RFC 2033 4.1): open an LMTP session."""
 
     verb: ClassVar[str] = "LHLO"
-    ends_group: ClassVar[bool] = True
-    _stage: ClassVar[Stage] = Stage.EHLO
-
-    domain: str
-
-    def __post_init__(self) -> None:
-        _check_hello_domain(self.domain, f"{self.verb} domain")
-        self._check_line_length(f"{self.verb} domain")
-
-    def _line(self) -> bytes:
-        return _simple_line(self.verb, self.domain)
 
 
 @final
@@ -895,6 +605,17 @@ def _check_secret_bytes(value: object, field: str) -> bytes:
     return value
 
 
+def _check_shown(value: object, field: str) -> None:
+    # What a transcript shows of SASL data (the mechanism's transcript rule):
+    # one line, so no CR or LF; never shown in an error, as it might hold
+    # what the caller meant to hide.
+    if value is not None and (not isinstance(value, bytes) or b"\r" in value or b"\n" in value):
+        raise InvalidInputError(field, "must be None or bytes without CR or LF")
+
+
+_REDACTED_SASL = b"<redacted>"
+
+
 @final
 @dataclass(frozen=True, slots=True, kw_only=True, repr=False)
 class Auth(Command):
@@ -905,6 +626,10 @@ class Auth(Command):
         initial_response: the raw (not yet base64) initial response, or
             ``None`` to send none. Never shown by ``repr`` or
             :meth:`transcript`.
+        shown: what :meth:`transcript` shows in place of the initial
+            response: the mechanism's rule
+            (``SASLMechanism.transcript_response``); ``None`` for
+            ``<redacted>``. Not part of equality.
     """
 
     verb: ClassVar[str] = "AUTH"
@@ -913,11 +638,13 @@ class Auth(Command):
 
     mechanism: str
     initial_response: bytes | None = None
+    shown: bytes | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mechanism", _check_mechanism(self.mechanism))
         if self.initial_response is not None:
             _check_secret_bytes(self.initial_response, "AUTH initial response")
+        _check_shown(self.shown, "AUTH transcript form")
         length = len(self._line())
         if length > MAX_COMMAND_LINE:
             # RFC 4954 4: "the AUTH command is still subject to the line length
@@ -943,10 +670,12 @@ class Auth(Command):
         return _auth_line(self.mechanism, self.initial_response)
 
     def transcript(self) -> bytes:
-        """The AUTH line with any initial response replaced by ``<redacted>``."""
+        """The AUTH line with any initial response replaced by :attr:`shown`
+        (``<redacted>`` by default)."""
         if self.initial_response is None:
             return self.to_bytes()
-        return f"AUTH {self.mechanism} <redacted>\r\n".encode("ascii")
+        shown = _REDACTED_SASL if self.shown is None else self.shown
+        return b"AUTH " + self.mechanism.encode("ascii") + b" " + shown + b"\r\n"
 
     def __repr__(self) -> str:
         shown = "None" if self.initial_response is None else "<redacted>"
@@ -959,7 +688,9 @@ class AuthResponse(Command):
     """One SASL continuation line: base64 of ``data`` (RFC 4954 4).
 
     Empty ``data`` is an empty line. ``data`` is never shown by ``repr`` or
-    :meth:`transcript`.
+    :meth:`transcript`; ``shown`` is what :meth:`transcript` shows instead:
+    the mechanism's rule (``SASLMechanism.transcript_response``), or ``None``
+    for ``<redacted>``. It is not part of equality.
     """
 
     verb: ClassVar[str] = "AUTH"
@@ -967,9 +698,11 @@ class AuthResponse(Command):
     _stage: ClassVar[Stage] = Stage.AUTH
 
     data: bytes
+    shown: bytes | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         _check_secret_bytes(self.data, "AUTH response")
+        _check_shown(self.shown, "AUTH response transcript form")
         length = len(self._line())
         if length > MAX_AUTH_LINE:
             raise InvalidInputError(
@@ -986,8 +719,8 @@ class AuthResponse(Command):
         return base64.b64encode(self.data) + b"\r\n"
 
     def transcript(self) -> bytes:
-        """``<redacted>`` and CRLF, whatever the data."""
-        return b"<redacted>\r\n"
+        """:attr:`shown` (``<redacted>`` by default) and CRLF."""
+        return (_REDACTED_SASL if self.shown is None else self.shown) + b"\r\n"
 
     def __repr__(self) -> str:
         return "AuthResponse(data=<redacted>)"
@@ -1065,7 +798,18 @@ class Mail(Command):
         if self.extra != ():
             extra = _check_extra(self.extra, reserved=_MAIL_KEYWORDS, utf8=self.smtputf8)
             object.__setattr__(self, "extra", extra)
-        object.__setattr__(self, "_wire", self._check_line_length("MAIL parameters"))
+        line = _mail_line(
+            self.sender,
+            self.size,
+            self.body,
+            self.smtputf8,
+            self.ret,
+            self.envid,
+            self.auth,
+            self.requiretls,
+            self.extra,
+        )
+        object.__setattr__(self, "_wire", line)
 
     def to_bytes(self) -> bytes:
         """The exact line to send, CRLF included."""
@@ -1074,39 +818,14 @@ class Mail(Command):
     @property
     def line_limit(self) -> int:
         """512 plus the allowance of each extension used (module docstring)."""
-        limit = MAX_COMMAND_LINE
-        if self.size is not None:
-            limit += _SIZE_ALLOWANCE
-        if self.body is not None:
-            limit += _BODY_ALLOWANCE
-        if self.smtputf8:
-            limit += _SMTPUTF8_ALLOWANCE
-        if self.ret is not None or self.envid is not None:
-            limit += _DSN_MAIL_ALLOWANCE
-        if self.auth is not None:
-            limit += _AUTH_PARAM_ALLOWANCE
-        if self.requiretls:
-            limit += _REQUIRETLS_ALLOWANCE
-        return limit
-
-    def _line(self) -> bytes:
-        parts = [f"MAIL FROM:<{self.sender}>"]
-        if self.size is not None:
-            parts.append(f"SIZE={self.size:d}")
-        if self.body is not None:
-            parts.append(f"BODY={self.body.value}")
-        if self.smtputf8:
-            parts.append("SMTPUTF8")
-        if self.ret is not None:
-            parts.append(f"RET={self.ret.value}")
-        if self.envid is not None:
-            parts.append(f"ENVID={xtext_encode(self.envid)}")
-        if self.auth is not None:
-            parts.append(f"AUTH={xtext_encode(self.auth)}")
-        if self.requiretls:
-            parts.append("REQUIRETLS")
-        parts.extend(_format_params(self.extra))
-        return (" ".join(parts) + "\r\n").encode("utf-8")
+        return _mail_line_limit(
+            self.size is not None,
+            self.body is not None,
+            self.smtputf8,
+            self.ret is not None or self.envid is not None,
+            self.auth is not None,
+            self.requiretls,
+        )
 
 
 @final
@@ -1149,12 +868,6 @@ class Rcpt(Command):
             )
         if not (isinstance(self.recipient, str) and _is_postmaster(self.recipient)):
             validate_mailbox(self.recipient, field="recipient", utf8=self.utf8)
-        if self.notify is None and self.orcpt is None and self.extra == ():
-            # The common case: a checked path is at most 256 octets
-            # (RFC 5321 4.5.3.1.3), so the line is well within 512.
-            line = f"RCPT TO:<{self.recipient}>\r\n".encode()
-            object.__setattr__(self, "_wire", line)
-            return
         if self.notify is not None:
             object.__setattr__(self, "notify", self._check_notify(self.notify))
         if self.orcpt is not None:
@@ -1163,9 +876,11 @@ class Rcpt(Command):
             orcpt = _check_text(self.orcpt, "ORCPT", utf8=self.utf8, shown=self.orcpt)
             if not orcpt:
                 raise InvalidInputError("ORCPT", "is empty (use None for no ORCPT)", orcpt)
-        extra = _check_extra(self.extra, reserved=_RCPT_KEYWORDS, utf8=self.utf8)
-        object.__setattr__(self, "extra", extra)
-        object.__setattr__(self, "_wire", self._check_line_length("RCPT parameters"))
+        if self.extra != ():
+            extra = _check_extra(self.extra, reserved=_RCPT_KEYWORDS, utf8=self.utf8)
+            object.__setattr__(self, "extra", extra)
+        line = _rcpt_line(self.recipient, self.notify, self.orcpt, self.extra)
+        object.__setattr__(self, "_wire", line)
 
     def to_bytes(self) -> bytes:
         """The exact line to send, CRLF included."""
@@ -1196,26 +911,7 @@ class Rcpt(Command):
     @property
     def line_limit(self) -> int:
         """512, plus 500 with NOTIFY or ORCPT (RFC 3461 4)."""
-        if self.notify is not None or self.orcpt is not None:
-            return MAX_COMMAND_LINE + _DSN_RCPT_ALLOWANCE
-        return MAX_COMMAND_LINE
-
-    def _line(self) -> bytes:
-        parts = [f"RCPT TO:<{self.recipient}>"]
-        if self.notify is not None:
-            if Notify.NEVER in self.notify:
-                parts.append("NOTIFY=NEVER")
-            else:
-                chosen = ",".join(n.value for n in _NOTIFY_ORDER if n in self.notify)
-                parts.append(f"NOTIFY={chosen}")
-        if self.orcpt is not None:
-            if self.orcpt.isascii():
-                parts.append(f"ORCPT=rfc822;{xtext_encode(self.orcpt)}")
-            else:
-                # RFC 6533 3: the 7-bit form of a UTF-8 address, safe in ORCPT.
-                parts.append(f"ORCPT=utf-8;{_utf8_addr_xtext(self.orcpt)}")
-        parts.extend(_format_params(self.extra))
-        return (" ".join(parts) + "\r\n").encode("utf-8")
+        return _rcpt_line_limit(self.notify is not None or self.orcpt is not None)
 
 
 @final
@@ -1337,9 +1033,33 @@ def _check_string_argument(value: object, field: str, *, utf8: bool) -> str:
     return text
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _StringQuery:
+    """What VRFY and EXPN share: one String argument, then ``SMTPUTF8`` with
+    ``utf8`` (RFC 6531 3.7.4.2), checked and sent alike.
+
+    A mixin rather than a Command subclass, like :class:`_Hello`.
+    """
+
+    verb: ClassVar[str]
+    ends_group: ClassVar[bool] = True
+
+    string: str
+    utf8: bool = False
+
+    def __post_init__(self) -> None:
+        field = f"{self.verb} string"
+        _check_string_argument(self.string, field, utf8=self.utf8)
+        _check_length(self._line(), MAX_COMMAND_LINE, field)
+
+    def _line(self) -> bytes:
+        suffix = " SMTPUTF8" if self.utf8 else ""
+        return f"{self.verb} {self.string}{suffix}\r\n".encode()
+
+
 @final
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Vrfy(Command):
+class Vrfy(_StringQuery, Command):
     """``VRFY string [SMTPUTF8]`` (RFC 5321 4.1.1.6, RFC 6531 3.7.4.2).
 
     Attributes:
@@ -1350,23 +1070,11 @@ class Vrfy(Command):
     """
 
     verb: ClassVar[str] = "VRFY"
-    ends_group: ClassVar[bool] = True
-
-    string: str
-    utf8: bool = False
-
-    def __post_init__(self) -> None:
-        _check_string_argument(self.string, f"{self.verb} string", utf8=self.utf8)
-        self._check_line_length(f"{self.verb} string")
-
-    def _line(self) -> bytes:
-        suffix = " SMTPUTF8" if self.utf8 else ""
-        return f"{self.verb} {self.string}{suffix}\r\n".encode()
 
 
 @final
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Expn(Command):
+class Expn(_StringQuery, Command):
     """``EXPN string [SMTPUTF8]`` (RFC 5321 4.1.1.7, RFC 6531 3.7.4.2).
 
     Attributes:
@@ -1376,18 +1084,6 @@ class Expn(Command):
     """
 
     verb: ClassVar[str] = "EXPN"
-    ends_group: ClassVar[bool] = True
-
-    string: str
-    utf8: bool = False
-
-    def __post_init__(self) -> None:
-        _check_string_argument(self.string, f"{self.verb} string", utf8=self.utf8)
-        self._check_line_length(f"{self.verb} string")
-
-    def _line(self) -> bytes:
-        suffix = " SMTPUTF8" if self.utf8 else ""
-        return f"{self.verb} {self.string}{suffix}\r\n".encode()
 
 
 @final

@@ -235,7 +235,12 @@ class OutgoingMessage:
             requiretls: RFC 8689 REQUIRETLS for this message.
         """
         message_class = _email_message_class()
-        if message_class is not None and isinstance(message, message_class):
+        if (
+            message_class is not None
+            and isinstance(message, message_class)
+            and (sender is None or recipients is None)
+        ):
+            # Only what the caller did not give is read from the headers.
             derived_sender, derived_rcpts = envelope_from_message(message)
             sender = derived_sender if sender is None else sender
             if recipients is None:

@@ -660,10 +660,14 @@ def scan_body(data: bytes, *, max_line_length: int | None = DEFAULT_MAX_LINE_LEN
     )
 
 
-def encode_scanned(data: bytes, info: BodyInfo, mode: EncodeMode) -> bytes:
+def encode_scanned(
+    data: bytes, info: BodyInfo, mode: EncodeMode, *, terminator: bool = True
+) -> bytes:
     """The wire form of a whole in-memory body that :func:`scan_body` found
     acceptable: exactly what ``BodyEncoder(mode=mode)`` fed ``data`` at once
-    would return (``feed`` then ``end``), in fewer passes.
+    would return (``feed`` then ``end``), in fewer passes. With
+    ``terminator=False`` the DATA form comes without its final ``.CRLF``
+    (and a body that needs no change is returned as it is, uncopied).
 
     No content check is made here: the caller has already refused what
     ``info`` reports (NUL, controls, 8-bit data, long lines, bare line endings
@@ -676,7 +680,8 @@ def encode_scanned(data: bytes, info: BodyInfo, mode: EncodeMode) -> bytes:
         # RFC 5321 2.3.8: bare CRs and LFs become CRLF. The encoder has the
         # fast ways to do that; the checks it makes again cost little.
         encoder = BodyEncoder(mode=mode, allow_controls=True, max_line_length=None)
-        return encoder.feed(data) + encoder.end()
+        wire = encoder.feed(data) + encoder.end()
+        return wire if terminator or mode is not EncodeMode.DATA else wire[:-3]
     out = data
     if out and out[-1] != _LF:
         # RFC 5321 4.1.1.4: the data ends with CRLF before the terminator.
@@ -688,7 +693,7 @@ def encode_scanned(data: bytes, info: BodyInfo, mode: EncodeMode) -> bytes:
     out = _stuff_dots(out)
     if out[:1] == b".":
         out = b"." + out
-    return out + b".\r\n"
+    return out + b".\r\n" if terminator else out
 
 
 # ---------------------------------------------------------------------------
@@ -789,11 +794,19 @@ def envelope_from_message(message: email.message.Message) -> tuple[str, list[str
 
     The rules are those of :meth:`smtplib.SMTP.send_message`: if the message
     has one ``Resent-Date`` header, the ``Resent-`` fields are used; the sender
-    comes from ``Sender`` if present, else ``From``; the recipients from
-    ``To``, ``Cc`` and ``Bcc``, parsed with :func:`email.utils.getaddresses`.
-    Unlike smtplib, every occurrence of a recipient field counts (not only the
-    first), empty addresses (such as a group's ``undisclosed-recipients:;``)
-    are dropped and exact duplicates are listed once.
+    comes from ``Sender`` if present, else from the first address of ``From``;
+    the recipients from ``To``, ``Cc`` and ``Bcc``. Unlike smtplib, every
+    occurrence of a recipient field counts (not only the first), empty groups
+    (such as ``undisclosed-recipients:;``) give no address, and exact
+    duplicates are listed once.
+
+    Unlike smtplib, each header used is read strictly, as an RFC 5322 3.4
+    address list, with the email package's header registry: a header that is
+    not one is refused as a whole, never read as some list of addresses. A
+    display name holding an unquoted ``@`` (``billing@victim.test
+    <b@rcpt.test>``) is the case that matters: :func:`email.utils.getaddresses`
+    makes two recipients of it, one taken from the display name. Obsolete
+    syntax (RFC 5322 4) and UTF-8 (RFC 6532) are accepted.
 
     Args:
         message: the message.
@@ -802,15 +815,15 @@ def envelope_from_message(message: email.message.Message) -> tuple[str, list[str
         ``(sender, recipients)``.
 
     Raises:
-        InvalidInputError: more than one ``Resent-`` block, no sender address or
-            no recipient address.
+        InvalidInputError: more than one ``Resent-`` block, no sender address,
+            no recipient address, or a header used that is not a well-formed
+            address list (the error names the header).
     """
     message_class = _email_message_class()
     if message_class is None or not isinstance(message, message_class):
         raise InvalidInputError(
             "message", "must be an email.message.Message", type(message).__name__
         )
-    import email.utils
 
     # RFC 5322 3.6.6: each resending adds a block of Resent- fields, and
     # Resent-Date is mandatory in a block. With several blocks there is no
@@ -825,25 +838,126 @@ def envelope_from_message(message: email.message.Message) -> tuple[str, list[str
 
     # RFC 5322 3.6.2: Sender names the mailbox responsible for sending when it
     # differs from the author(s) in From.
-    field = f"{prefix}Sender" if f"{prefix}Sender" in message else f"{prefix}From"
-    values = message.get_all(field) or []
-    senders = [addr for _name, addr in email.utils.getaddresses([str(v) for v in values]) if addr]
+    if f"{prefix}Sender" in message:
+        senders = _header_addresses(message, f"{prefix}Sender", "sender")
+        if len(senders) > 1:
+            # RFC 5322 3.6.2: sender = "Sender:" mailbox CRLF; one, not a list.
+            raise InvalidInputError(
+                f"{prefix}Sender header",
+                f"holds {len(senders)} addresses; it names one mailbox (RFC 5322 3.6.2)",
+            )
+    else:
+        senders = _header_addresses(message, f"{prefix}From", "sender")
     if not senders:
         raise InvalidInputError(
             "sender", f"message has no address in {prefix}Sender or {prefix}From"
         )
 
-    values = []
-    for name in ("To", "Cc", "Bcc"):
-        values.extend(message.get_all(f"{prefix}{name}") or [])
     recipients: list[str] = []
     seen: set[str] = set()
-    for _name, addr in email.utils.getaddresses([str(v) for v in values]):
-        if addr and addr not in seen:
-            seen.add(addr)
-            recipients.append(addr)
+    for name in ("To", "Cc", "Bcc"):
+        for addr in _header_addresses(message, f"{prefix}{name}", "recipient"):
+            if addr not in seen:
+                seen.add(addr)
+                recipients.append(addr)
     if not recipients:
         raise InvalidInputError(
             "recipients", f"message has no address in {prefix}To, {prefix}Cc or {prefix}Bcc"
         )
     return senders[0], recipients
+
+
+# RFC 5322 2.2.3: "Unfolding is accomplished by simply removing any CRLF that
+# is immediately followed by WSP." A parsed message may keep bare LF or CR.
+_FOLD = re.compile(r"(?:\r\n|\r|\n)(?=[ \t])")
+
+
+def _header_addresses(message: email.message.Message, name: str, role: str) -> list[str]:
+    """Every address of every ``name`` header, each header read strictly."""
+    wanted = name.lower()
+    addresses: list[str] = []
+    for key, value in message.raw_items():
+        if key.lower() == wanted:
+            addresses.extend(_parse_address_header(name, value, role))
+    return addresses
+
+
+def _parse_address_header(name: str, value: object, role: str) -> list[str]:
+    """The addresses of one address-list header, or InvalidInputError.
+
+    An ``EmailMessage`` holds the header as the registry parsed it when it was
+    set; anything else (raw text from a parser, a legacy message's string or
+    :class:`email.header.Header`) is parsed here, the same way.
+    """
+    import email.errors
+    import email.headerregistry
+    import email.policy
+
+    field = f"{name} header"
+    not_taken = f"no {role} is taken from it"
+    header: object = value
+    # A registry header is a str, but of the addresses as parsed, which would
+    # hide what went wrong; only raw text is worth showing.
+    shown: str | None = None
+    if not isinstance(value, email.headerregistry.AddressHeader):
+        shown = str(value)
+        text = _header_text(shown, field, not_taken)
+        try:
+            header = email.policy.default.header_factory(name, text)
+        except Exception as exc:
+            # The stdlib parser raises IndexError, AttributeError and others
+            # on some malformed lists ("b@", nested groups): all mean the same.
+            raise InvalidInputError(
+                field,
+                f"not an RFC 5322 address list (the email parser fails: {exc!r}); {not_taken}",
+                shown,
+            ) from exc
+    # A registry header is a kind (AddressHeader, which holds the groups) mixed
+    # with BaseHeader (which holds the defects); the stubs cannot say both.
+    parsed = header if isinstance(header, email.headerregistry.BaseHeader) else None
+    address_list = header if isinstance(header, email.headerregistry.AddressHeader) else None
+    if parsed is None or address_list is None:
+        raise InvalidInputError(field, f"not parsed as an address list; {not_taken}", shown)
+    for defect in parsed.defects:
+        # RFC 5322 4: obsolete syntax "MUST be accepted and parsed"; RFC 6532
+        # 3.2 allows a UTF-8 local part (the session then asks for SMTPUTF8).
+        # Anything else is a list the parser had to guess at, such as an
+        # unquoted "@" in a display name: "invalid address in address-list".
+        if not isinstance(
+            defect, (email.errors.ObsoleteHeaderDefect, email.errors.NonASCIILocalPartDefect)
+        ):
+            raise InvalidInputError(
+                field, f"not an RFC 5322 address list ({defect}); {not_taken}", shown
+            )
+    addresses: list[str] = []
+    for group in address_list.groups:
+        for address in group.addresses:
+            # RFC 5322 3.4.1: addr-spec = local-part "@" domain, neither empty.
+            # A null path ("<>") has no place in a header.
+            if not address.username or not address.domain:
+                raise InvalidInputError(
+                    field,
+                    f"holds an empty address, or one without a local part or domain; {not_taken}",
+                    shown,
+                )
+            addresses.append(address.addr_spec)
+    return addresses
+
+
+def _header_text(text: str, field: str, not_taken: str) -> str:
+    """Unfold a header value and turn its raw octets back into UTF-8 text."""
+    text = _FOLD.sub("", text)
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A parser keeps octets of a raw header as surrogate escapes; RFC 6532
+        # 3.2 allows them when they are UTF-8, and only then.
+        try:
+            return text.encode("utf-8", "surrogateescape").decode("utf-8")
+        except UnicodeError:
+            raise InvalidInputError(
+                field, f"holds octets that are not UTF-8 (RFC 6532 3.2); {not_taken}", None
+            ) from None
+    return text

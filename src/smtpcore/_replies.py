@@ -50,11 +50,15 @@ DEFAULT_MAX_LINES = 100
 #: Octets in one reply, all lines together.
 DEFAULT_MAX_REPLY_SIZE = 64 * 1024
 
-# RFC 3463 2 / RFC 2034 3: status-code = class "." subject "." detail, where
-# class is 2, 4 or 5, subject 1-3 digits and detail 1-3 digits, followed by
-# SP (or the end of the text).
-_ENHANCED = re.compile(rb"([245])\.(\d{1,3})\.(\d{1,3})(?: |$)")
-_ENHANCED_CODE = re.compile(r"[245]\.[0-9]{1,3}\.[0-9]{1,3}")
+# RFC 3463 2: status-code = class "." subject "." detail, with class = "2" /
+# "4" / "5", subject = 1*3digit and detail = 1*3digit, and "Each numeric
+# sub-code within the status-code MUST be expressed without leading zero
+# digits": a sub-code is "0" or a non-zero digit and up to two more. RFC 2034
+# 4: in a reply the code is followed by SP (or ends the text). Text that
+# breaks any of these rules ("2.01.0") is not an enhanced code: it stays text.
+_SUB_CODE = "(?:0|[1-9][0-9]{0,2})"
+_ENHANCED = re.compile(rf"([245])\.{_SUB_CODE}\.{_SUB_CODE}(?: |$)".encode("ascii"))
+_ENHANCED_CODE = re.compile(rf"[245]\.{_SUB_CODE}\.{_SUB_CODE}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

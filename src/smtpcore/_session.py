@@ -148,6 +148,10 @@ MAX_BDAT_IN_FLIGHT = 8
 #: may have on the wire together (see the module docstring).
 MAX_TXNS_IN_FLIGHT = 16
 MAX_BYTES_IN_FLIGHT = 256 * 1024
+#: Message data at least this long goes out as a Write of its own, without
+#: being copied into the output buffer (a 50 MB in-memory body costs no
+#: second 50 MB).
+BIG_WRITE = 64 * 1024
 
 
 class Phase(enum.Enum):
@@ -363,6 +367,8 @@ class Session:
         self._phase = Phase.GREETING
         self._tls = config.tls is TLSPolicy.IMPLICIT
         self._out = bytearray()
+        # Writes ready before what _out holds: (data, stage, ends in it).
+        self._writes: deque[tuple[bytes, Stage, list[_Txn]]] = deque()
         self._out_stage = Stage.GREETING
         self._events: deque[Event] = deque()
         self._jobs: deque[_Msg | tuple[int, Command] | None] = deque()  # None = QUIT
@@ -570,6 +576,10 @@ class Session:
         """What the adapter must do next."""
         self._writing = None  # the last Write (if any) completed
         while True:
+            if self._writes:
+                data, stage, ends = self._writes.popleft()
+                self._writing = (stage, ends)
+                return Write(data=data, stage=stage)
             if self._out:
                 # Let queued work join this write first: the end of one
                 # message's data and the next envelope go out together
@@ -964,7 +974,8 @@ class Session:
                 # _check_message scanned it and refused what is unsendable.
                 assert msg.info is not None
                 mode = EncodeMode.BDAT if msg.use_bdat else EncodeMode.DATA
-                msg.wire = encode_scanned(m.data, msg.info, mode)
+                # Without the terminator: the dot goes as the EndOfData command.
+                msg.wire = encode_scanned(m.data, msg.info, mode, terminator=False)
         msg.mail_line = self._mail_line(msg, caps)
 
     def _check_message(self, msg: _Msg, caps: Capabilities) -> None:
@@ -1160,7 +1171,16 @@ class Session:
     def _write_data(self, msg: _Msg, data: bytes) -> None:
         if not data:
             return
-        self._out += self._conn.send_body(data)
+        self._conn.send_body(data)
+        if len(data) >= BIG_WRITE:
+            # As it is, in a Write of its own: no copy of a large body.
+            if self._out:
+                self._writes.append((bytes(self._out), self._out_stage, []))
+                self._out.clear()
+            self._writes.append((data, Stage.DATA_BLOCK, self._ends_unwritten))
+            self._ends_unwritten = []
+        else:
+            self._out += data
         self._out_stage = Stage.DATA_BLOCK
         msg.size += len(data)
         msg.data_sent = True
@@ -1300,7 +1320,7 @@ class Session:
             self._send_end_of_data(txn)
             return
         if msg.wire is not None:
-            self._write_data(msg, msg.wire[:-3])
+            self._write_data(msg, msg.wire)
             self._send_end_of_data(txn)
             return
         self._begin_stream(txn, EncodeMode.DATA)
@@ -1573,6 +1593,9 @@ class Session:
         for txn in self._ends_unwritten:
             txn.end_unwritten = True
         self._ends_unwritten = []
+        for _, _, ends in self._writes:
+            for txn in ends:
+                txn.end_unwritten = True
         for txn in list(self._active):
             self._fail_txn(txn, error)
         self._active.clear()
@@ -1584,6 +1607,7 @@ class Session:
             and self._phase not in (Phase.QUITTING, Phase.CLOSED)
             and not self._conn.waiting
             and not self._out
+            and not self._writes
             and self._conn.can_send()
         ):
             try:
@@ -1595,6 +1619,7 @@ class Session:
                 return
         # No byte after a fatal error: drop anything not yet written.
         self._out.clear()
+        self._writes.clear()
         self._phase = Phase.CLOSED
 
     def _drop_jobs(self, error: SMTPError | None) -> None:

@@ -37,10 +37,10 @@ from smtpcore import (
     Reply,
     ReplyReceived,
     Rset,
+    ServiceClosing,
     StartTLS,
     Vrfy,
 )
-from smtpcore import ServiceClosing
 from smtpcore._state import ConnState
 
 

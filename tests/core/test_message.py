@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import email
 import email.policy
 import re
 from email.header import Header
+from email.headerregistry import Address
 from email.message import EmailMessage, Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
@@ -983,6 +985,161 @@ def test_envelope_from_email_message_with_non_ascii_addresses() -> None:
 def test_envelope_refuses_non_messages() -> None:
     with pytest.raises(InvalidInputError):
         envelope_from_message(b"From: a@x.org\r\n\r\n")  # type: ignore[arg-type]
+
+
+# Every way a caller hands over headers: set on a legacy Message or on an EmailMessage (the
+# header registry parses at once), or parsed from bytes with the default or the legacy policy.
+def _set_compat32(headers: list[tuple[str, str]]) -> Message:
+    return _headers(*headers)
+
+
+def _set_email_message(headers: list[tuple[str, str]]) -> Message:
+    msg = EmailMessage()
+    for name, value in headers:
+        msg[name] = value
+    return msg
+
+
+def _raw(headers: list[tuple[str, str]]) -> bytes:
+    return "".join(f"{name}: {value}\r\n" for name, value in headers).encode() + b"\r\nbody\r\n"
+
+
+def _parsed_default(headers: list[tuple[str, str]]) -> Message:
+    return email.message_from_bytes(_raw(headers), policy=email.policy.default)
+
+
+def _parsed_compat32(headers: list[tuple[str, str]]) -> Message:
+    return email.message_from_bytes(_raw(headers))
+
+
+HEADER_SOURCES = [
+    pytest.param(_set_compat32, id="message-set"),
+    pytest.param(_set_email_message, id="email-message-set"),
+    pytest.param(_parsed_default, id="bytes-policy-default"),
+    pytest.param(_parsed_compat32, id="bytes-compat32"),
+]
+
+# Address headers that are not an RFC 5322 3.4 address-list. Each must be refused as a whole,
+# never read as some list of addresses: email.utils.getaddresses turns the first one into two
+# recipients, one of them taken from the display name.
+MALFORMED_ADDRESS_LISTS = [
+    pytest.param("billing@victim.test <b@rcpt.test>", id="unquoted-at-in-display-name"),
+    pytest.param("b@y.org, billing@victim.test <c@rcpt.test>", id="unquoted-at-after-a-good-one"),
+    pytest.param("billing @ victim.test <b@rcpt.test>", id="unquoted-spaced-at-in-display-name"),
+    pytest.param("x@y <a@b.org>", id="addr-spec-as-display-name"),
+    pytest.param("a@y.org d@y.org", id="two-addresses-without-comma"),
+    pytest.param("B <b@y.org> junk", id="text-after-angle-addr"),
+    pytest.param("B <b@y.org", id="unclosed-angle-addr"),
+    pytest.param("b@y.org>", id="stray-closing-angle"),
+    pytest.param('"unterminated <b@y.org>', id="unclosed-quoted-string"),
+    pytest.param("g: b@y.org", id="group-without-semicolon"),
+    pytest.param("g: b@y.org, bad@@x.org;", id="group-with-a-bad-member"),
+    pytest.param("b@y.org;", id="semicolon-outside-group"),
+    pytest.param("<>", id="null-address"),
+    pytest.param("B <>", id="null-address-with-name"),
+    pytest.param("Bob", id="name-without-address"),
+    pytest.param(".b@y.org", id="local-part-leading-dot"),
+    pytest.param("b..c@y.org", id="local-part-double-dot"),
+]
+
+# Malformed lists that make the stdlib parser itself raise (IndexError, AttributeError). An
+# EmailMessage parses when the header is set, so these are only reachable the other ways.
+CRASHING_ADDRESS_LISTS = [
+    pytest.param("b@", id="no-domain"),
+    pytest.param("g: h: b@y.org;;", id="nested-group"),
+    pytest.param("g:b@y.org;d@y.org", id="text-after-group"),
+]
+
+
+@pytest.mark.parametrize("build", HEADER_SOURCES)
+@pytest.mark.parametrize("value", MALFORMED_ADDRESS_LISTS)
+@pytest.mark.parametrize("header", ["To", "Cc", "Bcc"])
+def test_envelope_refuses_malformed_recipient_headers(build: Any, value: str, header: str) -> None:
+    # A good address in another header: the bad header is not just skipped.
+    good = ("Cc", "ok@y.org") if header == "To" else ("To", "ok@y.org")
+    msg = build([("From", "a@x.org"), good, (header, value)])
+    with pytest.raises(InvalidInputError, match=rf"\b{header} header\b"):
+        envelope_from_message(msg)
+
+
+@pytest.mark.parametrize("build", [p for p in HEADER_SOURCES if p.id != "email-message-set"])
+@pytest.mark.parametrize("value", CRASHING_ADDRESS_LISTS)
+def test_envelope_refuses_headers_the_stdlib_parser_crashes_on(build: Any, value: str) -> None:
+    msg = build([("From", "a@x.org"), ("To", value)])
+    with pytest.raises(InvalidInputError, match=r"\bTo header\b"):
+        envelope_from_message(msg)
+
+
+@pytest.mark.parametrize("build", HEADER_SOURCES)
+@pytest.mark.parametrize("header", ["From", "Sender"])
+def test_envelope_refuses_malformed_sender_headers(build: Any, header: str) -> None:
+    bad = "billing@victim.test <s@x.org>"
+    senders = [("From", bad)] if header == "From" else [("From", "a@x.org"), (header, bad)]
+    msg = build([*senders, ("To", "b@y.org")])
+    with pytest.raises(InvalidInputError, match=rf"\b{header} header\b"):
+        envelope_from_message(msg)
+
+
+def test_envelope_refuses_a_line_break_that_is_not_folding() -> None:
+    # A legacy Message stores what it is given; RFC 5322 2.2.3 unfolds only CRLF + WSP.
+    msg = _headers(("From", "a@x.org"), ("To", "b@y.org\r\nBcc: evil@x.org"))
+    with pytest.raises(InvalidInputError, match=r"\bTo header\b"):
+        envelope_from_message(msg)
+    folded = _headers(("From", "a@x.org"), ("To", "b@y.org,\r\n c@y.org"))
+    assert envelope_from_message(folded) == ("a@x.org", ["b@y.org", "c@y.org"])
+
+
+def test_envelope_refuses_an_empty_address_object() -> None:
+    # An EmailMessage also takes Address objects, which the registry does not parse.
+    msg = EmailMessage()
+    msg["From"] = "a@x.org"
+    msg["To"] = [Address("b", "b", "y.org"), Address(display_name="nobody")]
+    with pytest.raises(InvalidInputError, match=r"\bTo header\b.*empty"):
+        envelope_from_message(msg)
+
+
+WELL_FORMED_ADDRESS_LISTS = [
+    pytest.param('"billing@victim.test" <b@rcpt.test>', ["b@rcpt.test"], id="quoted-at"),
+    pytest.param(
+        "=?utf-8?q?billing=40victim.test?= <b@rcpt.test>", ["b@rcpt.test"], id="encoded-at"
+    ),
+    pytest.param("(billing@victim.test) b@rcpt.test", ["b@rcpt.test"], id="at-in-comment"),
+    pytest.param('"a@b"@rcpt.test', ['"a@b"@rcpt.test'], id="quoted-local-part"),
+    # RFC 5322 4.1: obs-phrase allows "." in a display name; 4.4: obs-addr-list allows
+    # empty list elements. Both must be accepted when parsing.
+    pytest.param("Joe Q. Public <b@y.org>", ["b@y.org"], id="obs-phrase"),
+    pytest.param("b@y.org, , c@y.org", ["b@y.org", "c@y.org"], id="obs-empty-element"),
+    pytest.param(
+        "team: b@y.org, C <c@y.org>;, d@y.org", ["b@y.org", "c@y.org", "d@y.org"], id="group"
+    ),
+    pytest.param("b@[192.0.2.1]", ["b@[192.0.2.1]"], id="address-literal"),
+]
+
+
+@pytest.mark.parametrize("build", HEADER_SOURCES)
+@pytest.mark.parametrize(("value", "expected"), WELL_FORMED_ADDRESS_LISTS)
+def test_envelope_takes_well_formed_recipient_headers(
+    build: Any, value: str, expected: list[str]
+) -> None:
+    msg = build([("From", "A <a@x.org>"), ("To", value)])
+    assert envelope_from_message(msg) == ("a@x.org", expected)
+
+
+@pytest.mark.parametrize("build", [_parsed_default, _parsed_compat32])
+def test_envelope_from_utf8_headers_parsed_from_bytes(build: Any) -> None:
+    # RFC 6532 3.2: header values may hold raw UTF-8; the email package keeps the octets
+    # as surrogate escapes, which must come back as the characters, not as surrogates.
+    msg = build([("From", "Jöhn <jö@exämple.org>"), ("To", "Zoë <zoë@exämple.org>")])
+    assert envelope_from_message(msg) == ("jö@exämple.org", ["zoë@exämple.org"])
+
+
+@pytest.mark.parametrize("build", [_parsed_default, _parsed_compat32])
+def test_envelope_refuses_header_octets_that_are_not_utf8(build: Any) -> None:
+    raw = b"From: a@x.org\r\nTo: B\xff <b@y.org>\r\n\r\nbody\r\n"
+    policy = email.policy.default if build is _parsed_default else email.policy.compat32
+    msg = email.message_from_bytes(raw, policy=policy)
+    with pytest.raises(InvalidInputError, match=r"\bTo header\b.*UTF-8"):
+        envelope_from_message(msg)
 
 
 @settings(max_examples=300, deadline=None)

@@ -679,9 +679,10 @@ def test_require_all_recipients_without_pipelining(refusal: bytes) -> None:
         )
     )
     ehlo = b"250-mx.example.net\r\n250 8BITMIME\r\n"
-    run = run_script(session, [GREETING, ehlo, OK, OK, refusal, OK, BYE])
+    run = run_script(session, [GREETING, ehlo, OK, OK, refusal, BYE])
     assert run.closed  # quit() at the first Idle: not busy then, so QUIT goes out
-    assert run.client.endswith(b"RSET\r\nQUIT\r\n")
+    # No further RCPT after the refusal; the RSET would go before a next MAIL.
+    assert run.client.endswith(b"RCPT TO:<carol@example.net>\r\nQUIT\r\n")
     assert b"DATA" not in run.client
     (failed,) = outcomes(run)
     assert isinstance(failed, MessageFailed)

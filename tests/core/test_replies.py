@@ -457,6 +457,14 @@ ENHANCED = [
     pytest.param(b"250  2.1.0 x", None, " 2.1.0 x", id="not-at-start"),
     pytest.param(b"250 ok 2.1.0", None, "ok 2.1.0", id="later-in-text"),
     pytest.param(b"250 2.a.0 x", None, "2.a.0 x", id="letter"),
+    # RFC 3463 2: "Each numeric sub-code within the status-code MUST be expressed without
+    # leading zero digits": subject and detail are "0" or a non-zero digit and up to two more.
+    pytest.param(b"250 2.01.0 ok", None, "2.01.0 ok", id="leading-zero-subject"),
+    pytest.param(b"250 2.0.00 ok", None, "2.0.00 ok", id="leading-zero-detail"),
+    pytest.param(b"250 2.00.0 ok", None, "2.00.0 ok", id="double-zero-subject"),
+    pytest.param(b"550 5.7.001 no", None, "5.7.001 no", id="zero-padded-detail"),
+    pytest.param(b"450 4.010.1 later", None, "4.010.1 later", id="zero-padded-subject"),
+    pytest.param(b"250 2.10.100 x", "2.10.100", "x", id="inner-zeros-are-fine"),
     pytest.param("250 2.\u0661.0 x".encode(), None, "2.\u0661.0 x", id="arabic-indic-digit"),
     pytest.param("250 \uff12.1.0 x".encode(), None, "\uff12.1.0 x", id="fullwidth-digit"),
     pytest.param(b"250", None, "", id="bare-code"),
@@ -917,6 +925,9 @@ REPLY_INVALID = [
     pytest.param(250, (b"",), "2.1.0 ", id="enhanced-trailing-space"),
     pytest.param(250, (b"",), "2.1000.0", id="enhanced-four-digit-subject"),
     pytest.param(250, (b"",), "2.x.0", id="enhanced-letter"),
+    # RFC 3463 2: sub-codes are written without leading zero digits.
+    pytest.param(250, (b"",), "2.01.0", id="enhanced-leading-zero-subject"),
+    pytest.param(250, (b"",), "2.0.00", id="enhanced-leading-zero-detail"),
     pytest.param(354, (b"",), "3.0.0", id="enhanced-class-3"),
 ]
 

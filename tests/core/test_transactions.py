@@ -332,3 +332,23 @@ def test_refused_bdat_last_names_bdat() -> None:
     assert getattr(event.error, "command", None) == "BDAT"
     assert "BDAT" in str(event.error)
     assert states(event.result) == {BOB: (RecipientState.REFUSED, 554)}
+
+
+# -- large in-memory bodies --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chunking", [False, True], ids=["data", "bdat"])
+def test_large_in_memory_body_goes_out_uncopied(chunking: bool) -> None:
+    # A body that needs no change goes to the adapter as the very object the
+    # caller gave, in a Write of its own: no second copy of a large message.
+    body = b"Subject: big\r\n\r\n" + (b"x" * 998 + b"\r\n") * 200
+    if chunking:
+        steps: list[Step] = [
+            *opening("PIPELINING", "CHUNKING"),
+            (mail() + rcpt(BOB) + b"BDAT %d LAST\r\n" % len(body) + body, OK + OK + QUEUED),
+        ]
+    else:
+        steps = [*opening("PIPELINING"), (envelope(BOB), OK + OK + GO), (body + DOT, QUEUED)]
+    run = converse(config(), [message(BOB, body=body)], [*steps, QUIT_STEP])
+    assert any(write.data is body for write in run.writes)
+    assert states(accepted(run).result) == {BOB: (RecipientState.ACCEPTED, 250)}

@@ -96,7 +96,7 @@ from ._events import RecipientStatus as RecipientStatus
 from ._events import ServerReady as ServerReady
 from ._events import ServiceClosing as ServiceClosing
 from ._events import SessionClosed as SessionClosed
-from ._events import StartTLS as StartTLSAction
+from ._events import StartTLSAction as StartTLSAction
 from ._events import TLSEstablished as TLSEstablished
 from ._events import TranscriptEntry as TranscriptEntry
 from ._events import Write as Write

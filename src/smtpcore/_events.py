@@ -9,7 +9,7 @@ Actions are the I/O the core cannot do itself. An adapter loops::
             case Read(stage=stage):         read with the stage's timeout, then
                                             session.receive_data(chunk) (b"" at EOF)
                                             or session.timeout_expired()
-            case StartTLS(server_hostname=name):
+            case StartTLSAction(server_hostname=name):
                                             handshake, then session.tls_established()
                                             or session.tls_failed(reason)
             case NeedBody(message_id=mid):  session.send_body(mid, next chunk or b"")
@@ -55,7 +55,7 @@ __all__ = [
     "ServerReady",
     "ServiceClosing",
     "SessionClosed",
-    "StartTLS",
+    "StartTLSAction",
     "TLSEstablished",
     "TranscriptEntry",
     "Write",
@@ -97,7 +97,7 @@ class Read:
 
 @final
 @dataclass(frozen=True, slots=True, kw_only=True)
-class StartTLS:
+class StartTLSAction:
     """Run the TLS handshake on the connection now, verifying
     ``server_hostname`` (None: the adapter's host)."""
 
@@ -129,7 +129,7 @@ class Close:
     """Close the connection. The session is over."""
 
 
-Action = Write | Read | StartTLS | NeedBody | Idle | Close
+Action = Write | Read | StartTLSAction | NeedBody | Idle | Close
 
 
 # -- results -------------------------------------------------------------------

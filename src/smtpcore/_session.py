@@ -128,11 +128,11 @@ from ._events import (
     ServerReady,
     ServiceClosing,
     SessionClosed,
+    StartTLSAction,
     TLSEstablished,
     TranscriptEntry,
     Write,
 )
-from ._events import StartTLS as StartTLSAction
 from ._extensions import Capabilities
 from ._message import BodyEncoder, BodyInfo, EncodeMode, encode_scanned, scan_body
 from ._replies import Reply

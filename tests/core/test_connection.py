@@ -778,3 +778,15 @@ def test_any_bytes_raise_only_remote_protocol_error(
             "raised",
             RemoteProtocolError,
         )
+
+
+def test_unsolicited_421_is_the_public_service_closing_event() -> None:
+    # One ServiceClosing class: what the connection returns is what the
+    # package exports.
+    import smtpcore
+
+    conn = greeted()
+    conn.receive_data(b"421 4.3.2 shutting down\r\n")
+    event = conn.next_event()
+    assert isinstance(event, smtpcore.ServiceClosing)
+    assert event.reply.code == 421

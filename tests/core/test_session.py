@@ -2399,3 +2399,14 @@ def test_plausible_servers_get_no_body_before_354(
     cfg = config(pipelining=pipelining, lmtp=lmtp, max_recipients=max_recipients)
     turns = [GREETING, ehlo_reply(*keywords), *replies]
     _fuzz(cfg, turns, sizes, end_with_eof=end_with_eof, handshake="fail")
+
+
+def test_command_takes_a_command_object_not_a_string() -> None:
+    session = Session(config())
+    with pytest.raises(LocalProtocolError, match="command object such as Noop"):
+        session.command("NOOP")  # type: ignore[arg-type]
+
+
+def test_the_starttls_action_is_not_the_starttls_command() -> None:
+    assert smtpcore.StartTLSAction is not smtpcore.StartTLS
+    assert smtpcore.StartTLSAction.__name__ == "StartTLSAction"

@@ -2408,5 +2408,6 @@ def test_command_takes_a_command_object_not_a_string() -> None:
 
 
 def test_the_starttls_action_is_not_the_starttls_command() -> None:
-    assert smtpcore.StartTLSAction is not smtpcore.StartTLS
+    action: object = smtpcore.StartTLSAction
+    assert action is not smtpcore.StartTLS
     assert smtpcore.StartTLSAction.__name__ == "StartTLSAction"

@@ -265,6 +265,7 @@ class _Msg:
         "streamed_before",
         "todo",
         "use_bdat",
+        "utf8",
         "wire",
     )
 
@@ -277,6 +278,7 @@ class _Msg:
         self.wire: bytes | None = None  # the encoded in-memory body
         self.mail_line = b""
         self.use_bdat = False
+        self.utf8 = message.needs_smtputf8
         self.size = 0  # octets of data written
         self.data_sent = False
         self.last_reply: Reply | None = None  # the last final reply to its data
@@ -1052,59 +1054,70 @@ class Session:
 
     def _pump(self, txn: _Txn) -> bool:
         """Send as much of ``txn``'s envelope, and then its data command, as
-        the connection allows (everything at once with PIPELINING)."""
-        did = False
+        the connection allows: everything at once with PIPELINING, else one
+        command per reply. True if anything was sent."""
         conn = self._conn
+        if (
+            txn.state is not TxnState.ENVELOPE
+            or self._phase is not Phase.READY
+            or not conn.can_send()
+        ):
+            return False
         msg = txn.msg
-        quit_after = self._quit_after
-        while txn.state is TxnState.ENVELOPE and conn.can_send() and self._phase is Phase.READY:
-            if txn.sent < 0:
-                if self._rset_due:
-                    # RFC 5321 4.1.1.5 / RFC 3030 4.2: the server's last
-                    # transaction may still be open: reset it (with
-                    # PIPELINING in the same group as this MAIL).
-                    self._send(_RSET)
-                    self._rset_due = False
-                    did = True
-                    continue
-                self._send_line(_MAIL, msg.mail_line, txn)
-                self._rset_due = True
-                self._latest = txn
-                txn.sent = 0
-            elif txn.sent < len(txn.rcpts):
-                if txn.mail_refused is not None or txn.withheld or quit_after is QuitAfter.MAIL:
-                    break  # replies known (no pipelining): no further RCPT
-                rcpt = txn.rcpts[txn.sent]
-                txn.sent += 1
-                self._send_line(_RCPT, self._rcpt_line(msg, rcpt), txn)
-            else:
-                if quit_after is QuitAfter.MAIL or quit_after is QuitAfter.RCPT:
-                    break
-                if txn.envelope_done:
-                    if txn.mail_refused is not None or txn.withheld or not txn.accepted:
-                        break  # the reply handler ends the transaction
-                elif self._config.require_all_recipients or (
-                    msg.use_bdat and (msg.wire is None or self._conn.lmtp)
-                ):
-                    # The data command waits for every RCPT reply:
-                    # * with require_all_recipients: after a 354 or a BDAT
-                    #   the message can no longer be withheld;
-                    # * a streamed body: no gigabytes for a refused envelope;
-                    # * BDAT LAST in LMTP: with no RCPT accepted, RFC 2033
-                    #   4.3 gives it zero replies and Dovecot one (a 503):
-                    #   either reading misplaces every later reply, so it
-                    #   is only sent once some recipient was accepted.
-                    break
-                if not msg.use_bdat:
-                    self._send(_DATA, txn)
-                    txn.move(_In.SEND_DATA)
-                elif msg.wire is not None:
-                    self._send_bdat(txn, msg.wire, last=True)
-                else:
-                    self._begin_stream(txn, EncodeMode.BDAT)
+        pipelining = conn.pipelining
+        if txn.sent < 0:
+            if self._rset_due:
+                # RFC 5321 4.1.1.5 / RFC 3030 4.2: the server's last
+                # transaction may still be open: reset it (with PIPELINING
+                # in the same group as this MAIL).
+                self._send(_RSET)
+                self._rset_due = False
+                if not pipelining:
+                    return True
+            self._send_line(_MAIL, msg.mail_line, txn, Stage.MAIL)
+            self._rset_due = True
+            self._latest = txn
+            txn.sent = 0
+            if not pipelining:
                 return True
-            did = True
-        return did
+        quit_after = self._quit_after
+        rcpts = txn.rcpts
+        if txn.sent < len(rcpts):
+            if txn.mail_refused is not None or txn.withheld or quit_after is QuitAfter.MAIL:
+                return False  # replies known (no pipelining): no further RCPT
+            m = msg.message
+            notify, orcpt, utf8 = m.notify, m.orcpt, msg.utf8
+            for rcpt in rcpts[txn.sent : None if pipelining else txn.sent + 1]:
+                txn.sent += 1
+                line = rcpt_line(rcpt, notify=notify, orcpt=rcpt if orcpt else None, utf8=utf8)
+                self._send_line(_RCPT, line, txn, Stage.RCPT)
+            if not pipelining:
+                return True
+        if quit_after is QuitAfter.MAIL or quit_after is QuitAfter.RCPT:
+            return True
+        if txn.answered == txn.sent:
+            if txn.mail_refused is not None or txn.withheld or not txn.accepted:
+                return True  # the reply handler ends the transaction
+        elif self._config.require_all_recipients or (
+            msg.use_bdat and (msg.wire is None or conn.lmtp)
+        ):
+            # The data command waits for every RCPT reply:
+            # * with require_all_recipients: after a 354 or a BDAT the
+            #   message can no longer be withheld;
+            # * a streamed body: no gigabytes for a refused envelope;
+            # * BDAT LAST in LMTP: with no RCPT accepted, RFC 2033 4.3 gives
+            #   it zero replies and Dovecot one (a 503): either reading
+            #   misplaces every later reply, so it is only sent once some
+            #   recipient was accepted.
+            return True
+        if not msg.use_bdat:
+            self._send(_DATA, txn)
+            txn.move(_In.SEND_DATA)
+        elif msg.wire is not None:
+            self._send_bdat(txn, msg.wire, last=True)
+        else:
+            self._begin_stream(txn, EncodeMode.BDAT)
+        return True
 
     def _mail_line(self, msg: _Msg, caps: Capabilities) -> bytes:
         """The MAIL line, built once per message from addresses checked when
@@ -1125,16 +1138,10 @@ class Session:
             m.sender,
             size=size,
             body=body,
-            smtputf8=m.needs_smtputf8,
+            smtputf8=msg.utf8,
             ret=m.ret,
             envid=m.envid,
             requiretls=m.requiretls,
-        )
-
-    def _rcpt_line(self, msg: _Msg, rcpt: str) -> bytes:
-        m = msg.message
-        return rcpt_line(
-            rcpt, notify=m.notify, orcpt=rcpt if m.orcpt else None, utf8=m.needs_smtputf8
         )
 
     def _send_bdat(self, txn: _Txn, chunk: bytes, *, last: bool) -> None:
@@ -1640,11 +1647,11 @@ class Session:
         if self._logging:
             self._log(Direction.SENT, command.transcript())
 
-    def _send_line(self, command: Command, line: bytes, txn: _Txn) -> None:
+    def _send_line(self, command: Command, line: bytes, txn: _Txn, stage: Stage) -> None:
         """A MAIL or RCPT line the session built itself; ``command`` stands
         for its kind."""
         self._conn.push(command, txn)
-        self._write_command(line, command.stage)
+        self._write_command(line, stage)
         if self._logging:
             self._log(Direction.SENT, line)
 

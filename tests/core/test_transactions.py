@@ -352,3 +352,21 @@ def test_large_in_memory_body_goes_out_uncopied(chunking: bool) -> None:
     run = converse(config(), [message(BOB, body=body)], [*steps, QUIT_STEP])
     assert any(write.data is body for write in run.writes)
     assert states(accepted(run).result) == {BOB: (RecipientState.ACCEPTED, 250)}
+
+
+# -- several transactions in flight -----------------------------------------------------
+
+
+def test_chunking_keeps_several_transactions_on_the_wire() -> None:
+    # With CHUNKING no 354 stands between messages: three messages go out in
+    # one write, each MAIL behind an RSET (the BDAT LAST before it is not
+    # answered yet, so the server's transaction may still be open).
+    one = mail() + rcpt(BOB) + BDAT_LAST
+    script: list[Step] = [
+        *opening("PIPELINING", "CHUNKING"),
+        (one + RSET + one + RSET + one, (OK + OK + QUEUED) + (OK + OK + OK + QUEUED) * 2),
+        QUIT_STEP,
+    ]
+    run = converse(config(), [message(BOB), message(BOB), message(BOB)], script)
+    assert len(run.of_type(MessageAccepted)) == 3
+    assert sum(1 for write in run.writes if b"MAIL" in write.data) == 1

@@ -190,6 +190,7 @@ __all__ = [
     "StartTLSAction",
     "TLSEstablished",
     "TLSError",
+    "TLSRequiredError",
     "TLSPolicy",
     "TemporaryReplyError",
     "TranscriptEntry",

@@ -1065,6 +1065,7 @@ class Session:
             return False
         msg = txn.msg
         pipelining = conn.pipelining
+        did = False
         if txn.sent < 0:
             if self._rset_due:
                 # RFC 5321 4.1.1.5 / RFC 3030 4.2: the server's last
@@ -1080,11 +1081,12 @@ class Session:
             txn.sent = 0
             if not pipelining:
                 return True
+            did = True
         quit_after = self._quit_after
         rcpts = txn.rcpts
         if txn.sent < len(rcpts):
             if txn.mail_refused is not None or txn.withheld or quit_after is QuitAfter.MAIL:
-                return False  # replies known (no pipelining): no further RCPT
+                return did  # replies known (no pipelining): no further RCPT
             m = msg.message
             notify, orcpt, utf8 = m.notify, m.orcpt, msg.utf8
             for rcpt in rcpts[txn.sent : None if pipelining else txn.sent + 1]:
@@ -1093,11 +1095,12 @@ class Session:
                 self._send_line(_RCPT, line, txn, Stage.RCPT)
             if not pipelining:
                 return True
+            did = True
         if quit_after is QuitAfter.MAIL or quit_after is QuitAfter.RCPT:
-            return True
+            return did  # probing: no data
         if txn.answered == txn.sent:
             if txn.mail_refused is not None or txn.withheld or not txn.accepted:
-                return True  # the reply handler ends the transaction
+                return did  # the reply handler ends the transaction
         elif self._config.require_all_recipients or (
             msg.use_bdat and (msg.wire is None or conn.lmtp)
         ):
@@ -1109,7 +1112,7 @@ class Session:
             #   it zero replies and Dovecot one (a 503): either reading
             #   misplaces every later reply, so it is only sent once some
             #   recipient was accepted.
-            return True
+            return did
         if not msg.use_bdat:
             self._send(_DATA, txn)
             txn.move(_In.SEND_DATA)

@@ -370,3 +370,17 @@ def test_chunking_keeps_several_transactions_on_the_wire() -> None:
     run = converse(config(), [message(BOB), message(BOB), message(BOB)], script)
     assert len(run.of_type(MessageAccepted)) == 3
     assert sum(1 for write in run.writes if b"MAIL" in write.data) == 1
+
+
+@pytest.mark.parametrize("stage", ["mail", "rcpt"])
+def test_probing_with_pipelining_stops_after_the_envelope(stage: str) -> None:
+    from smtpcore import MessageProbed, QuitAfter
+
+    quit_after = QuitAfter(stage)
+    sent = mail() if quit_after is QuitAfter.MAIL else mail() + rcpt(BOB) + rcpt(CAROL)
+    replies = OK if quit_after is QuitAfter.MAIL else OK + OK + b"550 5.1.1 no carol\r\n"
+    script: list[Step] = [*opening("PIPELINING"), (sent, replies), QUIT_STEP]
+    run = converse(config(quit_after=quit_after), [message(BOB, CAROL)], script)
+    probed = run.of_type(MessageProbed)
+    assert len(probed) == 1
+    assert DATA not in run.client

@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test lint typecheck unit fuzz fuzz-smoke bench bench-quick interop-setup clean
+.PHONY: install demo test lint typecheck unit docs matrix fuzz fuzz-smoke bench bench-quick interop-setup clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,21 @@ unit: install
 	$(BIN)/python -m coverage report --include='src/smtpcore/*' --omit='src/smtpcore/__main__.py' --fail-under=95
 
 test: lint typecheck unit
+
+# The documentation site from docs/ (Sphinx), built from scratch with every
+# warning an error; open build/docs/html/index.html. Its examples run in
+# `make unit` (tests/test_docs.py, tests/test_examples.py).
+docs: install
+	rm -rf build/docs
+	$(BIN)/python -m sphinx -W --keep-going -q -b html docs build/docs/html
+	@echo "docs: build/docs/html/index.html"
+
+# The test suite on the oldest and the newest supported Python installed here
+# (noxfile.py: each in a fresh virtualenv under build/nox, from a regular
+# install; a Python that is missing is skipped with a message). Arguments
+# for pytest: make matrix NOX_ARGS="tests/cli -q".
+matrix: install
+	$(BIN)/nox -s ends $(if $(NOX_ARGS),-- $(NOX_ARGS))
 
 FUZZ_TIME ?= 300
 

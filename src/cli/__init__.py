@@ -7,6 +7,10 @@ server needed). ``smtpcore COMMAND --help`` documents each.
 
 Errors are one line on stderr (``smtpcore: ...``), never a traceback; set
 ``SMTPCORE_DEBUG=1`` to see the traceback of an unexpected error.
+
+``send``, ``probe`` and ``bulk`` need only the ``cli`` extra (click and
+rich); ``sink`` and ``demo`` run a server and need the ``sink`` extra
+(aiosmtpd and trustme). Without it they say so instead of failing.
 """
 
 from __future__ import annotations
@@ -32,13 +36,14 @@ Examples:
   smtpcore send -s localhost:8025 --to you@example.org --body "hello"
   smtpcore probe -s smtp.example.com:587 --tls starttls
   smtpcore bulk ./outbox -s localhost:8025 --connections 4 --report sent.jsonl
+  smtpcore bulk ./outbox --celery redis://queue:6379/0 --report sent.jsonl   (on Celery workers)
 
 {common.EXIT_CODES_HELP}
 """
 
 
 #: Subcommand name -> module defining it. Modules are imported on first use,
-#: so ``smtpcore send`` does not pay for aiosmtpd and trustme (the sink's).
+#: so ``smtpcore send`` does not need aiosmtpd and trustme (the sink's).
 _COMMANDS: Final = {
     "send": "send",
     "probe": "probe",
@@ -46,6 +51,9 @@ _COMMANDS: Final = {
     "sink": "sink",
     "demo": "demo",
 }
+
+#: Libraries only some commands need -> the extra that installs them.
+_EXTRAS: Final = {"aiosmtpd": "sink", "trustme": "sink"}
 
 
 class _LazyGroup(click.Group):
@@ -56,10 +64,34 @@ class _LazyGroup(click.Group):
         module_name = _COMMANDS.get(cmd_name)
         if module_name is None:
             return None
-        module = importlib.import_module(f"{__name__}.{module_name}")
+        try:
+            module = importlib.import_module(f"{__name__}.{module_name}")
+        except ModuleNotFoundError as exc:
+            missing = (exc.name or "").partition(".")[0]
+            if missing not in _EXTRAS:
+                raise
+            return _needs_extra(cmd_name, missing, _EXTRAS[missing])
         command = getattr(module, f"{module_name}_command", None) or getattr(module, cmd_name)
         assert isinstance(command, click.Command)
         return command
+
+
+def _needs_extra(name: str, missing: str, extra: str) -> click.Command:
+    """A stand-in for a command whose libraries are not installed: it says
+    which extra to install, and exits with the usage/configuration code."""
+    install = f"pip install 'smtpcore[{extra}]'"
+    message = f"smtpcore {name} needs the '{extra}' extra ({missing} is not installed): {install}"
+
+    def refuse() -> None:
+        raise common.fail(message, common.EXIT_USAGE)
+
+    return click.Command(
+        name,
+        callback=refuse,
+        help=f"Not available here: {message}.",
+        short_help=f"(not installed: {install})",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )
 
 
 @click.group(

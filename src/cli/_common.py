@@ -2,19 +2,23 @@
 
 Nothing here speaks SMTP: the options are turned into the keyword arguments
 of the adapters' ``Client``, and the adapters' typed errors into an exit code
-and one line for a human.
+and one line for a human, worded with the command line's option names (the
+library's messages name its Python arguments).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
+import re
 import ssl
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import IO, Any, Final, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Final, TypeVar
 
 import click
 from rich.console import Console
@@ -41,6 +45,9 @@ from smtpcore import (
     printable,
 )
 
+if TYPE_CHECKING:
+    from smtpcore.adapters.blocking import Client
+
 __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
@@ -51,11 +58,13 @@ __all__ = [
     "Failure",
     "Target",
     "classify",
+    "cli_message",
     "connection_options",
     "error_json",
     "fail",
     "print_entry",
     "reply_json",
+    "split_addresses",
     "transcript_json",
     "warn",
 ]
@@ -99,9 +108,61 @@ def _all_transient(error: RecipientsRefusedError) -> bool:
     return all(r.is_transient for r in replies)
 
 
+#: What the library's messages call a Python argument, and what the command
+#: line calls it. A user of the command line never sees ``allow_insecure_auth``.
+_CLI_WORDS: Final = (
+    (re.compile(r"\ballow_insecure_auth=True\b"), "--allow-insecure-auth"),
+    (re.compile(r"\bquit_after=([a-z]+)"), r"--quit-after \1"),
+    (re.compile(r"\brequire_all_recipients(=True)?\b"), "--require-all-recipients"),
+    (re.compile(r"\bdangerously_skip_tls_verification(=True)?\b"), "--insecure"),
+    (re.compile(r"\bssl_context\b"), "--ca-file"),
+    (re.compile(r"\blocal_hostname\b"), "--ehlo"),
+    (re.compile(r"\bauth_mechanisms\b"), "--auth-mech"),
+    (re.compile(r"\(allow_controls=True lets them through\)"), "(attach the file with --attach)"),
+    (re.compile(r":? use connect\(\) to probe"), ""),
+)
+
+#: ``InvalidInputError.field`` -> the option that gave the value.
+_FIELD_OPTIONS: Final = {
+    "sender": "--from",
+    "recipient": "--to",
+    "recipients": "--to",
+    "local hostname": "--ehlo",
+    "EHLO domain": "--ehlo",
+    "timeout": "--timeout",
+    "port": "--port",
+    "username": "--auth-user",
+    "SCRAM username": "--auth-user",
+    "password": "--auth-password",
+    "SCRAM password": "--auth-password",
+    "allowed SASL mechanism": "--auth-mech",
+    "allowed SASL mechanisms": "--auth-mech",
+    "auth mechanisms": "--auth-mech",
+    "ENVID": "--dsn-envid",
+    "NOTIFY": "--dsn-notify",
+    "RET": "--dsn-ret",
+}
+
+
+def cli_message(error: SMTPError) -> str:
+    """An error's message in the command line's words, on one line.
+
+    Python argument names become option names, and an invalid value says
+    which option gave it (``--ehlo: invalid local hostname: ...``).
+    """
+    text = str(error) or type(error).__name__
+    for pattern, replacement in _CLI_WORDS:
+        text = pattern.sub(replacement, text)
+    if isinstance(error, InvalidInputError):
+        option = _FIELD_OPTIONS.get(error.field)
+        if option is not None:
+            text = f"{option}: {text}"
+    return _one_line(text)
+
+
 def classify(error: SMTPError) -> Failure:
     """Map an adapter error to its outcome, exit code and one-line message."""
-    message = _one_line(str(error) or type(error).__name__)
+    message = cli_message(error)
     permanent = ("permanent-failure", EXIT_PERMANENT)
     temporary = ("temporary-failure", EXIT_TEMPORARY)
     kind: tuple[str, int]
@@ -250,6 +311,28 @@ class TranscriptFollower:
             self._show(entry)
 
 
+# -- addresses -----------------------------------------------------------------
+
+# A comma outside double quotes separates addresses (RFC 5321 4.1.2 lets a
+# quoted local part hold a comma: "a,b"@example.org stays one address).
+_ADDRESS_ITEM = re.compile(r'(?:"(?:[^"\\]|\\.)*"|[^,"])+')
+
+
+def split_addresses(
+    ctx: click.Context | None, param: click.Parameter | None, values: Iterable[str]
+) -> tuple[str, ...]:
+    """A click callback: each value may be a comma-separated list, as in swaks
+    (``--to a@example.org,b@example.org``). Spaces around the commas go."""
+    addresses: list[str] = []
+    for value in values:
+        items = [m.group(0).strip() for m in _ADDRESS_ITEM.finditer(value)]
+        items = [item for item in items if item]
+        if not items:
+            raise click.BadParameter(f"{value!r} holds no address", ctx=ctx, param=param)
+        addresses += items
+    return tuple(addresses)
+
+
 # -- where to connect ----------------------------------------------------------
 
 
@@ -295,6 +378,7 @@ class Target:
     port: int | None
     options: dict[str, Any]
     insecure: bool
+    debug: bool = False
 
     @property
     def address(self) -> str:
@@ -360,6 +444,34 @@ def connection_options(f: F) -> F:
             is_flag=True,
             help="Do not verify the server's certificate. Dangerous; for tests only.",
         ),
+        click.option(
+            "--tls-cert",
+            type=click.Path(exists=True, dir_okay=False),
+            default=None,
+            metavar="FILE",
+            help="Client certificate (PEM) to present; it may hold the key too.",
+        ),
+        click.option(
+            "--tls-key",
+            type=click.Path(exists=True, dir_okay=False),
+            default=None,
+            metavar="FILE",
+            help="Private key (PEM) of --tls-cert, when it is in its own file.",
+        ),
+        click.option(
+            "--tls-sni",
+            default=None,
+            metavar="NAME",
+            help="Name to send in TLS SNI and to verify the certificate against "
+            "(default: the --server host); for connecting by address.",
+        ),
+        click.option(
+            "--tls-min-version",
+            type=click.Choice(sorted(TLS_VERSIONS)),
+            default="1.2",
+            show_default=True,
+            help="Refuse TLS versions older than this.",
+        ),
         click.option("--auth-user", default=None, metavar="USER", help="Authenticate as USER."),
         click.option(
             "--auth-password",
@@ -405,6 +517,12 @@ def connection_options(f: F) -> F:
             metavar="ADDR[:PORT]",
             help="Local address (and port) to connect from.",
         ),
+        click.option(
+            "--debug",
+            is_flag=True,
+            help="Also print every line on the wire (timestamped, passwords still redacted) "
+            "and the library's DEBUG log on stderr.",
+        ),
     ]
     for option in reversed(options):
         f = option(f)
@@ -419,6 +537,8 @@ def make_target(params: Mapping[str, Any], *, stdin_busy: bool = False, **extra:
     server, port = parse_host_port(params["server"], "--server")
     if params["port"] is not None:
         port = parse_port(str(params["port"]), "--port")
+    if params["debug"]:
+        start_debug_log()
     options: dict[str, Any] = {
         "tls": params["tls"],
         "timeout": params["timeout"],
@@ -434,7 +554,7 @@ def make_target(params: Mapping[str, Any], *, stdin_busy: bool = False, **extra:
         options["bind_address"] = address
         if bind_port:
             options["bind_port"] = bind_port
-    context = _ssl_context(params["ca_file"], params["insecure"])
+    context = _ssl_context(params)
     if context is not None:
         options["ssl_context"] = context
     auth = _credentials(params, stdin_busy=stdin_busy)
@@ -443,23 +563,128 @@ def make_target(params: Mapping[str, Any], *, stdin_busy: bool = False, **extra:
     if params["auth_mechs"]:
         options["auth_mechanisms"] = tuple(m.upper() for m in params["auth_mechs"])
     options.update(extra)
-    return Target(server=server, port=port, options=options, insecure=params["insecure"])
+    return Target(
+        server=server,
+        port=port,
+        options=options,
+        insecure=params["insecure"],
+        debug=params["debug"],
+    )
 
 
-def _ssl_context(ca_file: str | None, insecure: bool) -> ssl.SSLContext | None:
-    if ca_file is None and not insecure:
-        return None  # the adapters' default: system trust store, TLS >= 1.2
-    try:
-        context = ssl.create_default_context(cafile=ca_file)
-    except (OSError, ssl.SSLError) as exc:
-        raise click.BadParameter(
-            f"cannot load {ca_file!r} as PEM certificates: {exc}", param_hint="--ca-file"
-        ) from None
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if insecure:
+#: ``--tls-min-version`` values.
+TLS_VERSIONS: Final = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+
+#: The options that need a context of the command's own.
+_TLS_OPTIONS: Final = ("ca_file", "insecure", "tls_cert", "tls_key", "tls_sni")
+
+
+class _SNIContext(ssl.SSLContext):
+    """A client context that sends ``sni`` in TLS SNI, and verifies the
+    certificate against it, whatever host name the adapter passes."""
+
+    sni: str = ""
+
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        kwargs["server_hostname"] = self.sni
+        return super().wrap_socket(*args, **kwargs)
+
+    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
+        kwargs["server_hostname"] = self.sni
+        return super().wrap_bio(*args, **kwargs)
+
+
+def _ssl_context(params: Mapping[str, Any]) -> ssl.SSLContext | None:
+    """The TLS context the options ask for (None: the adapters' default,
+    the system trust store and TLS >= 1.2)."""
+    ca_file: str | None = params["ca_file"]
+    cert: str | None = params["tls_cert"]
+    key: str | None = params["tls_key"]
+    sni: str | None = params["tls_sni"]
+    minimum = TLS_VERSIONS[params["tls_min_version"]]
+    given = [name for name in _TLS_OPTIONS if params[name]]
+    if minimum is not ssl.TLSVersion.TLSv1_2:
+        given.append("tls_min_version")
+    if not given:
+        return None
+    pointless = [name for name in given if name.startswith("tls_")]
+    if params["tls"] == "none" and pointless:
+        option = "--" + pointless[0].replace("_", "-")
+        raise click.UsageError(f"{option} needs TLS: it does nothing with --tls none")
+    if key is not None and cert is None:
+        raise click.UsageError("--tls-key needs --tls-cert")
+    if sni is not None and (not sni or any(c.isspace() or c in "/:" for c in sni)):
+        raise click.BadParameter(f"{sni!r} is not a host name", param_hint="--tls-sni")
+    context: ssl.SSLContext
+    if sni is None:
+        context = ssl.create_default_context()
+    else:
+        # The settings of ssl.create_default_context() for a client, in a
+        # context that sends the name the user gave.
+        context = _SNIContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.sni = sni
+        context.load_default_certs()
+        if sys.version_info >= (3, 13):  # what create_default_context adds there
+            context.verify_flags |= ssl.VERIFY_X509_STRICT | ssl.VERIFY_X509_PARTIAL_CHAIN
+    if ca_file is not None:
+        try:
+            context.load_verify_locations(cafile=ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise click.BadParameter(
+                f"cannot load {ca_file!r} as PEM certificates: {exc}", param_hint="--ca-file"
+            ) from None
+    context.minimum_version = minimum
+    if cert is not None:
+        try:
+            context.load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as exc:
+            hint = "--tls-cert/--tls-key" if key is not None else "--tls-cert"
+            raise click.BadParameter(
+                f"cannot load the client certificate and its key: {exc}", param_hint=hint
+            ) from None
+    if params["insecure"]:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
+
+
+# -- --debug -------------------------------------------------------------------
+
+#: ``--debug`` logs each transcript line here (a child of the library's logger).
+WIRE_LOG: Final = logging.getLogger("smtpcore.cli.wire")
+
+
+_DEBUG_HANDLER: Final = logging.StreamHandler()
+_DEBUG_HANDLER.setFormatter(
+    logging.Formatter("%(asctime)s.%(msecs)03d %(name)s: %(message)s", datefmt="%H:%M:%S")
+)
+
+
+def start_debug_log() -> None:
+    """``--debug``: the library's DEBUG log, and the wire, on stderr."""
+    logger = logging.getLogger("smtpcore")
+    # The stream is looked up now: stderr may have been replaced (tests).
+    _DEBUG_HANDLER.setStream(sys.stderr)
+    if _DEBUG_HANDLER not in logger.handlers:
+        logger.addHandler(_DEBUG_HANDLER)
+    logger.setLevel(logging.DEBUG)
+
+
+def log_wire(entry: TranscriptEntry) -> None:
+    """One transcript line for ``--debug``."""
+    WIRE_LOG.debug("%s", entry)
+
+
+def wire_log(client: Client, debug: bool) -> contextlib.AbstractContextManager[object]:
+    """``--debug``: log a blocking client's transcript lines as they happen."""
+    if not debug:
+        return contextlib.nullcontext()
+
+    def current() -> list[TranscriptEntry] | None:
+        session = client.session
+        return None if session is None else session.transcript
+
+    return TranscriptFollower(current, log_wire, interval=0.001)
 
 
 def _credentials(params: Mapping[str, Any], *, stdin_busy: bool) -> tuple[str, str] | None:

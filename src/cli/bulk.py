@@ -25,6 +25,11 @@ written::
 Ctrl-C stops handing out messages and lets the ones in flight finish, so the
 report says exactly which were accepted; a second Ctrl-C aborts at once and
 records the messages still in flight as ``unknown``.
+
+With ``--celery BROKER_URL`` the messages go in batches to Celery workers
+(``smtpcore.integrations.celery``), which send them with their own settings;
+this process follows the batches and writes the same report, so ``--resume``
+works across both modes.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import datetime
 import email.parser
 import email.policy
 import email.utils
+import hashlib
 import json
 import mailbox
 import os
@@ -61,7 +67,7 @@ from rich.progress import (
 )
 from smtpcore.adapters.blocking import Client
 
-from smtpcore import MessageResult, OutgoingMessage, SMTPError, printable
+from smtpcore import MessageResult, OutgoingMessage, SMTPError, TranscriptEntry, printable
 
 from . import _common as common
 
@@ -81,6 +87,8 @@ Examples:
       -s localhost:8025 --report sent.jsonl
   smtpcore bulk --csv people.csv --template welcome.txt --from news@example.com \\
       -s localhost:8025 --resume sent.jsonl --report sent.jsonl   (after Ctrl-C)
+  smtpcore bulk ./outbox --celery redis://queue.example.net:6379/0 --report sent.jsonl
+      (Celery workers send: see smtpcore.integrations.celery_worker)
 
 \b
 The template is a whole message (headers, blank line, body) with $column
@@ -326,12 +334,26 @@ class _Bulk:
             return job
 
     def _worker(self, worker: int) -> None:
+        debug = self.target.debug
         client = Client(
-            self.target.server, self.target.port, name=f"bulk-{worker}", **self.target.options
+            self.target.server,
+            self.target.port,
+            name=f"bulk-{worker}",
+            transaction_log=debug,
+            **self.target.options,
         )
+
+        def current() -> list[TranscriptEntry] | None:
+            session = client.session
+            return None if session is None else session.transcript
+
+        # --debug: each message's lines, logged once it has its outcome.
+        wire = common.TranscriptFollower(current, common.log_wire)
         try:
             while (job := self._next(worker)) is not None:
                 self._send(client, job)
+                if debug:
+                    wire.poll()
                 with self.lock:
                     self.in_flight.pop(worker, None)
         finally:
@@ -469,6 +491,190 @@ class _Bulk:
             self.aborted = True
 
 
+# -- --celery: the workers send, this process follows ---------------------------
+
+#: Connection options that belong to the workers' configuration with --celery.
+_WORKER_SETTINGS: Final = (
+    "server",
+    "port",
+    "tls",
+    "ca_file",
+    "insecure",
+    "auth_user",
+    "auth_password",
+    "auth_mechs",
+    "allow_insecure_auth",
+    "ehlo",
+    "lmtp",
+    "unix_path",
+    "timeout",
+    "bind",
+    "connections",
+)
+
+
+class _CeleryBulk(_Bulk):
+    """``--celery``: Celery workers send (``smtpcore.integrations.celery``);
+    this process hands them the messages in batches, follows them and
+    writes the same report as the local mode.
+
+    Each message's idempotency key is its report key plus a hash of its
+    envelope and body, so it stays the same from one run to the next even
+    when the headers are generated (CSV): a message that a worker accepted
+    after this process stopped is not sent again by ``--resume``.
+    """
+
+    def __init__(
+        self,
+        jobs: list[Job],
+        target: common.Target,
+        *,
+        integration: Any,
+        app: Any,
+        batch: int,
+        **kw: Any,
+    ) -> None:
+        super().__init__(jobs, target, connections=1, **kw)
+        self.integration = integration
+        self.app = app
+        self.batch = batch
+        self.overrides: dict[str, Any] = {}  # --retries/--backoff, when given
+        self._batches: list[list[tuple[int, Job]]] = []  # the jobs of each batch handed out
+        self._unsent = 0  # the first job not handed out
+        self._unreadable: set[int] = set()  # jobs recorded as failed before handing out
+
+    @staticmethod
+    def connect(ctx: click.Context, broker_url: str) -> tuple[Any, Any]:
+        """The integration module and a Celery app for ``broker_url``, once
+        the options are checked and the broker answers."""
+        given = [
+            name
+            for name in _WORKER_SETTINGS
+            if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+        ]
+        if given:
+            raise click.UsageError(
+                f"with --celery, {', '.join(given)} belong to the workers' configuration"
+            )
+        if not broker_url.startswith(("redis://", "rediss://", "unix://")):
+            raise click.BadParameter(
+                "give a Redis URL (redis://HOST:6379/0): the results and the message keys "
+                "are kept there too",
+                param_hint="--celery",
+            )
+        try:
+            from smtpcore.integrations import celery as integration
+        except ImportError as exc:
+            raise common.fail(
+                f"--celery needs the 'celery' extra ({exc.name} is not installed): "
+                "pip install 'smtpcore[celery]'"
+            ) from None
+        app = integration.make_app(broker_url)
+        try:
+            app.backend.client.ping()
+        except Exception as exc:
+            where = broker_url.partition("@")[2] or broker_url
+            raise common.fail(
+                f"cannot reach the Celery broker at {where}: {exc}", common.EXIT_TEMPORARY
+            ) from None
+        return integration, app
+
+    def start(self) -> list[threading.Thread]:
+        thread = threading.Thread(target=self._follow, name="bulk-celery", daemon=True)
+        self._running = 1
+        thread.start()
+        return [thread]
+
+    def _follow(self) -> None:
+        try:
+            self.integration.Dispatcher(self.app).run(
+                self._items(), self._done, stop=self.stop, **self.overrides
+            )
+        except Exception as exc:
+            # The broker or the result backend failed: what was handed out
+            # may yet be sent (unknown); the rest was not (failed, resendable).
+            why = " ".join(f"{type(exc).__name__}: {exc}".split())
+            click.echo(f"smtpcore: lost the Celery broker or result backend: {why}", err=True)
+            with self.lock:
+                handed = list(self.in_flight.values())
+                self.in_flight.clear()
+            for job in handed:
+                self._record(job, "unknown", 1, message=f"handed to the workers, then: {why}")
+            for n in range(self._unsent, len(self.jobs)):
+                if n not in self._unreadable:
+                    self._record(self.jobs[n], "failed", 0, message=f"not sent: {why}")
+        finally:
+            with self.lock:
+                self._running = 0
+                self.finished.set()
+
+    def _items(self) -> Iterator[list[dict[str, Any]]]:
+        numbered: list[tuple[int, Job]] = []
+        items: list[dict[str, Any]] = []
+        for n, job in enumerate(self.jobs):
+            if self.stop.is_set():
+                return
+            try:
+                sender, recipients, message = job.load()
+                item = self.integration.message_item(message, sender=sender, recipients=recipients)
+            except (_SourceError, ValueError) as exc:
+                self._unreadable.add(n)
+                self._record(job, "failed", 1, message=str(exc), permanent=True)
+                continue
+            digest = hashlib.sha256()
+            for part in (item["sender"], *item["recipients"]):
+                digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
+            digest.update(self.integration.message_bytes(item).partition(b"\r\n\r\n")[2])
+            item["key"] = f"bulk:{job.key}:{digest.hexdigest()[:32]}"
+            numbered.append((n, job))
+            items.append(item)
+            if len(items) == self.batch:
+                yield self._hand_out(numbered, items, n + 1)
+                numbered, items = [], []
+        if items:
+            yield self._hand_out(numbered, items, len(self.jobs))
+
+    def _hand_out(
+        self, numbered: list[tuple[int, Job]], items: list[dict[str, Any]], unsent: int
+    ) -> list[dict[str, Any]]:
+        with self.lock:
+            self.in_flight.update(numbered)
+            self._batches.append(numbered)
+            self._unsent = unsent
+        return items
+
+    def _done(self, number: int, results: list[dict[str, Any]]) -> None:
+        numbered, self._batches[number] = self._batches[number], []
+        for (n, job), result in zip(numbered, results, strict=True):
+            attempts = result.get("attempts") or 1
+            if attempts > 1:
+                with self.lock:
+                    self.retried += attempts - 1
+            reply = result.get("reply") or {}
+            error = result.get("error") or {}
+            text = error.get("message") or f"{reply.get('code', '')} {reply.get('text', '')}"
+            refused = "; ".join(
+                f"{r['recipient']}: {r.get('code')} {r.get('text', '')}"
+                for r in result.get("refused") or []
+            )
+            if refused:
+                text += f" (refused: {refused})"
+            if result.get("replayed"):
+                text += " (an earlier attempt's outcome)"
+            status = result.get("status")
+            self._record(
+                job,
+                status if status in ("accepted", "unknown") else "failed",
+                attempts,
+                message=text.strip(),
+                code=reply.get("code"),
+                enhanced=reply.get("enhanced"),
+                permanent=status == "refused",
+            )
+            with self.lock:
+                self.in_flight.pop(n, None)
+
+
 # -- the command ---------------------------------------------------------------
 
 
@@ -508,8 +714,10 @@ class _Bulk:
     "--to",
     "recipients",
     multiple=True,
-    metavar="ADDRESS",
-    help="Envelope recipient for every .eml/mbox message (repeatable; default: its headers).",
+    metavar="ADDRESS[,ADDRESS...]",
+    callback=common.split_addresses,
+    help="Envelope recipient for every .eml/mbox message (repeatable, or a comma-separated "
+    "list; default: its headers).",
 )
 @click.option(
     "-c",
@@ -551,6 +759,23 @@ class _Bulk:
     help="Skip the messages this report records as accepted (or unknown).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option(
+    "--celery",
+    "celery_url",
+    default=None,
+    metavar="BROKER_URL",
+    help="Hand the messages to Celery workers through this broker (redis://HOST:6379/0) "
+    "instead of sending from here; where and how to send is the workers' configuration "
+    "(needs the 'celery' extra).",
+)
+@click.option(
+    "--celery-batch",
+    type=click.IntRange(1, 10_000),
+    default=100,
+    show_default=True,
+    metavar="N",
+    help="With --celery: messages per task.",
+)
 @common.connection_options
 @click.pass_context
 def bulk(
@@ -568,6 +793,8 @@ def bulk(
     report_path: Path | None,
     resume_path: Path | None,
     as_json: bool,
+    celery_url: str | None,
+    celery_batch: int,
     **params: Any,
 ) -> None:
     """Send many messages over several reused connections.
@@ -583,12 +810,29 @@ def bulk(
         done = read_done_keys(resume_path)
         jobs = [job for job in jobs if job.key not in done]
         skipped = total - len(jobs)
+    celery = None if celery_url is None else _CeleryBulk.connect(ctx, celery_url)
     target = common.make_target(params)
     target.announce()
     report = _open_report(report_path, resume_path)
-    run = _Bulk(
-        jobs, target, connections=connections, retries=retries, backoff=backoff, report=report
-    )
+    run: _Bulk
+    if celery is None:
+        run = _Bulk(
+            jobs, target, connections=connections, retries=retries, backoff=backoff, report=report
+        )
+    else:
+        run = _CeleryBulk(
+            jobs,
+            target,
+            integration=celery[0],
+            app=celery[1],
+            batch=celery_batch,
+            retries=retries,
+            backoff=backoff,
+            report=report,
+        )
+        for name, value in (("retries", retries), ("backoff", backoff)):
+            if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE:
+                run.overrides[name] = value
     start = time.perf_counter()
     try:
         interrupted = _drive(run, total, skipped)
@@ -612,6 +856,8 @@ def bulk(
         "report": None if report_path is None else str(report_path),
         "failures": run.failures[:100],
     }
+    if celery_url is not None:
+        summary["celery"] = True
     if as_json:
         common.dump_json(summary)
     else:
@@ -740,9 +986,9 @@ def _print_summary(summary: dict[str, Any], queued: int) -> None:
             f"({summary['skipped']} skipped)"
         )
         return
+    over = "Celery workers" if summary.get("celery") else f"{summary['connections']} connection(s)"
     click.echo(
-        f"bulk: {summary['sent']} of {queued} messages in {elapsed:.2f}s ({rate:.1f}/s) over "
-        f"{summary['connections']} connection(s)"
+        f"bulk: {summary['sent']} of {queued} messages in {elapsed:.2f}s ({rate:.1f}/s) over {over}"
     )
     click.echo(
         f"  accepted {summary['accepted']}, failed {summary['failed']}, "

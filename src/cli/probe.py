@@ -91,9 +91,10 @@ def probe(
     report = _Report(target.address)
     client = Client(target.server, target.port, transaction_log=True, **target.options)
     try:
-        client.connect()
-        report.tls = client.tls_info
-        client.close()
+        with common.wire_log(client, target.debug):
+            client.connect()
+            report.tls = client.tls_info
+            client.close()
     except SMTPError as exc:
         client.abort()
         report.fail(exc)
@@ -118,7 +119,7 @@ def _test_pipelining(target: common.Target, report: _Report) -> dict[str, Any]:
     )
     result: dict[str, Any] = {"advertised": True, "tested": True, "works": False, "detail": ""}
     try:
-        with client:
+        with common.wire_log(client, target.debug), client:
             client.send_message("", ["postmaster"], message=b"")
     except SMTPError as exc:
         result["detail"] = f"the pipelined MAIL/RCPT failed: {common.classify(exc).message}"

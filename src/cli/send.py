@@ -27,6 +27,7 @@ from __future__ import annotations
 import socket
 import sys
 import time
+from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
 import click
@@ -34,6 +35,7 @@ from rich.console import Console
 from smtpcore.adapters.blocking import Client
 
 from smtpcore import (
+    Direction,
     InvalidInputError,
     MessageResult,
     OutgoingMessage,
@@ -48,7 +50,7 @@ from . import _common as common
 if TYPE_CHECKING:
     # Not re-exported by smtpcore.adapters yet (see the CLI report).
     from smtpcore.adapters._common import TLSInfo
-from ._compose import compose, parse_header
+from ._compose import attachments, compose, parse_header
 
 __all__ = ["send"]
 
@@ -56,15 +58,21 @@ _EPILOG = f"""\b
 Examples:
   smtpcore send --server mx.example.net --from me@example.com --to you@example.org
   smtpcore send -s smtp.example.com:587 --tls starttls --auth-user me \\
-      --from me@example.com --to you@example.org --body "hello" --attach report.pdf
+      --from me@example.com --to you@example.org,boss@example.org \\
+      --subject "Q3 report" --body "attached" --attach report.pdf
   echo "body text" | smtpcore send -s localhost:8025 --to a@example.org --body -
   smtpcore send -s mx.example.net --to a@example.org --quit-after rcpt   (probe only)
+  smtpcore send -s mx.example.net --to a@example.org --hide-send   (the server's lines)
   smtpcore send -s localhost:8025 --to a@example.org --json | jq .outcome
 
 \b
 The transcript shows server lines as "<-" and client lines as "->"; passwords
-are shown as <redacted>. --json prints one document instead (keys: ok, outcome,
-server, accepted, rejected, reply, data_sent, error, transcript, elapsed).
+are shown as <redacted>, and the message data as one "[message data: N octets]"
+line. --hide-send, --hide-receive and --hide-body leave out those lines;
+--show-result-only (-q) prints only the last line. --json prints one document
+instead (keys: ok, outcome, server, accepted, rejected, reply, data_sent,
+error, transcript, elapsed). --debug adds the wire, timestamped, and the
+library's DEBUG log on stderr.
 
 {common.EXIT_CODES_HELP}
 """
@@ -96,9 +104,27 @@ def _default_sender() -> str:
     "recipients",
     multiple=True,
     required=True,
-    metavar="ADDRESS",
-    help="Recipient (repeatable).",
+    metavar="ADDRESS[,ADDRESS...]",
+    callback=common.split_addresses,
+    help="Recipient, or a comma-separated list (repeatable).",
 )
+@click.option(
+    "--cc",
+    "cc",
+    multiple=True,
+    metavar="ADDRESS[,ADDRESS...]",
+    callback=common.split_addresses,
+    help="Recipient also named in a Cc header (repeatable; lists too).",
+)
+@click.option(
+    "--bcc",
+    "bcc",
+    multiple=True,
+    metavar="ADDRESS[,ADDRESS...]",
+    callback=common.split_addresses,
+    help="Recipient named in no header (repeatable; lists too).",
+)
+@click.option("--subject", default=None, metavar="TEXT", help='The Subject (default: "test DATE").')
 @click.option("--body", default=None, metavar="TEXT", help="Message body; '-' reads stdin.")
 @click.option(
     "--body-file",
@@ -119,6 +145,22 @@ def _default_sender() -> str:
     multiple=True,
     type=click.Path(exists=True, dir_okay=False),
     help="Attach a file (repeatable); its type is guessed from its name.",
+)
+@click.option(
+    "--attach-type",
+    "attach_types",
+    multiple=True,
+    metavar="TYPE/SUBTYPE",
+    help="MIME type of an attachment: the Nth --attach-type is the Nth --attach's "
+    "('' keeps the guess).",
+)
+@click.option(
+    "--attach-name",
+    "attach_names",
+    multiple=True,
+    metavar="NAME",
+    help="File name an attachment is shown with: the Nth --attach-name is the Nth "
+    "--attach's ('' keeps the file's own).",
 )
 @click.option(
     "--data",
@@ -154,7 +196,21 @@ def _default_sender() -> str:
     help="Fail if any recipient is refused (default: succeed if one is accepted).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON result instead.")
-@click.option("-q", "--quiet", is_flag=True, help="Do not print the transcript.")
+@click.option(
+    "-q",
+    "--show-result-only",
+    "--quiet",
+    "quiet",
+    is_flag=True,
+    help="Print only the result line, not the transcript.",
+)
+@click.option("--hide-send", is_flag=True, help="Do not print the client's lines (->).")
+@click.option("--hide-receive", is_flag=True, help="Do not print the server's lines (<-).")
+@click.option(
+    "--hide-body",
+    is_flag=True,
+    help="Do not print the message data lines ([message data: N octets] and the final dot).",
+)
 @common.connection_options
 @click.pass_context
 def send(ctx: click.Context, /, **params: Any) -> None:
@@ -167,14 +223,17 @@ def send(ctx: click.Context, /, **params: Any) -> None:
     body_sources = [params["body"] is not None, params["body_file"] is not None]
     if sum(body_sources) > 1:
         raise click.UsageError("give only one of --body and --body-file")
+    composing = ("headers", "attachments", "subject", "attach_types", "attach_names")
     if params["data_file"] is not None and (
-        any(body_sources) or params["headers"] or params["attachments"]
+        any(body_sources) or any(params[name] for name in composing)
     ):
-        raise click.UsageError("--data sends a complete message: no --body/--header/--attach")
+        raise click.UsageError(
+            "--data sends a complete message: no --body/--subject/--header/--attach"
+        )
     stdin_busy = params["body"] == "-" or params["data_file"] == "-"
     target = common.make_target(params, stdin_busy=stdin_busy)
     sender = _default_sender() if params["sender"] is None else params["sender"]
-    recipients = list(params["recipients"])
+    recipients = [*params["recipients"], *params["cc"], *params["bcc"]]
     try:
         # Check the envelope before connecting: a typo in an address is a
         # usage error, not something to learn from the server.
@@ -183,8 +242,9 @@ def send(ctx: click.Context, /, **params: Any) -> None:
         hint = (
             " (it was made from this host's name: give --from)" if params["sender"] is None else ""
         )
-        raise click.UsageError(f"{exc}{hint}" if exc.field == "sender" else str(exc)) from None
-    message_kwargs = _message(params, sender, recipients)
+        message = common.cli_message(exc)
+        raise click.UsageError(f"{message}{hint}" if exc.field == "sender" else message) from None
+    message_kwargs = _message(params, sender)
     options: dict[str, Any] = {}
     if params["dsn_notify"]:
         options["dsn_notify"] = [n.upper() for n in params["dsn_notify"]]
@@ -196,8 +256,15 @@ def send(ctx: click.Context, /, **params: Any) -> None:
     target.announce()
     run = _Run(target, quit_after, params["require_all_recipients"])
     console = Console(highlight=False, soft_wrap=True, markup=False)
-    show = None if params["as_json"] or params["quiet"] else console
-    code = run.execute(sender, recipients, message_kwargs, options, show)
+    shown = None
+    if not (params["as_json"] or params["quiet"]):
+        shown = _Filter(
+            console=console,
+            hide_send=params["hide_send"],
+            hide_receive=params["hide_receive"],
+            hide_body=params["hide_body"],
+        )
+    code = run.execute(sender, recipients, message_kwargs, options, shown)
     if params["as_json"]:
         common.dump_json(run.document())
     else:
@@ -205,7 +272,36 @@ def send(ctx: click.Context, /, **params: Any) -> None:
     ctx.exit(code)
 
 
-def _message(params: dict[str, Any], sender: str, recipients: list[str]) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Filter:
+    """Prints the transcript lines the ``--hide-*`` options leave."""
+
+    console: Console
+    hide_send: bool = False
+    hide_receive: bool = False
+    hide_body: bool = False
+
+    def show(self, entry: TranscriptEntry) -> None:
+        if entry.direction is Direction.SENT and self.hide_send:
+            return
+        if entry.direction is Direction.RECEIVED and self.hide_receive:
+            return
+        if self.hide_body and _is_message_data(entry):
+            return
+        common.print_entry(self.console, entry)
+
+
+def _is_message_data(entry: TranscriptEntry) -> bool:
+    """The transcript's message data lines: the summary (or the data itself,
+    when the session logs it) and the final dot."""
+    if entry.direction is not Direction.SENT:
+        return False
+    if entry.summary:
+        return entry.data.startswith(b"[message data")
+    return entry.data.rstrip(b"\r\n") == b"."
+
+
+def _message(params: dict[str, Any], sender: str) -> dict[str, Any]:
     """The ``message=``/``message_file=``/``file_handle=`` argument of send_message."""
     data_file: str | None = params["data_file"]
     if data_file == "-":
@@ -219,12 +315,19 @@ def _message(params: dict[str, Any], sender: str, recipients: list[str]) -> dict
         with open(params["body_file"], "rb") as handle:
             body = _read_text(handle, params["body_file"])
     headers = [parse_header(h) for h in params["headers"]]
+    if params["subject"] is not None:
+        if any(name.lower() == "subject" for name, _ in headers):
+            raise click.UsageError("give the subject once: --subject or --header 'Subject: ...'")
+        headers.insert(0, parse_header(f"Subject: {params['subject']}", "--subject"))
     message = compose(
         sender=sender,
-        recipients=recipients,
+        recipients=params["recipients"],
+        cc=params["cc"],
         body=body,
         headers=headers,
-        attachments=params["attachments"],
+        attachments=attachments(
+            params["attachments"], params["attach_types"], params["attach_names"]
+        ),
     )
     return {"message": message}
 
@@ -262,7 +365,7 @@ class _Run:
         recipients: list[str],
         message: dict[str, Any],
         options: dict[str, Any],
-        console: Console | None,
+        shown: _Filter | None,
     ) -> int:
         start = time.perf_counter()
         try:
@@ -284,10 +387,14 @@ class _Run:
             return None if session is None else session.transcript
 
         def show(entry: TranscriptEntry) -> None:
-            if console is not None:
-                common.print_entry(console, entry)
+            if self.target.debug:
+                common.log_wire(entry)
+            if shown is not None:
+                shown.show(entry)
 
-        with common.TranscriptFollower(current, show):
+        # --debug timestamps each line when it is seen: look often.
+        interval = 0.001 if self.target.debug else 0.02
+        with common.TranscriptFollower(current, show, interval):
             try:
                 client.connect()
                 self.greeting = client.greeting

@@ -63,7 +63,7 @@ class SessionConfig:
     """Everything a session needs to know before it starts.
 
     Attributes:
-        local_hostname: the name sent with EHLO/HELO/LHLO (the seed's
+        local_hostname: the name sent with EHLO/HELO/LHLO (POE::Component::Client::SMTP's
             ``MyHostname``): a domain or an address literal.
         server_hostname: the name TLS verifies (None: the adapter's host).
         tls: the TLS policy.
@@ -82,7 +82,8 @@ class SessionConfig:
         require_all_recipients: a message with any refused recipient fails.
         max_recipients: recipients per transaction; more are sent in further
             transactions of the same message.
-        transaction_log: keep the transcript (the seed's ``TransactionLog``).
+        transaction_log: keep the transcript (POE::Component::Client::SMTP's
+            ``TransactionLog``).
         log_message_data: put message data lines in the transcript too.
         recipient_events: report each RCPT reply as a ``RecipientResult``
             event as it arrives (every message's result has them anyway).

@@ -10,8 +10,8 @@ Everything smtpcore raises derives from :class:`SMTPError`. The families:
 * :class:`ReplyError`: the server answered correctly, but negatively.
 * :class:`ConfigurationError`, :class:`AuthenticationError`, :class:`TLSError`,
   :class:`SMTPTimeoutError`, :class:`ConnectionLostError` and
-  :class:`MessageSourceError`: the session-level failure taxonomy (the seed
-  module's ``Configure``, ``Timeout``, ``POE::Wheel::*`` and
+  :class:`MessageSourceError`: the session-level failure taxonomy
+  (POE::Component::Client::SMTP's ``Configure``, ``Timeout``, ``POE::Wheel::*`` and
   ``MessageFile_Error``).
 
 Errors never carry secrets: credentials are not part of any message or repr.
@@ -203,8 +203,8 @@ class RecipientsRefusedError(ReplyError):
 
 
 class ConfigurationError(SMTPError):
-    """The session was configured in a way the server cannot satisfy (the seed
-    module's ``Configure``): credentials with no AUTH offered, no mechanism in
+    """The session was configured in a way the server cannot satisfy (POE::Component::Client::SMTP's
+    ``Configure``): credentials with no AUTH offered, no mechanism in
     common, SMTPUTF8 needed but not offered..."""
 
 
@@ -281,7 +281,7 @@ class ConnectionLostError(SMTPError, ConnectionError):
 
 
 class MessageSourceError(SMTPError):
-    """The message file or file handle could not be read (the seed module's
+    """The message file or file handle could not be read (POE::Component::Client::SMTP's
     ``MessageFile_Error``)."""
 
 

@@ -382,7 +382,8 @@ Event = (
 
 
 class Direction(enum.Enum):
-    """Who sent a transcript line: the seed module's ``<-`` and ``->``."""
+    """Who sent a transcript line: as POE::Component::Client::SMTP's
+    transaction log writes them, ``<-`` and ``->``."""
 
     RECEIVED = "<-"
     SENT = "->"

@@ -152,6 +152,10 @@ MAX_BYTES_IN_FLIGHT = 256 * 1024
 #: being copied into the output buffer (a 50 MB in-memory body costs no
 #: second 50 MB).
 BIG_WRITE = 64 * 1024
+#: An in-memory body at least this long that needs encoding (dot-stuffing,
+#: line endings) is encoded chunk by chunk as it is written, like a streamed
+#: one, instead of into a second whole copy.
+BIG_BODY = 1024 * 1024
 
 
 class Phase(enum.Enum):
@@ -255,6 +259,7 @@ class _Msg:
     __slots__ = (
         "data_sent",
         "id",
+        "in_memory",
         "info",
         "last_reply",
         "mail_line",
@@ -276,6 +281,7 @@ class _Msg:
         self.statuses: dict[str, RecipientStatus] = {}
         self.info: BodyInfo | None = None
         self.wire: bytes | None = None  # the encoded in-memory body
+        self.in_memory = False  # a large in-memory body, encoded as it is written
         self.mail_line = b""
         self.use_bdat = False
         self.utf8 = message.needs_smtputf8
@@ -299,6 +305,7 @@ class _Txn:
         "end_unwritten",
         "mail_refused",
         "msg",
+        "offset",
         "positive",
         "rcpt_replies",
         "rcpts",
@@ -326,6 +333,7 @@ class _Txn:
         self.bdat_in_flight = 0
         self.encoder: BodyEncoder | None = None  # a streamed body's
         self.restart = False  # the next NeedBody starts the body over
+        self.offset = 0  # of an in-memory body encoded as it is written
         self.wire_size = 0
 
     def move(self, what: _In) -> None:
@@ -607,6 +615,14 @@ class Session:
                 if txn.bdat_in_flight < MAX_BDAT_IN_FLIGHT and (
                     not txn.msg.use_bdat or self._conn.can_send()
                 ):
+                    body = txn.msg.message.data
+                    if body is not None:
+                        # A large in-memory body: its next piece, encoded here.
+                        start = 0 if txn.restart else txn.offset
+                        chunk = body[start : start + BODY_CHUNK_SIZE]
+                        txn.offset = start + len(chunk)
+                        self.send_body(txn.msg.id, chunk)
+                        continue
                     return NeedBody(
                         message_id=txn.msg.id, size_hint=BODY_CHUNK_SIZE, restart=txn.restart
                     )
@@ -974,10 +990,21 @@ class Session:
                 msg.wire = m.data
             else:
                 # _check_message scanned it and refused what is unsendable.
-                assert msg.info is not None
-                mode = EncodeMode.BDAT if msg.use_bdat else EncodeMode.DATA
-                # Without the terminator: the dot goes as the EndOfData command.
-                msg.wire = encode_scanned(m.data, msg.info, mode, terminator=False)
+                info = msg.info
+                assert info is not None
+                data = m.data
+                if len(data) >= BIG_BODY and (
+                    info.has_bare_line_endings
+                    or not data.endswith(b"\n")
+                    or (not msg.use_bdat and (data.startswith(b".") or b"\n." in data))
+                ):
+                    # Encoded chunk by chunk as it goes out (msg.wire stays
+                    # None): no second copy of a large body.
+                    msg.in_memory = True
+                else:
+                    mode = EncodeMode.BDAT if msg.use_bdat else EncodeMode.DATA
+                    # Without the terminator: the dot goes as EndOfData.
+                    msg.wire = encode_scanned(data, info, mode, terminator=False)
         msg.mail_line = self._mail_line(msg, caps)
 
     def _check_message(self, msg: _Msg, caps: Capabilities) -> None:

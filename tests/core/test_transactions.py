@@ -11,7 +11,7 @@ broader property (random batches against a model MTA) lives in
 from __future__ import annotations
 
 import pytest
-from scripted import EOF, Step, converse
+from scripted import EOF, Step, converse, make_session
 from test_session import (
     BOB,
     BODY,
@@ -38,14 +38,20 @@ from test_session import (
 )
 
 from smtpcore import (
+    BodyEncoder,
+    Close,
     ConnectionLostError,
+    EncodeMode,
     MessageAccepted,
     MessageFailed,
+    Read,
     RecipientsRefusedError,
     RecipientState,
     RemoteProtocolError,
     TemporaryReplyError,
+    Write,
 )
+from smtpcore._session import BIG_BODY, BODY_CHUNK_SIZE
 
 ALICE = "alice@example.com"
 BOBS = "bob@example.com"
@@ -384,3 +390,56 @@ def test_probing_with_pipelining_stops_after_the_envelope(stage: str) -> None:
     probed = run.of_type(MessageProbed)
     assert len(probed) == 1
     assert DATA not in run.client
+
+
+@pytest.mark.parametrize("chunking", [False, True], ids=["data", "bdat"])
+def test_large_in_memory_body_that_needs_encoding_is_encoded_piece_by_piece(
+    chunking: bool,
+) -> None:
+    # Dot-stuffing and bare line endings change a large body: it is encoded
+    # as it goes out, in pieces, never as a second whole copy. What goes on
+    # the wire is exactly what the whole-body encoder makes of it.
+    line = b".leading dot, then a bare LF\n" + b"y" * 70 + b"\r\n"
+    body = b"Subject: big\r\n\r\n" + line * (BIG_BODY // len(line) + 1)
+    encoder = BodyEncoder(mode=EncodeMode.BDAT if chunking else EncodeMode.DATA)
+    wire = encoder.feed(body) + encoder.end()
+    keywords = ("PIPELINING", "CHUNKING") if chunking else ("PIPELINING",)
+    session, _ = make_session(config(), [message(BOB, body=body)], quit=True)
+    inbox = bytearray(b"220 mx.example.org ESMTP\r\n")
+    sent = bytearray()
+    biggest = 0
+    while not isinstance(action := session.next_action(), Close):
+        if isinstance(action, Read):
+            session.receive_data(bytes(inbox))
+            inbox.clear()
+            continue
+        assert isinstance(action, Write), action
+        data = action.data
+        sent += data
+        biggest = max(biggest, len(data))
+        # A server that takes everything: one reply per command it got.
+        if data.startswith(b"EHLO"):
+            inbox += ehlo_reply(*keywords)
+        inbox += OK * (data.count(b"MAIL FROM") + data.count(b"RCPT TO") + data.count(b"BDAT "))
+        if data.endswith(DATA):
+            inbox += GO
+        if data.endswith(b"\r\n.\r\n") or data == DOT:
+            inbox += QUEUED
+        if data == b"QUIT\r\n":
+            inbox += b"221 2.0.0 bye\r\n"
+    assert biggest <= 2 * BODY_CHUNK_SIZE
+    events = list(session.events())
+    assert [type(e) for e in events].count(MessageAccepted) == 1, events
+    after = bytes(sent).split(rcpt(BOB), 1)[1]
+    if chunking:
+        # Reassemble the chunks: BDAT <size> [LAST] CRLF, then <size> octets.
+        data = b""
+        while after:
+            header, after = after.split(b"\r\n", 1)
+            size = int(header.split()[1])
+            data, after = data + after[:size], after[size:]
+            if header.endswith(b"LAST"):
+                break
+        assert data == wire
+    else:
+        assert after.startswith(DATA + wire)

@@ -122,7 +122,17 @@ S2_CLIENTS = (
     "smtpcore-trio-many",
     "smtpcore-trio-pool",
 )
-S3_CLIENTS = ("smtplib", "aiosmtplib", "smtpcore-blocking", "smtpcore-asyncio", "smtpcore-trio")
+S3_CLIENTS = (
+    "smtplib",
+    "aiosmtplib",
+    "smtpcore-blocking",
+    "smtpcore-blocking-mem",
+    "smtpcore-asyncio",
+    "smtpcore-trio",
+)
+#: S1-RTT against the private Postfix (CHUNKING) through the delay proxy,
+#: beside S1 against the same Postfix without it.
+RTT_POSTFIX_CLIENTS = ("smtpcore-blocking-many", "smtpcore-asyncio-many", "smtpcore-trio-many")
 S4_CLIENTS = ("smtplib", "aiosmtplib", "smtpcore")
 S5_CLIENTS = {
     "S5-asyncio": ("aiosmtplib", "smtpproto-asyncio", "smtpcore-asyncio"),
@@ -131,7 +141,7 @@ S5_CLIENTS = {
 }
 
 #: How the table lists the servers of a scenario.
-SERVER_ORDER = ("smtp-sink", "aiosmtpd", "postfix", "delay-proxy", "-")
+SERVER_ORDER = ("smtp-sink", "aiosmtpd", "postfix", "delay-proxy", "postfix-proxy", "-")
 
 #: scenario -> unit of its headline number (the table's order of scenarios).
 UNITS = {
@@ -153,7 +163,7 @@ class Group:
     """One scenario against one server: the clients run alternately."""
 
     scenario: str
-    server: str  # "smtp-sink", "aiosmtpd", "postfix", "delay-proxy", "-"
+    server: str  # "smtp-sink", "aiosmtpd", "postfix", "delay-proxy", "postfix-proxy", "-"
     clients: tuple[str, ...]
     params: Params
 
@@ -221,10 +231,10 @@ _RATIOS = (
     # S1: each adapter in a send_message loop, with send_many, and (async)
     # with 8 tasks sharing one Client.
     ("S1", "smtp-sink", "smtpcore-blocking", "smtplib", 1.5),
-    ("S1", "smtp-sink", "smtpcore-blocking-many", "smtplib", 1.5),
-    ("S1", "smtp-sink", "smtpcore-asyncio-many", "aiosmtplib", 4),
+    ("S1", "smtp-sink", "smtpcore-blocking-many", "smtplib", 2.5),
+    ("S1", "smtp-sink", "smtpcore-asyncio-many", "aiosmtplib", 5),
     ("S1", "smtp-sink", "smtpcore-trio-many", "smtpproto-trio", 5),
-    ("S1", "smtp-sink", "smtpcore-asyncio", "aiosmtplib", 4),
+    ("S1", "smtp-sink", "smtpcore-asyncio", "aiosmtplib", 3),
     ("S1", "smtp-sink", "smtpcore-asyncio-8tasks", "aiosmtplib", 4),
     ("S1", "smtp-sink", "smtpcore-trio", "smtpproto-trio", 5),
     ("S1", "smtp-sink", "smtpcore-trio-8tasks", "smtpproto-trio", 5),
@@ -310,6 +320,16 @@ TARGETS = (
         note="peak RSS growth, MiB (50 MB message)",
     ),
     Target(
+        scenario="S3",
+        server="smtp-sink",
+        ours="smtpcore-blocking-mem",
+        peer="",
+        want=60,
+        metric="rss",
+        at_most=True,
+        note="peak RSS growth, MiB (50 MB message in memory, the 50 MB included)",
+    ),
+    Target(
         scenario="S4-ehlo",
         server="-",
         ours="smtpcore",
@@ -354,6 +374,12 @@ def plan(
         Group(scenario="S1", server="aiosmtpd", clients=S1_CLIENTS, params=s1_slow),
         Group(scenario="S1", server="postfix", clients=S1_CLIENTS, params=s1_slow),
         Group(scenario="S3", server="postfix", clients=S3_CLIENTS, params=s3),
+        Group(
+            scenario="S1-RTT",
+            server="postfix-proxy",
+            clients=RTT_POSTFIX_CLIENTS,
+            params=s1_slow,
+        ),
         Group(
             scenario="S4-encode",
             server="-",
@@ -420,6 +446,10 @@ class Servers:
             self.port = self.stack.enter_context(servers.Postfix()).port
         elif name == "delay-proxy":
             target = self.stack.enter_context(servers.SmtpSink()).port
+            proxy = servers.DelayProxy(target, self.mode.rtt_delay)
+            self.port = self.stack.enter_context(proxy).port
+        elif name == "postfix-proxy":
+            target = self.stack.enter_context(servers.Postfix()).port
             proxy = servers.DelayProxy(target, self.mode.rtt_delay)
             self.port = self.stack.enter_context(proxy).port
         else:

@@ -32,7 +32,18 @@ so a server looping on 334 cannot keep the client busy forever, and after its
 first error a mechanism refuses to go on.
 
 Secrets (passwords, tokens and anything derived from them) never appear in a
-repr, an exception message or an exception's context.
+repr, an exception message or an exception's context. A server may still echo
+one back, so each mechanism also says what to hide and what a transcript may
+show:
+
+* :meth:`SASLMechanism.secrets`: what it holds or has sent that is secret,
+  for a :class:`~smtpcore._redact.Redactor` to hide in every encoding;
+* :meth:`SASLMechanism.transcript_response` and
+  :meth:`SASLMechanism.transcript_challenge`: what a transcript shows of a
+  response it sent and of a challenge it was sent. By default a response is
+  ``<redacted>`` and a challenge is shown as it came. SCRAM shows the shape
+  of its messages but none of the values that make a transcript a password
+  verifier (see :func:`_scram_view`).
 """
 
 from __future__ import annotations
@@ -53,7 +64,8 @@ from dataclasses import dataclass, field
 from typing import ClassVar, cast, final
 
 from ._errors import AuthenticationError, ConfigurationError, InvalidInputError
-from ._replies import printable
+from ._redact import MARKER, Redactor
+from ._replies import Reply, printable
 
 __all__ = [
     "DEFAULT_SCRAM_MAX_ITERATIONS",
@@ -85,7 +97,8 @@ DEFAULT_SCRAM_MAX_ITERATIONS = 1_000_000
 # How much of a server's text goes into an error message.
 _MAX_SHOWN = 200
 
-_REDACTED = "<redacted>"
+_REDACTED = MARKER
+_REDACTED_BYTES = MARKER.encode("ascii")
 
 
 # -- base64 -------------------------------------------------------------------
@@ -336,7 +349,7 @@ class SASLMechanism(abc.ABC):
     credential_type: ClassVar[type[Credentials] | type[OAuth2Token]]
     max_steps: ClassVar[int]
 
-    __slots__ = ("_failed", "_steps")
+    __slots__ = ("_failed", "_secret_values", "_steps")
 
     def __init__(self, credentials: Credentials | OAuth2Token) -> None:
         if not isinstance(credentials, self.credential_type):
@@ -347,6 +360,7 @@ class SASLMechanism(abc.ABC):
             )
         self._steps = 0
         self._failed = False
+        self._secret_values: list[bytes] = []
 
     def __repr__(self) -> str:
         state = "failed" if self._failed else f"{self._steps} challenge(s) so far"
@@ -424,6 +438,56 @@ class SASLMechanism(abc.ABC):
         :meth:`verify_success` (the mechanism still awaits server data)."""
         return False
 
+    def secrets(self) -> tuple[bytes, ...]:
+        """What this exchange holds or has sent that must never be shown, raw
+        (before base64): the password or token, the responses that carry
+        them and what is derived from them (CRAM-MD5's digest, SCRAM's proof).
+
+        For :meth:`~smtpcore._redact.Redactor.add`. The tuple grows as the
+        exchange goes on, so register it again after each :meth:`respond`;
+        usernames and nonces are not in it.
+        """
+        return tuple(self._secret_values)
+
+    def transcript_response(self, data: bytes) -> bytes:
+        """What a transcript may show in place of a response this mechanism
+        produced (the raw ``data``, not its base64), on one line.
+
+        ``<redacted>`` unless the mechanism knows better (SCRAM).
+
+        Raises:
+            InvalidInputError: ``data`` is not bytes.
+        """
+        _as_bytes(data, "SASL response")
+        return _REDACTED_BYTES
+
+    def transcript_challenge(self, text: bytes) -> bytes:
+        """What a transcript may show of the text of a 334 reply (or of the
+        235 that ends the exchange) this mechanism was sent, on one line.
+
+        The text as it came unless the mechanism knows better (SCRAM). Pass
+        the text through :meth:`~smtpcore._redact.Redactor.reply` as well:
+        this rule is about what the exchange itself reveals, not about
+        secrets a server echoes.
+
+        Raises:
+            InvalidInputError: ``text`` is not bytes.
+        """
+        return _as_bytes(text, "SASL challenge")
+
+    def transcript_reply(self, reply: Reply) -> Reply:
+        """``reply`` with :meth:`transcript_challenge` applied to each line of
+        a 334 or 2xx reply; the same object when that changes nothing."""
+        if reply.code != 334 and not reply.is_positive:
+            return reply
+        lines = tuple(self.transcript_challenge(line) for line in reply.lines)
+        if lines == reply.lines:
+            return reply
+        return Reply.build(reply.code, *lines)
+
+    def _add_secrets(self, *values: bytes) -> None:
+        self._secret_values.extend(v for v in values if v and v not in self._secret_values)
+
     @abc.abstractmethod
     def _respond(self, challenge: bytes) -> bytes:
         """Answer challenge number ``self._steps`` (1-based)."""
@@ -467,6 +531,7 @@ class Plain(SASLMechanism):
         self._message = b"\0".join(
             s.encode("utf-8") for s in (authzid, credentials.username, credentials.password)
         )
+        self._add_secrets(credentials.password.encode("utf-8"), self._message)
 
     def initial_response(self) -> bytes:
         return self._message
@@ -496,6 +561,8 @@ class Login(SASLMechanism):
         super().__init__(credentials)
         self._username = credentials.username.encode("utf-8")
         self._password = credentials.password.encode("utf-8")
+        # The first response, the username, is no secret.
+        self._add_secrets(self._password)
 
     def _respond(self, challenge: bytes) -> bytes:
         # The prompts ("Username:", "Password:") are informational and vary
@@ -518,6 +585,7 @@ class CramMD5(SASLMechanism):
         super().__init__(credentials)
         self._username = credentials.username.encode("utf-8")
         self._password = credentials.password.encode("utf-8")
+        self._add_secrets(self._password)
 
     def _respond(self, challenge: bytes) -> bytes:
         # RFC 2195 2: the server always sends a challenge (a msg-id); an empty
@@ -533,8 +601,11 @@ class CramMD5(SASLMechanism):
         if not available:
             raise AuthenticationError("CRAM-MD5 needs MD5, which this Python refuses")
         # RFC 2195 2: the digest is sent as 32 lowercase hex digits after one
-        # space.
-        return self._username + b" " + digest.encode("ascii")
+        # space. With the challenge, the digest lets a password be tested
+        # offline, so it is a secret too.
+        response = self._username + b" " + digest.encode("ascii")
+        self._add_secrets(digest.encode("ascii"), response)
+        return response
 
 
 class _ScramState(enum.Enum):
@@ -632,6 +703,9 @@ class ScramSHA256(SASLMechanism):
         if not password:
             raise InvalidInputError("SCRAM password", "is empty after SASLprep")
         self._password: bytes | None = password.encode("utf-8")
+        # Both the password as given and as SASLprep made it: a server may
+        # echo either.
+        self._add_secrets(credentials.password.encode("utf-8"), self._password)
         self._nonce = nonce.encode("ascii")
         self._max_iterations = max_iterations
         # RFC 5802 7: client-first-message-bare = [reserved-mext ","] username
@@ -650,6 +724,25 @@ class ScramSHA256(SASLMechanism):
     @property
     def wants_success_data(self) -> bool:
         return self._state is _ScramState.AWAIT_SERVER_FINAL
+
+    def transcript_response(self, data: bytes) -> bytes:
+        view = _scram_view(_as_bytes(data, "SASL response"))
+        return _REDACTED_BYTES if view is None else view
+
+    def transcript_challenge(self, text: bytes) -> bytes:
+        # Word by word: a server-first or server-final message is base64 on
+        # its own (RFC 4954 4), possibly after an enhanced status code in a
+        # 235 reply; one sent in clear by a broken server is hidden too.
+        data = _as_bytes(text, "SASL challenge")
+        words = data.split(b" ")
+        shown = []
+        for word in words:
+            decoded = _strict_b64decode(word) if word else None
+            view = _scram_view(decoded) if decoded else None
+            if view is None:
+                view = _scram_view(word)
+            shown.append(word if view is None else view)
+        return b" ".join(shown) if shown != words else data
 
     def _respond(self, challenge: bytes) -> bytes:
         if self._state is _ScramState.AWAIT_SERVER_FIRST:
@@ -703,7 +796,12 @@ class ScramSHA256(SASLMechanism):
         self._server_signature = hmac.digest(server_key, auth_message, "sha256")
         self._auth_message = auth_message
         self._state = _ScramState.AWAIT_SERVER_FINAL
-        return without_proof + b",p=" + encode_response(proof)
+        encoded_proof = encode_response(proof)
+        client_final = without_proof + b",p=" + encoded_proof
+        # The proof, with the transcript of the exchange, lets a password be
+        # tested offline.
+        self._add_secrets(encoded_proof, client_final)
+        return client_final
 
     def _parse_server_first(self, message: bytes) -> tuple[bytes, bytes, int]:
         # RFC 5802 7: server-first-message = [reserved-mext ","] nonce ","
@@ -766,6 +864,57 @@ class ScramSHA256(SASLMechanism):
         self._state = _ScramState.VERIFIED
 
 
+# RFC 5802 7: gs2-header = gs2-cbind-flag "," [ authzid ] ",", where
+# gs2-cbind-flag = ("p=" cb-name) / "n" / "y" and authzid = "a=" saslname.
+_GS2_HEADER = re.compile(rb"(?:[ny]|p=[A-Za-z0-9.-]+),(?:a=[^,]*)?,")
+# RFC 5802 7: attr-val = ALPHA "=" value.
+_ATTRIBUTE = re.compile(rb"[A-Za-z]=")
+
+
+def _scram_view(message: bytes) -> bytes | None:
+    """What a transcript may show of a SCRAM message, or None when
+    ``message`` is not one.
+
+    The shape stays; the values are ``<redacted>`` except ``n=`` (the
+    username) and ``a=`` (the authorization identity), which this library
+    shows elsewhere anyway, ``e=`` (RFC 5802 7: a server-error-value, from a
+    fixed list), and ``c=`` when it carries nothing but a GS2 header (``biws``
+    for ``n,,``: a constant).
+
+    RFC 5802 9: whoever sees an exchange "can gain sufficient information to
+    mount an offline dictionary or brute-force attack": with the salt
+    (``s=``) and iteration count (``i=``), AuthMessage (RFC 5802 3: the
+    messages, nonces ``r=`` included) and either the proof (``p=``) or the
+    server signature (``v=``), each password guess can be checked. TLS keeps
+    the exchange from an eavesdropper; a transcript must not hand it to
+    whoever reads the log. The nonces are hidden too, though harmless alone:
+    without them AuthMessage cannot be rebuilt, should a salt or a proof leak
+    some other way.
+    """
+    header = _GS2_HEADER.match(message)
+    rest = message if header is None else message[header.end() :]
+    if _ATTRIBUTE.match(rest) is None:
+        return None
+    shown = []
+    for attribute in rest.split(b","):
+        name, equals, value = attribute.partition(b"=")
+        if not equals or _ATTRIBUTE.fullmatch(name + equals) is None:
+            shown.append(_REDACTED_BYTES)
+        elif name in (b"n", b"a", b"e") or (name == b"c" and _is_bare_gs2(value)):
+            shown.append(attribute)
+        else:
+            shown.append(name + b"=" + _REDACTED_BYTES)
+    return (b"" if header is None else header.group()) + b",".join(shown)
+
+
+def _is_bare_gs2(value: bytes) -> bool:
+    # RFC 5802 7: channel-binding = "c=" base64(cbind-input), cbind-input =
+    # gs2-header [cbind-data]; without channel binding there is no
+    # cbind-data.
+    decoded = _strict_b64decode(value)
+    return decoded is not None and _GS2_HEADER.fullmatch(decoded) is not None
+
+
 def _show(data: bytes) -> str:
     """A bounded, printable rendering of server-sent octets for a message."""
     text = printable(data[:_MAX_SHOWN].decode("utf-8", "surrogateescape"))
@@ -784,7 +933,7 @@ class _BearerMechanism(SASLMechanism):
     max_steps = 2
     _error_reply: ClassVar[bytes]
 
-    __slots__ = ("_message", "_secrets", "server_error")
+    __slots__ = ("_message", "server_error")
 
     def __init__(self, credentials: OAuth2Token) -> None:
         super().__init__(credentials)
@@ -792,14 +941,7 @@ class _BearerMechanism(SASLMechanism):
         #: token redacted), once it sent one; for the session's error message.
         self.server_error: str | None = None
         self._message = self._build(credentials)
-        token = credentials.token
-        # What must not show in server_error: the token, its base64 and that
-        # of the whole initial response, should a server echo them back.
-        self._secrets = (
-            token,
-            encode_response(token.encode("ascii")).decode("ascii"),
-            encode_response(self._message).decode("ascii"),
-        )
+        self._add_secrets(credentials.token.encode("ascii"), self._message)
 
     @abc.abstractmethod
     def _build(self, credentials: OAuth2Token) -> bytes:
@@ -823,9 +965,12 @@ class _BearerMechanism(SASLMechanism):
             parsed = None
         if not isinstance(parsed, dict):
             raise AuthenticationError(f"malformed {self.name} challenge: {_show(challenge)}")
-        text = printable(challenge.decode("utf-8", "replace"))
-        for secret in self._secrets:
-            text = text.replace(secret, _REDACTED)
+        # What must not show in server_error: the token and the initial
+        # response in any encoding (raw, base64, JSON-escaped...), should the
+        # server echo them back.
+        redactor = Redactor()
+        redactor.add(*self._secret_values)
+        text = printable(redactor.scrub_text(challenge.decode("utf-8", "replace")))
         self.server_error = text[:_MAX_SHOWN] + ("..." if len(text) > _MAX_SHOWN else "")
         return self._error_reply
 

@@ -135,6 +135,7 @@ from ._events import (
 )
 from ._extensions import Capabilities
 from ._message import BodyEncoder, BodyInfo, EncodeMode, encode_scanned, scan_body
+from ._redact import Redactor
 from ._replies import Reply
 
 __all__ = ["Phase", "Session", "TxnState"]
@@ -392,6 +393,9 @@ class Session:
         self._latest: _Txn | None = None  # the transaction whose MAIL went out last
         self._capabilities: Capabilities | None = None
         self._mechanism: SASLMechanism | None = None
+        # Hides what AUTH sent from every reply, error and log (RFC 4954 4:
+        # a server may echo it).
+        self._redactor = Redactor()
         self._auth_steps = 0
         self._auth_error: AuthenticationError | None = None
         self._helo_fallback_used = False
@@ -649,20 +653,31 @@ class Session:
             did = True
             self._replies_received += 1
             if type(got) is tuple:
-                pending, reply, index, final = got
-                if self._logging:
-                    self._log_reply(reply)
+                pending, received, index, final = got
                 command = pending.command
+                # Logs, events and errors get the reply with any secret the
+                # server echoed hidden; the AUTH handler decodes challenges
+                # from the reply as received.
+                reply = self._redactor.reply(received)
+                sasl = type(command) in _SASL_COMMANDS
+                if self._logging:
+                    mech = self._mechanism
+                    self._log_reply(
+                        mech.transcript_reply(reply) if sasl and mech is not None else reply
+                    )
                 if reply.code == 421 and type(command) is not Quit:
                     self._on_closing(pending, reply, index, final)
+                elif sasl:
+                    self._on_auth(pending, received, index, final)
                 else:
                     _HANDLERS[type(command)](self, pending, reply, index, final)
             elif isinstance(got, ServiceClosing):
-                self._log_reply(got.reply)
-                self._events.append(got)
+                closing = self._redactor.reply(got.reply)
+                self._log_reply(closing)
+                self._events.append(got if closing is got.reply else ServiceClosing(reply=closing))
                 self._fatal(
                     TemporaryReplyError(
-                        got.reply, "session", "server closing: " + got.reply.describe()
+                        closing, "session", "server closing: " + closing.describe()
                     ),
                     quit=False,
                 )
@@ -809,6 +824,7 @@ class Session:
             # a configuration problem, reported like any other.
             self._fatal(exc, quit=True)
             return
+        self._redactor.add(*self._mechanism.secrets())
         self._phase = Phase.AUTH
 
     def _on_starttls(self, pending: Pending, reply: Reply, index: int, final: bool) -> None:
@@ -852,7 +868,8 @@ class Session:
                 self._auth_error = exc
                 self._send(AuthCancel())
                 return
-            self._send(AuthResponse(data=response))
+            self._redactor.add(*mech.secrets())
+            self._send(AuthResponse(data=response, shown=mech.transcript_response(response)))
             return
         if self._auth_error is not None:
             self._fatal(self._auth_error, quit=True)
@@ -898,7 +915,8 @@ class Session:
             # longer than 512 octets is sent after an empty 334 instead.
             if initial is not None and not Auth.initial_response_fits(mech.name, initial):
                 initial = None
-            self._send(Auth(mechanism=mech.name, initial_response=initial))
+            shown = None if initial is None else mech.transcript_response(initial)
+            self._send(Auth(mechanism=mech.name, initial_response=initial, shown=shown))
             self._phase = Phase.AUTH_WAIT
             return True
         if phase is not Phase.READY:
@@ -1623,6 +1641,7 @@ class Session:
     def _fatal(self, error: SMTPError, *, quit: bool) -> None:
         """End the session with ``error``: fail everything in flight and
         queued, QUIT if the conversation allows it, then close."""
+        error = self._redactor.error(error)
         if self._error is None:
             self._error = error
         self._body_txn = None
@@ -1757,6 +1776,9 @@ _SESSION_OWNED = frozenset(
         ".",
     }
 )
+
+#: The commands of an AUTH exchange: their replies go to _on_auth as received.
+_SASL_COMMANDS = frozenset({Auth, AuthResponse, AuthCancel})
 
 _Handler = Callable[[Session, Pending, Reply, int, bool], None]
 #: Each reply goes to the handler of the command it answers (``None``: the greeting).

@@ -1200,7 +1200,8 @@ def test_secrets_never_shown(cfg: SessionConfig, steps: list[Step]) -> None:
     auth_lines = [t for t in run.transcript if t.startswith("-> AUTH")]
     assert auth_lines
     assert all(t.endswith("<redacted>") or t == "-> AUTH LOGIN" for t in auth_lines)
-    assert any(t == "-> <redacted>" for t in run.transcript) == (cfg is not IMPLICIT_AUTH)
+    continued = [t for t in run.transcript if t.startswith("-> ") and t.endswith("<redacted>")]
+    assert any(not t.startswith("-> AUTH") for t in continued) == (cfg is not IMPLICIT_AUTH)
 
 
 # -- 5. transactions ---------------------------------------------------------------
@@ -2411,3 +2412,95 @@ def test_the_starttls_action_is_not_the_starttls_command() -> None:
     action: object = smtpcore.StartTLSAction
     assert action is not smtpcore.StartTLS
     assert smtpcore.StartTLSAction.__name__ == "StartTLSAction"
+
+
+# -- secrets a server echoes back (paste into tests/core/test_session.py) --------------
+
+
+def everything_shown(run: Run) -> list[str]:
+    """The transcript, the events, and every error with its reply."""
+    shown = [*run.transcript, *(repr(e) for e in run.events), *(str(e) for e in run.events)]
+    for event in run.events:
+        error = getattr(event, "error", None)
+        while error is not None:
+            shown += [str(error), repr(error), repr(error.args)]
+            reply = getattr(error, "reply", None)
+            if reply is not None:
+                shown += [reply.describe(), repr(reply)]
+            error = error.__cause__ or error.__context__
+    return shown
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [
+        pytest.param(b"535 5.7.8 rejected: " + AUTH_PLAIN.rstrip(), id="auth-line"),
+        pytest.param(b"535 5.7.8 bad password " + PASSWORD.encode(), id="password"),
+        pytest.param(
+            b"535-5.7.8 you sent " + PLAIN_IR[:10] + b"\r\n535 5.7.8 " + PLAIN_IR[10:],
+            id="wrapped",
+        ),
+    ],
+)
+def test_a_535_echoing_the_credentials(echo: bytes) -> None:
+    cfg = config(tls=TLSPolicy.IMPLICIT, credentials=CREDS, transaction_log=True)
+    script: list[Step] = [
+        (b"", GREETING),
+        (EHLO, AUTH_EHLO),
+        (AUTH_PLAIN, echo + b"\r\n"),
+        QUIT_STEP,
+    ]
+    run = converse(cfg, [message()], script)
+    error = closed(run).error
+    assert isinstance(error, AuthenticationError)
+    assert error.reply is not None
+    assert error.reply.code == 535
+    assert "<redacted>" in str(error)
+    for text in everything_shown(run):
+        for secret in (PASSWORD, PLAIN_IR.decode(), PLAIN_IR[:10].decode(), PLAIN_IR[10:].decode()):
+            assert secret not in text, (secret, text)
+
+
+def test_a_334_and_a_501_echoing_the_login_password() -> None:
+    cfg = config(
+        tls=TLSPolicy.IMPLICIT, credentials=CREDS, auth_mechanisms=("LOGIN",), transaction_log=True
+    )
+    echoed = LOGIN_PASS.rstrip()
+    script: list[Step] = [
+        (b"", GREETING),
+        (EHLO, AUTH_EHLO),
+        (b"AUTH LOGIN\r\n", b"334 VXNlcm5hbWU6\r\n"),
+        (LOGIN_USER, b"334 UGFzc3dvcmQ6\r\n"),
+        (LOGIN_PASS, b"334 " + echoed + b"\r\n"),
+        (b"*\r\n", b"501 5.7.0 cancelled " + echoed + b"\r\n"),
+        QUIT_STEP,
+    ]
+    run = converse(cfg, [message()], script)
+    for text in everything_shown(run):
+        for secret in (PASSWORD, echoed.decode()):
+            assert secret not in text, (secret, text)
+
+
+@pytest.mark.usefixtures("fixed_nonce")
+def test_a_scram_transcript_is_no_password_verifier() -> None:
+    # RFC 5802 9: salt, iteration count, nonces and a proof or signature let
+    # password guesses be checked offline; the transcript keeps the shape only.
+    cfg = config(
+        tls=TLSPolicy.IMPLICIT,
+        credentials=CREDS,
+        auth_mechanisms=("SCRAM-SHA-256",),
+        transaction_log=True,
+    )
+    final = b"235 2.7.0 " + b64(SCRAM_GOOD_FINAL) + b"\r\n"
+    script: list[Step] = [*SCRAM_OPEN, (b64(SCRAM_CLIENT_FINAL) + b"\r\n", final), QUIT_STEP]
+    run = converse(cfg, [], script)
+    assert [t for t in run.transcript if "<redacted>" in t] == [
+        f"-> AUTH SCRAM-SHA-256 n,,n={USER},r=<redacted>",
+        "<- 334 r=<redacted>,s=<redacted>,i=<redacted>",
+        "-> c=biws,r=<redacted>,p=<redacted>",
+        "<- 235 2.7.0 v=<redacted>",
+    ]
+    text = "\n".join(run.transcript)
+    for value in (SCRAM_SERVER_NONCE, b64(SCRAM_SALT).decode(), b64(SCRAM_SIGNATURE).decode()):
+        assert value not in text
+    assert f"i={SCRAM_ITERATIONS}" not in text

@@ -169,10 +169,13 @@ class _Transaction:
     next MAIL. RFC 2033 4.2: after the data, one reply per RCPT accepted *in
     that transaction* (an RSET in between starts none: the next MAIL does)."""
 
-    __slots__ = ("accepted",)
+    __slots__ = ("accepted", "chunk_refused")
 
     def __init__(self) -> None:
         self.accepted = 0  # RCPTs answered positively so far
+        # A BDAT chunk was refused: the server answers a later BDAT LAST
+        # once (a refusal of the command), not once per recipient.
+        self.chunk_refused = False
 
 
 class Pending:
@@ -203,8 +206,9 @@ class Pending:
     def expected(self) -> int:
         """How many replies this command gets (LMTP: one per accepted RCPT;
         a refusal of the command itself is one reply when none was)."""
-        if self.per_recipient and self.txn is not None:
-            return self.txn.accepted or 1
+        txn = self.txn
+        if self.per_recipient and txn is not None and not txn.chunk_refused:
+            return txn.accepted or 1
         return 1
 
 
@@ -513,6 +517,12 @@ class Connection:
         if cls is Rcpt:
             if code < 300:
                 pending.txn.accepted += 1  # type: ignore[union-attr]
+            if code == 421:
+                self._state = ConnState.CLOSED
+        elif cls is Bdat and code >= 400 and not pending.final_data:
+            # RFC 3030 4.2: after a refused chunk the transaction has failed;
+            # an LMTP server refuses the BDAT LAST already on its way once.
+            pending.txn.chunk_refused = True  # type: ignore[union-attr]
             if code == 421:
                 self._state = ConnState.CLOSED
         elif code == 421 or cls in REPLY_MOVES_STATE:

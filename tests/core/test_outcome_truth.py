@@ -1,0 +1,995 @@
+"""Outcome truth: what the session reports against what the server did.
+
+A :class:`smtpcore.Session` is driven, through its public API only, against
+the reference server model (tests/core/model_server.py) over an in-memory
+pipe: every Write is fed to the model as it happens, every Read gets what
+the model said. The model records what it queued and every end of data it
+saw; the session reports a result per message. The invariants, per message:
+
+* liveness: exactly one outcome event; no hang (a Read the model will never
+  answer, unless it is the silence of an injected fault); no exception out
+  of the session; the session ends with Close.
+* shape: the result lists every recipient once, in order; ``MessageAccepted``
+  has an accepted recipient (all of them under ``require_all_recipients``);
+  ``status_known``, ``error.status_unknown`` and ``error.result`` agree with
+  the recipients' states.
+* queue: what the model queued for a message is its own sender, its own
+  bytes, only its recipients, each recipient at most once; it covers every
+  ACCEPTED recipient and nothing but ACCEPTED or UNKNOWN ones; nothing is
+  queued that no message reported; a message whose data never went out
+  (``data_sent`` False) has no end of data on the server.
+* unknown: UNKNOWN only where the message's end of data went out and no
+  well-formed final reply came for that recipient.
+* replies: ACCEPTED carries the final reply that took it; REFUSED a negative
+  reply the server gave about it (its RCPT, its transaction's MAIL, DATA,
+  BDAT or final reply, or a 421); NOT_SENT no reply or its own positive RCPT
+  reply, and only if no end of data ever went out for it.
+
+Each invariant family is its own property test over the same scenarios, so
+that a failure names the invariant and Hypothesis shrinks a minimal example
+for each. The regressions at the end pin the reported bugs, each against the
+model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Final, Protocol
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from model_server import (
+    DataEnd,
+    Failure,
+    Fault,
+    Features,
+    ModelServer,
+    Policy,
+    Queued,
+    ReplyKind,
+    SentReply,
+    Trigger,
+    Variant,
+    reply_serial,
+    tag_of,
+)
+
+from smtpcore import (
+    Close,
+    Event,
+    Idle,
+    LocalProtocolError,
+    MessageAccepted,
+    MessageFailed,
+    MessageProbed,
+    MessageResult,
+    NeedBody,
+    OutgoingMessage,
+    Read,
+    RecipientsRefusedError,
+    RecipientState,
+    Reply,
+    Session,
+    SessionConfig,
+    StartTLSAction,
+    TLSPolicy,
+    Write,
+)
+
+SENDERS: Final = ("alice@example.com", "bob@example.com", "carol@example.net", "")
+RECIPIENTS: Final = (
+    "rcpt1@example.org",
+    "rcpt2@example.org",
+    "rcpt3@example.org",
+    "rcpt4@example.org",
+    "rcpt5@example.org",
+)
+#: Body lines: plain ones, and ones that need dot-stuffing on the DATA path.
+LINES: Final = (b"Hello", b"", b".", b"..", b".leading dot", b"From the start", b"x" * 70, b". ")
+MAX_ACTIONS: Final = 20_000
+#: A run taking longer than this is a session stuck in a loop of its own.
+STUCK_AFTER: Final = 20.0
+
+
+def examples(n: int) -> int:
+    """``n`` Hypothesis examples, or more under a longer profile
+    (``HYPOTHESIS_PROFILE=long``, tests/conftest.py)."""
+    return max(n, settings().max_examples)
+
+
+def tag(index: int) -> str:
+    """The tag of the ``index``-th message of a batch."""
+    return f"m{index}"
+
+
+def make_body(index: int, lines: Sequence[bytes]) -> bytes:
+    """A message that needs no canonicalisation: CRLF lines, a final CRLF."""
+    head = b"X-Model-Tag: %s\r\nSubject: message %d\r\n\r\n" % (tag(index).encode(), index)
+    return head + b"".join(line + b"\r\n" for line in lines)
+
+
+# -- scenarios -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One message of the batch."""
+
+    sender: str
+    recipients: tuple[str, ...]
+    body: bytes
+    streamed: bool = False
+    chunk_sizes: tuple[int, ...] = (64,)  # how a streamed body is handed over
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Everything one run needs."""
+
+    config: SessionConfig
+    messages: tuple[Plan, ...]
+    variant: Variant = Variant.POSTFIX
+    features: Features = field(default_factory=Features)
+    policy: Policy = field(default_factory=Policy)
+    fault: Fault | None = None
+    read_size: int | None = None  # the model's output is read in pieces this big
+
+
+def config(**kwargs: object) -> SessionConfig:
+    """A session config for the model: no TLS."""
+    return SessionConfig(tls=TLSPolicy.NONE, **kwargs)  # type: ignore[arg-type]
+
+
+# Strategies are built once, here: building one per draw costs more than the
+# session run it feeds.
+
+
+def _codes(*rare: int, common: int = 6, default: int = 250) -> st.SearchStrategy[int]:
+    """Mostly ``default`` (250: no refusal), sometimes one of ``rare``;
+    shrinks to ``default``."""
+    return st.sampled_from((default,) * common + rare)
+
+
+def _mapping(
+    keys: Sequence[str], codes: st.SearchStrategy[int]
+) -> st.SearchStrategy[dict[str, int]]:
+    """A refusal code for some of ``keys`` (250s left out)."""
+    return st.tuples(*(codes for _ in keys)).map(
+        lambda drawn: {k: c for k, c in zip(keys, drawn, strict=True) if c != 250}
+    )
+
+
+_BOOLS: Final = st.booleans()
+#: Mostly on (where the pipelining bugs live); shrinks to on, the default.
+_MOSTLY: Final = st.sampled_from([True, True, True, False])
+_LIMITS: Final = st.one_of(st.none(), st.integers(1, 3))
+_TAGS: Final = tuple(tag(i) for i in range(6))
+_RCPT_CODES: Final = _mapping(RECIPIENTS, _codes(550, 450, 452, 552))
+_MAIL_CODES: Final = _mapping(SENDERS, _codes(550, 451, common=8))
+_DATA_COMMAND_CODES: Final = _mapping(SENDERS, _codes(450, 554, 452, common=6))
+_END_CODES: Final = _mapping(_TAGS, _codes(554, 451))
+_LMTP_CODES: Final = _mapping(RECIPIENTS, _codes(452, 552, 550, 450))
+_VERBS: Final = st.sampled_from([None, "MAIL", "RCPT", "DATA", "BDAT", "RSET", "QUIT"])
+
+
+@st.composite
+def faults(draw: st.DrawFn) -> Fault:
+    """One fault, anywhere."""
+    trigger = draw(st.sampled_from(Trigger))
+    verb = draw(_VERBS) if trigger is Trigger.COMMAND else None
+    high = 16 if trigger is Trigger.COMMAND and verb is None else 4
+    return Fault(
+        trigger=trigger,
+        nth=draw(st.integers(1, high)),
+        verb=verb,
+        failure=draw(st.sampled_from(Failure)),
+        queued=draw(_BOOLS),
+        lmtp_replies=draw(st.integers(0, 2)),
+    )
+
+
+_FAULTS: Final = st.one_of(st.none(), faults())
+_PLAN_PARTS: Final = st.tuples(
+    st.sampled_from(SENDERS),
+    st.lists(st.sampled_from(RECIPIENTS), min_size=1, max_size=4, unique=True),
+    st.lists(st.sampled_from(LINES), max_size=6),
+    _BOOLS,
+    st.lists(st.integers(1, 64), min_size=1, max_size=4),
+)
+
+
+def _plan(index: int, parts: tuple[str, list[str], list[bytes], bool, list[int]]) -> Plan:
+    sender, recipients, lines, streamed, sizes = parts
+    return Plan(
+        sender=sender,
+        recipients=tuple(recipients),
+        body=make_body(index, lines),
+        streamed=streamed,
+        chunk_sizes=tuple(sizes),
+    )
+
+
+_BATCHES: Final = st.lists(_PLAN_PARTS, min_size=1, max_size=6).map(
+    lambda batch: tuple(_plan(i, parts) for i, parts in enumerate(batch))
+)
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> Scenario:
+    """A batch of 1-6 messages, a server and at most one fault."""
+    lmtp = draw(_BOOLS)
+    keeps = draw(_BOOLS)
+    variant = (Variant.DOVECOT if lmtp else Variant.EXIM) if keeps else Variant.POSTFIX
+    features = Features(
+        lmtp=lmtp,
+        pipelining=draw(_MOSTLY),
+        chunking=draw(_BOOLS),
+        enhanced=draw(_BOOLS),
+        size=draw(st.sampled_from([10_000_000, None])),
+    )
+    session_config = config(
+        lmtp=lmtp,
+        pipelining=draw(_MOSTLY),
+        chunking=draw(_MOSTLY),
+        require_all_recipients=draw(_BOOLS),
+        max_recipients=draw(_LIMITS),
+    )
+    messages = draw(_BATCHES)
+    end = draw(_END_CODES)
+    policy = Policy(
+        rcpt=draw(_RCPT_CODES),
+        rcpt_limit=draw(_LIMITS),
+        limit_code=draw(st.sampled_from([452, 552])),
+        mail=draw(_MAIL_CODES),
+        data_command=draw(_DATA_COMMAND_CODES),
+        end={t: c for t, c in end.items() if int(t[1:]) < len(messages)},
+        lmtp=draw(_LMTP_CODES) if lmtp else {},
+    )
+    return Scenario(
+        config=session_config,
+        messages=messages,
+        variant=variant,
+        features=features,
+        policy=policy,
+        fault=draw(_FAULTS),
+        read_size=draw(st.sampled_from([None, 1, 5])),
+    )
+
+
+# -- the drive -------------------------------------------------------------------------------
+
+
+class ServerRecord(Protocol):
+    """What the checks read of the server side: one model, or several (one
+    per connection) taken together."""
+
+    @property
+    def queued(self) -> Sequence[Queued]: ...
+
+    @property
+    def ends(self) -> Sequence[DataEnd]: ...
+
+    def reply(self, serial: int) -> SentReply | None: ...
+
+
+@dataclass
+class Run:
+    """What one run observed."""
+
+    scenario: Scenario
+    server: ServerRecord
+    session: Session | None = None
+    ids: list[int] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    wire: list[tuple[str, bytes]] = field(default_factory=list)  # ("C"/"S", bytes)
+    hangs: list[str] = field(default_factory=list)  # Reads nobody would ever answer
+    timeouts: int = 0  # timeouts played for an injected stall
+    crash: BaseException | None = None
+    closed: bool = False
+    idle_after_quit: bool = False
+    notes: list[str] = field(default_factory=list)  # other liveness findings
+
+    def plan(self, message_id: int) -> Plan:
+        return self.scenario.messages[self.ids.index(message_id)]
+
+    def outcomes(self) -> dict[int, list[MessageAccepted | MessageFailed | MessageProbed]]:
+        found: dict[int, list[MessageAccepted | MessageFailed | MessageProbed]] = {
+            i: [] for i in self.ids
+        }
+        for event in self.events:
+            if isinstance(event, (MessageAccepted, MessageFailed, MessageProbed)):
+                found.setdefault(event.result.message_id, []).append(event)
+        return found
+
+    def transcript(self, limit: int = 60) -> str:
+        """The conversation, for failure messages."""
+        lines = []
+        for who, data in self.wire:
+            for line in data.split(b"\r\n"):
+                if line:
+                    lines.append(f"{who}: {line[:100]!r}")
+        shown = lines[-limit:]
+        skipped = len(lines) - len(shown)
+        head = [f"... ({skipped} lines before)"] if skipped else []
+        return "\n".join(head + shown)
+
+
+class SessionStuckError(Exception):
+    """A run took far longer than any run should: the session loops."""
+
+
+@contextlib.contextmanager
+def watchdog(seconds: float) -> Iterator[None]:
+    """Raise :class:`SessionStuckError` in the code running after ``seconds``
+    (SIGALRM: main thread only; elsewhere nothing is watched). A session
+    call that never returns would otherwise hang the suite."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: FrameType | None) -> None:
+        raise SessionStuckError(f"the run took more than {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def drive(scenario: Scenario) -> Run:
+    """Run the scenario's batch through a session against the model.
+
+    A Read the model will never answer is recorded as a hang, then played as
+    a timeout (what an adapter would do), so that the other invariants can
+    still be checked on what the session reports.
+    """
+    server = ModelServer(
+        scenario.variant,
+        features=scenario.features,
+        policy=scenario.policy,
+        fault=scenario.fault,
+    )
+    session = Session(scenario.config)
+    run = Run(scenario=scenario, server=server, session=session)
+    for plan in scenario.messages:
+        message = OutgoingMessage.build(
+            sender=plan.sender,
+            recipients=plan.recipients,
+            message=None if plan.streamed else plan.body,
+        )
+        run.ids.append(session.submit(message))
+    session.quit()
+    inbox = bytearray()
+    positions: dict[int, int] = {}
+    with watchdog(STUCK_AFTER):
+        try:
+            for _ in range(MAX_ACTIONS):
+                action = session.next_action()
+                run.events.extend(session.events())
+                if isinstance(action, Write):
+                    run.wire.append(("C", action.data))
+                    server.feed(action.data)
+                elif isinstance(action, Read):
+                    said = server.take_output()
+                    if said:
+                        run.wire.append(("S", said))
+                    inbox += said
+                    if inbox:
+                        size = scenario.read_size or len(inbox)
+                        piece = bytes(inbox[:size])
+                        del inbox[:size]
+                        session.receive_data(piece)
+                    elif server.closed:
+                        session.receive_data(b"")
+                    elif server.stalled:
+                        run.timeouts += 1
+                        session.timeout_expired()
+                    else:
+                        run.hangs.append(f"Read(stage={action.stage.value}) with nothing to come")
+                        session.timeout_expired()
+                elif isinstance(action, NeedBody):
+                    plan = run.plan(action.message_id)
+                    position = 0 if action.restart else positions.get(action.message_id, 0)
+                    sizes = plan.chunk_sizes
+                    size = sizes[position % len(sizes)] if position < len(plan.body) else 0
+                    chunk = plan.body[position : position + size]
+                    positions[action.message_id] = position + len(chunk)
+                    session.send_body(action.message_id, chunk)
+                elif isinstance(action, StartTLSAction):
+                    raise AssertionError("the session asked for TLS under TLSPolicy.NONE")
+                elif isinstance(action, Idle):
+                    run.idle_after_quit = True
+                    break
+                else:
+                    assert isinstance(action, Close)
+                    run.closed = True
+                    break
+            run.events.extend(session.events())
+        except Exception as exc:  # every exception out of the session is a finding
+            run.crash = exc
+    return run
+
+
+# -- the invariants --------------------------------------------------------------------------
+
+Check = Callable[[Run], list[str]]
+
+
+def check_liveness(run: Run) -> list[str]:
+    problems = []
+    if run.crash is not None:
+        problems.append(f"exception out of the session: {run.crash!r}")
+    problems += [f"hang: {h}" for h in run.hangs]
+    problems += run.notes
+    if run.idle_after_quit:
+        problems.append("the session went Idle after quit() instead of closing")
+    elif not run.closed and run.crash is None:
+        problems.append(f"no Close after {MAX_ACTIONS} actions")
+    for message_id, found in run.outcomes().items():
+        if message_id not in run.ids:
+            problems.append(f"an outcome for an unknown message id {message_id}")
+        elif len(found) != 1:
+            kinds = [type(e).__name__ for e in found]
+            problems.append(f"message {message_id}: {len(found)} outcome events {kinds}")
+        elif isinstance(found[0], MessageProbed):
+            problems.append(f"message {message_id}: MessageProbed outside quit_after")
+    return problems
+
+
+def _each_result(
+    run: Run,
+) -> list[tuple[int, Plan, str, MessageAccepted | MessageFailed, MessageResult]]:
+    """Every message with exactly one outcome: (id, plan, tag, event, result)."""
+    out = []
+    for message_id, found in run.outcomes().items():
+        if message_id in run.ids and len(found) == 1:
+            event = found[0]
+            if isinstance(event, (MessageAccepted, MessageFailed)):
+                index = run.ids.index(message_id)
+                out.append((message_id, run.plan(message_id), tag(index), event, event.result))
+    return out
+
+
+def check_shape(run: Run) -> list[str]:
+    problems = []
+    require_all = run.scenario.config.require_all_recipients
+    for mid, plan, _, event, result in _each_result(run):
+        where = f"message {mid}"
+        listed = tuple(r.recipient for r in result.recipients)
+        if listed != plan.recipients:
+            problems.append(f"{where}: result lists {listed}, the message has {plan.recipients}")
+        if result.message_id != mid or result.sender != plan.sender:
+            problems.append(f"{where}: result is for {result.message_id}/{result.sender!r}")
+        unknown = bool(result.unknown)
+        if result.status_known == unknown:
+            problems.append(
+                f"{where}: status_known={result.status_known} with unknown={result.unknown}"
+            )
+        if isinstance(event, MessageAccepted):
+            if not result.accepted:
+                problems.append(f"{where}: MessageAccepted with no accepted recipient")
+            if require_all and len(result.accepted) != len(plan.recipients):
+                problems.append(
+                    f"{where}: MessageAccepted under require_all with {_states(result)}"
+                )
+        else:
+            error = event.error
+            if error.status_unknown != unknown:
+                problems.append(
+                    f"{where}: error.status_unknown={error.status_unknown} but recipients "
+                    f"{_states(result)} ({type(error).__name__}: {error})"
+                )
+            if error.result is not None and error.result != result:
+                problems.append(f"{where}: error.result differs from the event's result")
+    return problems
+
+
+def check_queue(run: Run) -> list[str]:
+    problems = []
+    server = run.server
+    by_tag = {tag(i): (mid, run.scenario.messages[i]) for i, mid in enumerate(run.ids)}
+    copies: dict[str, list[tuple[str, ...]]] = {t: [] for t in by_tag}
+    for queued in server.queued:
+        t = tag_of(queued.data)
+        if t is None or t not in by_tag:
+            problems.append(f"queued something no message sent: {queued}")
+            continue
+        mid, plan = by_tag[t]
+        if queued.sender != plan.sender:
+            problems.append(
+                f"message {mid} queued under sender {queued.sender!r}, not {plan.sender!r} "
+                f"(recipients {queued.recipients})"
+            )
+        if queued.data != plan.body:
+            problems.append(f"message {mid} queued with other bytes: {queued.data!r}")
+        strangers = set(queued.recipients) - set(plan.recipients)
+        if strangers:
+            problems.append(f"message {mid} queued for recipients it does not have: {strangers}")
+        copies[t].append(queued.recipients)
+    results = {mid: result for mid, _, _, _, result in _each_result(run)}
+    for t, (mid, _) in by_tag.items():
+        union: list[str] = [r for rcpts in copies[t] for r in rcpts]
+        twice = {r for r in union if union.count(r) > 1}
+        if twice:
+            problems.append(f"message {mid} queued more than once for {twice}")
+        result = results.get(mid)
+        if result is None:
+            continue
+        accepted = set(result.accepted)
+        allowed = accepted | set(result.unknown)
+        missing = accepted - set(union)
+        if missing:
+            problems.append(f"message {mid}: reported accepted for {missing}, never queued")
+        extra = set(union) - allowed
+        if extra:
+            problems.append(f"message {mid}: queued for {extra}, reported {_states(result, extra)}")
+        if not result.data_sent:
+            ends = [e for e in server.ends if e.tag == t]
+            if ends or copies[t]:
+                problems.append(f"message {mid}: data_sent=False but its data reached the server")
+    return problems
+
+
+def check_unknown(run: Run) -> list[str]:
+    problems = []
+    for mid, _, t, _, result in _each_result(run):
+        for rcpt in result.unknown:
+            if not any(e.tag == t and rcpt in e.unanswered for e in run.server.ends):
+                problems.append(
+                    f"message {mid}: {rcpt} UNKNOWN but no end of data of the message went out "
+                    f"unanswered for it (ends: {_ends(run.server.ends, t)})"
+                )
+    return problems
+
+
+def check_replies(run: Run) -> list[str]:
+    problems = []
+    server = run.server
+    for mid, plan, t, _, result in _each_result(run):
+        for status in result.recipients:
+            rcpt, reply, state = status.recipient, status.reply, status.state
+            where = f"message {mid}: {rcpt} {state.value}"
+            sent = _sent(server, reply)
+            if state is RecipientState.ACCEPTED:
+                if reply is None or sent is None or not _is_final_for(sent, t, rcpt, True):
+                    problems.append(f"{where} with reply {_show(reply, sent)}")
+            elif state is RecipientState.REFUSED:
+                if reply is None or reply.is_positive or sent is None:
+                    problems.append(f"{where} with reply {_show(reply, sent)}")
+                elif not _refuses(sent, plan, t, rcpt):
+                    problems.append(
+                        f"{where} with a reply about something else: {_show(reply, sent)}"
+                    )
+            elif state is RecipientState.NOT_SENT:
+                own_rcpt = (
+                    sent is not None
+                    and sent.kind is ReplyKind.RCPT
+                    and sent.recipient == rcpt
+                    and 200 <= sent.code < 300
+                )
+                if reply is not None and not own_rcpt:
+                    problems.append(f"{where} with reply {_show(reply, sent)}")
+                went = [e for e in server.ends if e.tag == t and rcpt in e.recipients]
+                if went:
+                    problems.append(f"{where}, but its data went out for it: {_ends(went, t)}")
+            elif reply is not None and not (
+                sent is not None and sent.kind is ReplyKind.RCPT and sent.recipient == rcpt
+            ):
+                problems.append(f"{where} with reply {_show(reply, sent)}")
+    return problems
+
+
+def _sent(server: ServerRecord, reply: Reply | None) -> SentReply | None:
+    """The model's record of ``reply``, if it is one the model sent."""
+    serial = None if reply is None else reply_serial(reply.text)
+    sent = None if serial is None else server.reply(serial)
+    return sent if sent is not None and reply is not None and sent.code == reply.code else None
+
+
+def _is_final_for(sent: SentReply, t: str, rcpt: str, positive: bool) -> bool:
+    return (
+        sent.kind is ReplyKind.END
+        and sent.tag == t
+        and rcpt in sent.recipients
+        and sent.recipient in (None, rcpt)
+        and (200 <= sent.code < 300) == positive
+    )
+
+
+def _refuses(sent: SentReply, plan: Plan, t: str, rcpt: str) -> bool:
+    """Whether ``sent`` is a refusal that concerns ``rcpt`` of this message."""
+    if sent.kind is ReplyKind.CLOSING:
+        return True
+    if sent.kind is ReplyKind.RCPT:
+        return sent.recipient == rcpt and sent.sender in (plan.sender, None)
+    if sent.kind is ReplyKind.MAIL:
+        return sent.sender == plan.sender
+    if sent.kind in (ReplyKind.DATA, ReplyKind.BDAT):
+        return sent.sender == plan.sender and rcpt in sent.recipients
+    return _is_final_for(sent, t, rcpt, False)
+
+
+def _show(reply: Reply | None, sent: SentReply | None) -> str:
+    if reply is None:
+        return "None"
+    what = "not one the model sent" if sent is None else f"{sent}"
+    return f"{reply.code} {reply.text!r} ({what})"
+
+
+def _states(result: MessageResult, only: set[str] | None = None) -> str:
+    """``rcpt=state`` for each recipient (of ``only``), ``missing`` when the
+    result does not list it."""
+    listed = {r.recipient: r.state.value for r in result.recipients}
+    wanted = sorted(only) if only is not None else list(listed)
+    return ", ".join(f"{r}={listed.get(r, 'missing')}" for r in wanted)
+
+
+def _ends(ends: Sequence[DataEnd], t: str) -> str:
+    return (
+        "; ".join(
+            f"{e.sender!r}->{e.recipients} answered={sorted(e.answered)} live={e.live}"
+            for e in ends
+            if e.tag == t
+        )
+        or "none"
+    )
+
+
+class InvariantError(AssertionError):
+    """An invariant does not hold. One subclass per family: Hypothesis tells
+    failures apart by exception type, so it reports (and shrinks) a minimal
+    example for each family that fails."""
+
+
+class LivenessError(InvariantError):
+    pass
+
+
+class ShapeError(InvariantError):
+    pass
+
+
+class QueueError(InvariantError):
+    pass
+
+
+class UnknownError(InvariantError):
+    pass
+
+
+class ReplyTruthError(InvariantError):
+    pass
+
+
+FAMILIES: Final[tuple[tuple[type[InvariantError], Check], ...]] = (
+    (LivenessError, check_liveness),
+    (ShapeError, check_shape),
+    (QueueError, check_queue),
+    (UnknownError, check_unknown),
+    (ReplyTruthError, check_replies),
+)
+
+
+def verify(run: Run, *families: type[InvariantError]) -> None:
+    """Check the invariants of ``families`` (default: all); fail with every
+    problem found and the conversation, as the first family that failed."""
+    failed: list[type[InvariantError]] = []
+    problems: list[str] = []
+    for family, check in FAMILIES:
+        if families and family not in families:
+            continue
+        found = check(run)
+        if found:
+            failed.append(family)
+            problems += [f"[{family.__name__}] {p}" for p in found]
+    if failed:
+        listing = "\n".join(f"  - {p}" for p in problems)
+        raise failed[0](f"{len(problems)} problem(s):\n{listing}\n{run.transcript()}")
+
+
+# -- the properties --------------------------------------------------------------------------
+# One test per family of invariants, over the same scenarios: a failure names
+# its invariant, and each family gets its own minimal example. The families
+# after liveness check what the session reported even when it hung or raised.
+
+PROPERTY: Final = settings(
+    max_examples=examples(300),
+    deadline=None,
+    # The explain phase re-runs every failure under a tracer: minutes, here.
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+@PROPERTY
+@given(scenario=scenarios())
+def test_liveness(scenario: Scenario) -> None:
+    verify(drive(scenario), LivenessError)
+
+
+@PROPERTY
+@given(scenario=scenarios())
+def test_result_shape(scenario: Scenario) -> None:
+    verify(drive(scenario), ShapeError)
+
+
+@PROPERTY
+@given(scenario=scenarios())
+def test_queued_matches_reported(scenario: Scenario) -> None:
+    verify(drive(scenario), QueueError)
+
+
+@PROPERTY
+@given(scenario=scenarios())
+def test_unknown_only_after_an_unanswered_end(scenario: Scenario) -> None:
+    verify(drive(scenario), UnknownError)
+
+
+@PROPERTY
+@given(scenario=scenarios())
+def test_replies_match_states(scenario: Scenario) -> None:
+    verify(drive(scenario), ReplyTruthError)
+
+
+# -- regressions: the reported bugs, each against the model ---------------------------------
+
+ALICE: Final = "alice@example.com"
+BOB: Final = "bob@example.com"
+CAROL: Final = "carol@example.net"
+REJECT: Final = "reject@example.org"
+NOSUCH: Final = "nosuch@example.org"
+RCPT1: Final = "rcpt1@example.org"
+RCPT2: Final = "rcpt2@example.org"
+CAROL_RCPT: Final = "carol@example.org"
+
+
+def plan(index: int, sender: str, *recipients: str, streamed: bool = False) -> Plan:
+    return Plan(
+        sender=sender,
+        recipients=recipients,
+        body=make_body(index, [b"Hello", b".dot needs stuffing"]),
+        streamed=streamed,
+    )
+
+
+def result_of(run: Run, index: int) -> tuple[MessageAccepted | MessageFailed, MessageResult]:
+    [event] = run.outcomes()[run.ids[index]]
+    assert isinstance(event, (MessageAccepted, MessageFailed)), event
+    return event, event.result
+
+
+def states(result: MessageResult) -> dict[str, RecipientState]:
+    return {r.recipient: r.state for r in result.recipients}
+
+
+def codes(result: MessageResult) -> dict[str, int | None]:
+    return {r.recipient: None if r.reply is None else r.reply.code for r in result.recipients}
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_exim_bdat_refused_then_next_message_keeps_its_sender(streamed: bool) -> None:
+    # a) Exim keeps the MAIL after "503 Valid RCPT command must precede BDAT":
+    # Bob's RCPTs must not join Alice's transaction.
+    run = drive(
+        Scenario(
+            config=config(),
+            messages=(plan(0, ALICE, REJECT), plan(1, BOB, CAROL_RCPT, streamed=streamed)),
+            variant=Variant.EXIM,
+            features=Features(chunking=True, pipelining=True),
+            policy=Policy(rcpt={REJECT: 550}),
+        )
+    )
+    verify(run)
+    first, alice = result_of(run, 0)
+    second, bob = result_of(run, 1)
+    assert isinstance(first, MessageFailed)
+    assert states(alice) == {REJECT: RecipientState.REFUSED}
+    assert isinstance(second, MessageAccepted)
+    assert states(bob) == {CAROL_RCPT: RecipientState.ACCEPTED}
+    assert [(q.sender, q.recipients) for q in run.server.queued] == [(BOB, (CAROL_RCPT,))]
+
+
+def test_lmtp_dovecot_bdat_after_a_refused_recipient() -> None:
+    # b) Dovecot keeps the transaction after refusing BDAT: no timeout, and
+    # the second message goes once.
+    run = drive(
+        Scenario(
+            config=config(lmtp=True),
+            messages=(plan(0, ALICE, NOSUCH), plan(1, ALICE, RCPT1)),
+            variant=Variant.DOVECOT,
+            features=Features(lmtp=True, chunking=True),
+            policy=Policy(rcpt={NOSUCH: 550}),
+        )
+    )
+    verify(run)
+    assert run.timeouts == 0
+    assert isinstance(result_of(run, 0)[0], MessageFailed)
+    event, result = result_of(run, 1)
+    assert isinstance(event, MessageAccepted)
+    assert states(result) == {RCPT1: RecipientState.ACCEPTED}
+    assert [(q.sender, q.recipients) for q in run.server.queued] == [(ALICE, (RCPT1,))]
+
+
+def test_lmtp_data_with_every_recipient_refused() -> None:
+    # c) DATA pipelined after the only RCPT, refused: 503 to DATA (RFC 2033
+    # 4.2), and no reply after it to wait for.
+    run = drive(
+        Scenario(
+            config=config(lmtp=True),
+            messages=(plan(0, ALICE, NOSUCH),),
+            variant=Variant.DOVECOT,
+            features=Features(lmtp=True, chunking=False, pipelining=True),
+            policy=Policy(rcpt={NOSUCH: 550}),
+        )
+    )
+    verify(run)
+    event, result = result_of(run, 0)
+    assert isinstance(event, MessageFailed)
+    assert isinstance(event.error, RecipientsRefusedError)
+    assert codes(result) == {NOSUCH: 550}
+
+
+@pytest.mark.parametrize("chunking", [False, True])
+def test_lmtp_every_recipient_refused_after_the_data(chunking: bool) -> None:
+    # d) Each recipient keeps its own reply after the data.
+    run = drive(
+        Scenario(
+            config=config(lmtp=True),
+            messages=(plan(0, ALICE, RCPT1, RCPT2),),
+            variant=Variant.DOVECOT,
+            features=Features(lmtp=True, chunking=chunking),
+            policy=Policy(lmtp={RCPT1: 552, RCPT2: 452}),
+        )
+    )
+    verify(run)
+    event, result = result_of(run, 0)
+    assert isinstance(event, MessageFailed)
+    assert event.error.result == result
+    assert states(result) == {RCPT1: RecipientState.REFUSED, RCPT2: RecipientState.REFUSED}
+    assert codes(result) == {RCPT1: 552, RCPT2: 452}
+    assert run.server.queued == []
+
+
+def test_lmtp_pipelined_data_refused_for_two_of_three() -> None:
+    # e) DATA answered 450 for the first and third messages.
+    run = drive(
+        Scenario(
+            config=config(lmtp=True),
+            messages=(plan(0, ALICE, RCPT1), plan(1, BOB, RCPT1), plan(2, CAROL, RCPT1)),
+            variant=Variant.DOVECOT,
+            features=Features(lmtp=True, chunking=False, pipelining=True),
+            policy=Policy(data_command={ALICE: 450, CAROL: 450}),
+        )
+    )
+    assert not isinstance(run.crash, LocalProtocolError), run.crash
+    verify(run)
+    for index in (0, 2):
+        event, result = result_of(run, index)
+        assert isinstance(event, MessageFailed)
+        assert states(result) == {RCPT1: RecipientState.REFUSED}
+        assert codes(result) == {RCPT1: 450}
+    event, result = result_of(run, 1)
+    assert isinstance(event, MessageAccepted)
+    assert [(q.sender, q.recipients) for q in run.server.queued] == [(BOB, (RCPT1,))]
+
+
+@pytest.mark.parametrize("chunking", [False, True])
+def test_require_all_recipients_withholds_the_message(chunking: bool) -> None:
+    # f) One recipient refused: the message goes to nobody; the accepted one
+    # is NOT_SENT with its own 250, the other REFUSED with its 550.
+    run = drive(
+        Scenario(
+            config=config(require_all_recipients=True),
+            messages=(plan(0, ALICE, RCPT1, REJECT),),
+            features=Features(chunking=chunking, pipelining=True),
+            policy=Policy(rcpt={REJECT: 550}),
+        )
+    )
+    verify(run)
+    assert run.server.queued == []
+    event, result = result_of(run, 0)
+    assert isinstance(event, MessageFailed)
+    assert states(result) == {RCPT1: RecipientState.NOT_SENT, REJECT: RecipientState.REFUSED}
+    assert codes(result) == {RCPT1: 250, REJECT: 550}
+
+
+@pytest.mark.parametrize("queued", [False, True])
+@pytest.mark.parametrize("chunking", [False, True])
+def test_malformed_final_reply_leaves_the_status_unknown(chunking: bool, queued: bool) -> None:
+    # g) "250-... 550 ..." to the dot: the server may or may not have the message.
+    run = drive(
+        Scenario(
+            config=config(),
+            messages=(plan(0, ALICE, RCPT1),),
+            features=Features(chunking=chunking),
+            fault=Fault(trigger=Trigger.END, failure=Failure.MALFORMED, queued=queued),
+        )
+    )
+    verify(run)
+    event, result = result_of(run, 0)
+    assert isinstance(event, MessageFailed)
+    assert event.error.status_unknown
+    assert states(result) == {RCPT1: RecipientState.UNKNOWN}
+    assert len(run.server.queued) == int(queued)
+
+
+def test_split_message_then_eof_before_the_second_data() -> None:
+    # h) 452 splits the message; the connection drops at the second MAIL.
+    run = drive(
+        Scenario(
+            config=config(),
+            messages=(plan(0, ALICE, RCPT1, RCPT2),),
+            features=Features(chunking=False, pipelining=True),
+            policy=Policy(rcpt_limit=1),
+            fault=Fault(trigger=Trigger.COMMAND, verb="MAIL", nth=2, failure=Failure.EOF),
+        )
+    )
+    verify(run)
+    event, result = result_of(run, 0)
+    assert isinstance(event, MessageFailed)
+    assert states(result) == {RCPT1: RecipientState.ACCEPTED, RCPT2: RecipientState.NOT_SENT}
+    assert not event.error.status_unknown
+    assert event.error.result == result
+    assert [(q.sender, q.recipients) for q in run.server.queued] == [(ALICE, (RCPT1,))]
+
+
+@pytest.mark.parametrize("chunking", [False, True])
+def test_552_too_many_recipients_is_a_split(chunking: bool) -> None:
+    # i) RFC 5321 4.5.3.1.10: 552 to RCPT after one accepted is "too many".
+    run = drive(
+        Scenario(
+            config=config(),
+            messages=(plan(0, ALICE, RCPT1, RCPT2),),
+            features=Features(chunking=chunking),
+            policy=Policy(rcpt_limit=1, limit_code=552),
+        )
+    )
+    verify(run)
+    event, result = result_of(run, 0)
+    assert isinstance(event, MessageAccepted)
+    assert states(result) == {RCPT1: RecipientState.ACCEPTED, RCPT2: RecipientState.ACCEPTED}
+    assert [(q.sender, q.recipients) for q in run.server.queued] == [
+        (ALICE, (RCPT1,)),
+        (ALICE, (RCPT2,)),
+    ]
+
+
+@pytest.mark.parametrize("variant", [Variant.DOVECOT, Variant.POSTFIX])
+def test_lmtp_refused_chunk_then_pipelined_bdat_last(variant: Variant) -> None:
+    # Found by the properties: a streamed body goes as several BDAT chunks,
+    # pipelined, the first one refused. The BDAT LAST behind it then gets one
+    # reply (Dovecot: "503 Previous data chunk failed, issue RSET first"; a
+    # server that reset the transaction: "503 need MAIL"), not one per
+    # recipient: the client saw the refusal first, so it can know.
+    run = drive(
+        Scenario(
+            config=config(lmtp=True),
+            messages=(
+                Plan(
+                    sender=ALICE,
+                    recipients=(RCPT1, RCPT2),
+                    body=make_body(0, [b"Hello"]),
+                    streamed=True,
+                    chunk_sizes=(20,),  # three chunks and BDAT 0 LAST, all pipelined
+                ),
+            ),
+            variant=variant,
+            features=Features(lmtp=True, chunking=True, pipelining=True),
+            policy=Policy(data_command={ALICE: 450}),
+        )
+    )
+    verify(run)
+    event, result = result_of(run, 0)
+    assert isinstance(event, MessageFailed)
+    assert states(result) == {RCPT1: RecipientState.REFUSED, RCPT2: RecipientState.REFUSED}
+    assert codes(result) == {RCPT1: 450, RCPT2: 450}
+    assert run.server.queued == []

@@ -179,6 +179,7 @@ class ClientOptions:
             local_hostname=local_hostname or "localhost",
             server_hostname=server if unix_path is None else None,
             tls=policy,
+            tls_verified=context is None or _verifies(context),
             credentials=_credentials(auth),
             auth_mechanisms=None if auth_mechanisms is None else tuple(auth_mechanisms),
             allow_insecure_auth=allow_insecure_auth,
@@ -226,6 +227,15 @@ class ClientOptions:
     def implicit_tls(self) -> bool:
         """True when TLS starts before the first byte (RFC 8314)."""
         return self.config.tls is TLSPolicy.IMPLICIT
+
+
+def _verifies(context: ssl.SSLContext) -> bool:
+    """True when ``context`` checks the server's certificate and its name.
+
+    In client mode CERT_OPTIONAL means what CERT_REQUIRED does (the server
+    always presents a certificate); ``check_hostname`` needs either.
+    """
+    return context.verify_mode != ssl.CERT_NONE and context.check_hostname
 
 
 def _tls_policy(value: TLSPolicy | str) -> TLSPolicy:

@@ -6,15 +6,17 @@ asyncio I/O: connect, write, read with the stage's timeout, TLS handshake,
 close, and a worker thread for body files. Every protocol decision is the
 core's.
 
-The connection is a small :class:`asyncio.Protocol`, not streams:
-``StreamWriter.start_tls`` needs Python 3.11, and a protocol costs one wakeup
-per read rather than one per line.
+The connection is a small :class:`asyncio.Protocol`, not streams: a
+protocol costs one wakeup per read rather than one per line, and it knows
+when the kernel has taken a write (streams' ``drain()`` only knows that the
+buffer is below a limit, and under TLS not even that of the socket's).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import socket
 import ssl
@@ -40,39 +42,91 @@ T = TypeVar("T")
 
 #: Received bytes buffered before the transport stops reading (flow control).
 _READ_HIGH_WATER = 256 * 1024
+#: Decrypted bytes taken from the TLS layer at a time.
+_READ_SIZE = 64 * 1024
 
 
 class _Stream(asyncio.Protocol):
     """One connection (an :class:`_async.Connection`): received bytes wait
-    in a buffer until the client asks."""
+    in a buffer until the client asks.
+
+    A write completes only once the kernel has every byte of it, as with a
+    blocking socket: the transport's write buffer limit is zero, so it calls
+    :meth:`pause_writing` as soon as it holds a byte and :meth:`resume_writing`
+    once it is empty again. A write the kernel takes at once never waits. A
+    connection that breaks while bytes are still buffered fails the write,
+    so the session never takes bytes that did not leave (a final dot) for
+    sent.
+
+    TLS runs here over memory BIOs, as trio does, rather than with
+    ``loop.start_tls``: the TLS transport buffers records of its own in
+    front of the socket's buffer, and says nothing when the socket's buffer
+    empties, so a write through it could not tell when its bytes left.
+    """
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self._buffer = bytearray()
         self._eof = False
+        self._lost = False
         self._error: Exception | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._deadline = 0.0  # of the current wait, on the loop's clock
         self._write_paused = self._read_paused = False
+        # TLS, once a handshake began: received records go to _incoming,
+        # records to send come out of _outgoing.
+        self._tls: ssl.SSLObject | None = None
+        self._tls_up = False
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        transport.set_write_buffer_limits(high=0)
 
     def data_received(self, data: bytes) -> None:
-        self._buffer += data
+        if self._tls is None:
+            self._buffer += data
+        else:
+            self._incoming.write(data)
+            if self._tls_up:
+                self._decrypt(self._tls)
         if len(self._buffer) > _READ_HIGH_WATER and self.transport is not None:
             self.transport.pause_reading()
             self._read_paused = True
         self._wake()
+
+    def _decrypt(self, tls: ssl.SSLObject) -> None:
+        """Move what the received records hold into the buffer."""
+        try:
+            while self._incoming.pending or tls.pending():
+                data = tls.read(_READ_SIZE)
+                if not data:  # the server's close_notify
+                    self._eof = True
+                    break
+                self._buffer += data
+        except ssl.SSLWantReadError:
+            pass  # the rest of a record is due
+        except ssl.SSLError as exc:  # a broken record or an alert
+            self._eof = True
+            self._error = self._error or exc
+        self._flush()  # what the TLS layer answers itself (a key update)
+
+    def _flush(self) -> None:
+        """Hand the TLS records made so far to the transport."""
+        if self._outgoing.pending and self.transport is not None:
+            self.transport.write(self._outgoing.read())
 
     def eof_received(self) -> None:
         self._eof = True
         self._wake()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._eof, self._error, self._write_paused = True, exc, False
+        # _write_paused stays as it is: still set, it says bytes were lost.
+        self._eof = self._lost = True
+        self._error = self._error or exc
         self._wake()
 
     def pause_writing(self) -> None:
@@ -85,6 +139,12 @@ class _Stream(asyncio.Protocol):
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
+
+    def _broken(self) -> OSError:
+        """Why the connection cannot be written to."""
+        if isinstance(self._error, OSError):
+            return self._error
+        return BrokenPipeError(errno.EPIPE, "the connection is closed")
 
     def readable_now(self) -> bool:
         """True when bytes or the end of the stream wait to be read."""
@@ -102,74 +162,99 @@ class _Stream(asyncio.Protocol):
     async def read(self, timeout: float) -> bytes:
         """What was received, waiting up to ``timeout``; ``b""`` at EOF."""
         if not self.readable_now():
-            await self._wait(timeout)
+            # Received records may hold no data (a TLS session ticket).
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            while not self.readable_now():
+                await self._wait(deadline - loop.time())
         if not self._buffer and isinstance(self._error, OSError):
             raise self._error
         return self._take()
 
     async def write(self, data: bytes, timeout: float) -> None:
-        """Write ``data``; wait only while the transport's buffer is full."""
+        """Write ``data``; return once the kernel has all of it."""
         transport = self.transport
         if transport is None or transport.is_closing():
-            raise self._error if isinstance(self._error, OSError) else BrokenPipeError()
-        transport.write(data)
-        if self._write_paused:
-            deadline = asyncio.get_running_loop().time() + timeout
-            while self._write_paused:
-                await self._wait(deadline - asyncio.get_running_loop().time())
+            raise self._broken()
+        if self._tls is None:
+            transport.write(data)
+        else:
+            self._tls.write(data)  # an SSLError is an OSError: a failed write
+            transport.write(self._outgoing.read())
+        # A send that fails at once closes the transport, which reports why
+        # a moment later (connection_lost).
+        failed = transport.is_closing()
+        if not (self._write_paused or failed):
+            return  # the kernel took it all: the common case, with no wait
+        deadline = asyncio.get_running_loop().time() + timeout
+        while (self._write_paused or failed) and not self._lost:
+            await self._wait(deadline - asyncio.get_running_loop().time())
+        if self._write_paused or failed:
+            # The connection broke with bytes of ours still buffered: they
+            # never left (whatever came before them may have).
+            raise self._broken()
 
     async def start_tls(self, options: ClientOptions, hostname: str | None) -> bytes | None:
         """STARTTLS's handshake, unless the server already sent more."""
-        if self._eof and not self._buffer:
+        if self._buffer:
+            return self._take()  # in the clear after the 220: the session refuses it
+        if self._eof:
             # A closed connection is a failed handshake (as with trio): handing
             # the session an EOF here would only ask for the handshake again.
-            raise _closed(options)
-        if not self._buffer:
-            await self.handshake(options, hostname)
-        return self._take() if self._buffer else None
+            raise _closed(options, self._error)
+        await self.handshake(options, hostname)
+        return None
 
     async def handshake(self, options: ClientOptions, hostname: str | None) -> None:
         """Run the TLS handshake on the connection (TLSError if it fails)."""
-        assert self.transport is not None
         assert options.ssl_context is not None
+        loop = asyncio.get_running_loop()
         seconds = options.timeouts(Stage.TLS_HANDSHAKE)
-        handshake = asyncio.get_running_loop().start_tls(
-            self.transport,
-            self,
-            options.ssl_context,
-            server_hostname=hostname,
-            # A backstop only: wait_for below decides, as a timeout.
-            ssl_handshake_timeout=2 * seconds,
+        deadline = loop.time() + seconds
+        tls = self._tls = options.ssl_context.wrap_bio(
+            self._incoming, self._outgoing, server_hostname=hostname
         )
         try:
-            transport = await asyncio.wait_for(handshake, seconds)
-        except asyncio.TimeoutError as exc:  # an OSError too, from Python 3.11
+            while True:
+                try:
+                    tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    self._flush()
+                if self._eof:
+                    raise _closed(options, self._error)
+                await self._wait(deadline - loop.time())
+        except TimeoutError as exc:
             raise SMTPTimeoutError(Stage.TLS_HANDSHAKE, seconds) from exc
         except (ssl.SSLError, OSError) as exc:
-            reason = exc if str(exc) else "timed out"
-            raise TLSError(f"TLS handshake with {options.address} failed: {reason}") from exc
-        if transport is None:  # What start_tls returns if the server closed meanwhile.
-            raise _closed(options)
-        self.transport = transport
+            self._flush()  # our alert, if any: the server learns why
+            raise TLSError(f"TLS handshake with {options.address} failed: {exc}") from exc
+        self._tls_up = True
+        self._flush()
+        self._decrypt(tls)  # records that came with the end of the handshake
 
     def tls_info(self) -> TLSInfo | None:
         """What TLS was negotiated, if it is up."""
-        obj = self.transport.get_extra_info("ssl_object") if self.transport else None
-        return TLSInfo.from_ssl_object(obj) if isinstance(obj, ssl.SSLObject) else None
+        return TLSInfo.from_ssl_object(self._tls) if self._tls_up and self._tls else None
 
     def abort(self) -> None:
         """Close the transport now.
 
         By the time the session asks for Close (QUIT answered, or a fatal
-        error) nothing is left worth flushing. ``close()`` sends TLS's
-        close_notify (at once from Python 3.11); ``abort()`` then frees the
-        socket rather than wait for the peer's, which could outlive the loop.
+        error) nothing is left worth flushing. TLS's close_notify goes first
+        if the socket takes it at once; ``abort()`` then frees the socket
+        rather than wait for the peer's, which could outlive the loop.
         """
         self._cancel_timer()
         transport, self.transport = self.transport, None
-        if transport is not None:
-            transport.close()
-            transport.abort()
+        if transport is None:
+            return
+        if self._tls_up and self._tls is not None and not transport.is_closing():
+            with contextlib.suppress(ssl.SSLError):
+                self._tls.unwrap()  # SSLWantReadError: the peer's is not awaited
+            if self._outgoing.pending:
+                transport.write(self._outgoing.read())
+        transport.abort()
 
     async def aclose(self, graceful: bool, timeout: float) -> None:
         """:meth:`abort`: there is nothing to wait for."""
@@ -213,10 +298,12 @@ class _Stream(asyncio.Protocol):
             timer.cancel()
 
 
-def _closed(options: ClientOptions) -> TLSError:
-    error = TLSError(f"TLS handshake with {options.address} failed: connection closed")
-    error.__cause__ = ConnectionResetError("the server closed the connection")
-    return error
+def _closed(options: ClientOptions, error: Exception | None = None) -> TLSError:
+    """The TLSError for a connection that closed before or during the handshake."""
+    tls_error = TLSError(f"TLS handshake with {options.address} failed: connection closed")
+    cause = error if isinstance(error, OSError) else None
+    tls_error.__cause__ = cause or ConnectionResetError("the server closed the connection")
+    return tls_error
 
 
 async def open_stream(options: ClientOptions, sock: socket.socket | None = None) -> _Stream:

@@ -43,7 +43,7 @@ import anyio
 import pytest
 import trustme
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 from smtpcore.adapters import SendResult
 
 from smtpcore import MessageResult, Reply, SMTPError, TranscriptEntry
@@ -294,6 +294,8 @@ class SMTPServer:
             AUTH need False.
         timeout: seconds after which aiosmtpd closes an idle connection.
         data_size_limit: the SIZE aiosmtpd advertises and enforces.
+        smtp_class: the aiosmtpd ``SMTP`` class that serves each connection
+            (a subclass can offer more, e.g. REQUIRETLS).
     """
 
     def __init__(
@@ -306,6 +308,7 @@ class SMTPServer:
         auth_require_tls: bool = True,
         timeout: float | None = None,
         data_size_limit: int | None = None,
+        smtp_class: type[SMTP] = SMTP,
     ) -> None:
         if mode != "plain" and tls is None:
             raise ValueError(f"mode {mode} needs TLS material")
@@ -332,7 +335,7 @@ class SMTPServer:
         elif mode == "implicit":
             assert tls is not None
             kwargs["ssl_context"] = tls.server_context()
-        self._controller = _TrackingController(self.handler, **kwargs)
+        self._controller = _TrackingController(self.handler, smtp_class=smtp_class, **kwargs)
         self._running = False
 
     def start(self) -> SMTPServer:
@@ -399,12 +402,13 @@ class SMTPServer:
 class _TrackingController(Controller):
     """A Controller that remembers each connection's SMTP instance."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, smtp_class: type[SMTP] = SMTP, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.sessions: list[Any] = []
+        self.smtp_class = smtp_class
 
     def factory(self) -> Any:
-        smtp = super().factory()  # type: ignore[no-untyped-call]
+        smtp = self.smtp_class(self.handler, **self.SMTP_kwargs)
         self.sessions.append(smtp)
         return smtp
 

@@ -1,7 +1,7 @@
 """What every adapter shares: parameters, message sources, results, callbacks.
 
 Nothing here does I/O on a connection or knows SMTP: it turns the caller's
-keyword arguments (the seed module's parameter set) into a
+keyword arguments (POE::Component::Client::SMTP's parameter set) into a
 :class:`smtpcore.SessionConfig` and an :class:`smtpcore.OutgoingMessage`,
 opens message files, maps timeouts to stages and reports outcomes through
 return values, exceptions or the ``on_success``/``on_failure`` callbacks.
@@ -68,7 +68,7 @@ __all__ = [
     "report",
 ]
 
-#: The seed's default: 30 seconds, applied to each stage.
+#: POE::Component::Client::SMTP's default: 30 seconds, applied to each stage.
 DEFAULT_TIMEOUT: Final = 30.0
 #: RFC 5321 (25), RFC 8314 (465 for implicit TLS), RFC 2033 has no port.
 DEFAULT_PORTS: Final = {TLSPolicy.IMPLICIT: 465}
@@ -263,7 +263,7 @@ def _credentials(auth: AuthInput) -> Credentials | OAuth2Token | None:
 class BodySource:
     """A message body read from a file or file handle in bounded chunks.
 
-    Read errors become :class:`MessageSourceError` (the seed's
+    Read errors become :class:`MessageSourceError` (POE::Component::Client::SMTP's
     ``MessageFile_Error``). Files opened here are closed by :meth:`close`.
     """
 
@@ -452,7 +452,7 @@ class TLSInfo:
 
 
 def describe(error: BaseException) -> str:
-    """A one-line description of an error (the seed's ARG3)."""
+    """A one-line description of an error (POE::Component::Client::SMTP's ``ARG3``)."""
     return f"{type(error).__name__}: {error}".replace("\n", " ")
 
 
@@ -696,5 +696,5 @@ class _NamedLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
 
 def client_logger(name: str | None) -> logging.LoggerAdapter:  # type: ignore[type-arg]
     """The logger an adapter writes to: ``smtpcore.client``, with the client's
-    name (the seed's ``Alias``) in every record as ``smtp_client``."""
+    name (POE::Component::Client::SMTP's ``Alias``) in every record as ``smtp_client``."""
     return _NamedLogger(logging.getLogger("smtpcore.client"), {"smtp_client": name or "smtpcore"})

@@ -431,7 +431,7 @@ def send(
     message_options: Mapping[str, Any] | None = None,
     **options: Any,
 ) -> SendResult | None:
-    """Send one message over one connection (the seed's ``send``).
+    """Send one message over one connection (POE::Component::Client::SMTP's ``send``).
 
     Args:
         sender: the envelope sender (From); None derives it from an

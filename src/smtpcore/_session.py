@@ -1195,7 +1195,10 @@ class Session:
     def _send_bdat(self, txn: _Txn, chunk: bytes, *, last: bool) -> None:
         size = len(chunk)
         self._conn.push_bdat(size, last, txn)
-        self._write_command(b"BDAT %d LAST\r\n" % size if last else b"BDAT %d\r\n" % size)
+        line = b"BDAT %d LAST\r\n" % size if last else b"BDAT %d\r\n" % size
+        self._write_command(line)
+        if self._logging:
+            self._log(Direction.SENT, line)
         txn.bdat_in_flight += 1
         if last:
             txn.move(_In.SEND_END)

@@ -443,3 +443,13 @@ def test_large_in_memory_body_that_needs_encoding_is_encoded_piece_by_piece(
         assert data == wire
     else:
         assert after.startswith(DATA + wire)
+
+
+def test_bdat_lines_are_in_the_transcript() -> None:
+    script: list[Step] = [
+        *opening("PIPELINING", "CHUNKING"),
+        (mail() + rcpt(BOB) + BDAT_LAST, OK + OK + QUEUED),
+        QUIT_STEP,
+    ]
+    run = converse(config(transaction_log=True), [message(BOB)], script)
+    assert f"-> BDAT {len(BODY)} LAST" in run.transcript

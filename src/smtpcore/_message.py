@@ -88,6 +88,8 @@ _LF = 0x0A
 # are how filters and MTAs are made to disagree about a message. RFC 5322 3.5
 # and RFC 2045 2.7/2.8: NUL is never allowed in text, 7bit or 8bit data.
 _REFUSED_CONTROLS = bytes([*range(0x09), 0x0B, *range(0x0E, 0x1B), *range(0x1C, 0x20)])
+#: The same octets as a search: no copy of the body to find one.
+_REFUSED_CONTROL_SEARCH = re.compile(b"[" + re.escape(_REFUSED_CONTROLS) + b"]").search
 _NUL_ONLY = b"\x00"
 
 # The classification tables map every octet to one of three marks, so that a
@@ -653,7 +655,7 @@ def scan_body(data: bytes, *, max_line_length: int | None = DEFAULT_MAX_LINE_LEN
         has_8bit=not body.isascii(),
         has_bare_line_endings=canonical_size > size + added,
         has_nul=b"\x00" in body,
-        has_controls=len(body.translate(None, _REFUSED_CONTROLS)) != size,
+        has_controls=_REFUSED_CONTROL_SEARCH(body) is not None,
         longest_line=longest,
         over_limit=max_line_length is not None and longest > max_line_length,
         canonical_size=canonical_size,

@@ -94,6 +94,10 @@ class ReceivedMessage:
         return self.header("Subject") or ""
 
 
+#: Seconds the sink waits for its server thread to stop.
+_STOP_TIMEOUT = 5.0
+
+
 @final
 class Sink:
     """An aiosmtpd server on loopback that records what it receives.
@@ -225,7 +229,12 @@ class Sink:
         """Stop the server and remove the throwaway certificate files."""
         controller, self._controller = self._controller, None
         if controller is not None:
-            controller.stop()
+            # aiosmtpd's stop() joins its loop's thread, which a connection
+            # caught half-way can keep busy: the sink (Ctrl-C, SIGTERM) must
+            # end anyway, so the wait is bounded.
+            stopper = threading.Thread(target=controller.stop, daemon=True)
+            stopper.start()
+            stopper.join(_STOP_TIMEOUT)
         self._cleanup_files()
 
     # -- what the sink saw -----------------------------------------------------

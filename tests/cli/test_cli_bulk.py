@@ -87,7 +87,7 @@ def test_bulk_interrupted_then_resumed_sends_each_message_once(
     tmp_path: Path,
 ) -> None:
     count = 500
-    sink = start_sink(delay=0.02)  # slow enough to interrupt halfway
+    sink = start_sink(delay=0.05)  # slow enough to interrupt halfway, even under load
     table, template = write_csv(tmp_path, count)
     report = tmp_path / "report.jsonl"
     args = [

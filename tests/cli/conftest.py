@@ -8,6 +8,7 @@ in a subprocess, against an in-process :class:`smtpcore.cli.sink.Sink`
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -79,6 +80,10 @@ def smtpcore() -> Run:
     return run
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 def start_cli() -> Callable[..., subprocess.Popen[str]]:
     """Start the CLI without waiting (to interrupt it); stdout/stderr piped."""
@@ -91,6 +96,10 @@ def start_cli() -> Callable[..., subprocess.Popen[str]]:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # The tests interrupt it with SIGINT: a suite started in the
+            # background (where the shell ignores SIGINT, and children
+            # inherit that) must still see Ctrl-C act as it does for a user.
+            preexec_fn=_default_sigint,
         )
 
     return start

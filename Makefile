@@ -26,11 +26,12 @@ demo: install
 	$(BIN)/python -m smtpcore demo
 
 lint: install
-	$(BIN)/ruff check src tests fuzz bench
-	$(BIN)/ruff format --check src tests fuzz bench
+	$(BIN)/ruff check src tests fuzz bench scripts
+	$(BIN)/ruff format --check src tests fuzz bench scripts
+	$(BIN)/python scripts/unasync.py --check
 
 typecheck: install
-	$(BIN)/mypy --strict src tests fuzz
+	$(BIN)/mypy --strict src tests fuzz scripts
 
 unit: install
 	$(BIN)/python -m pytest --cov --cov-branch --cov-report=term $(PYTEST_ARGS)

@@ -78,6 +78,8 @@ REQUIRES: dict[str, str] = {
     "smtpcore-trio": "smtpcore.adapters.trio",
     "smtpcore-asyncio-8tasks": "smtpcore.adapters.asyncio",
     "smtpcore-trio-8tasks": "smtpcore.adapters.trio",
+    "smtpcore-anyio-asyncio": "smtpcore.adapters.anyio",
+    "smtpcore-anyio-trio": "smtpcore.adapters.anyio",
 }
 
 
@@ -88,6 +90,8 @@ PRELOAD: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("aiosmtplib", ("aiosmtplib",)),
     ("smtpproto-asyncio", ("smtpproto.client", "anyio")),
     ("smtpproto-trio", ("smtpproto.client", "anyio", "trio")),
+    ("smtpcore-anyio-asyncio", ("smtpcore.adapters.anyio",)),
+    ("smtpcore-anyio-trio", ("smtpcore.adapters.anyio", "trio")),
     ("smtpcore-asyncio", ("smtpcore.adapters.asyncio",)),
     ("smtpcore-trio", ("smtpcore.adapters.trio", "trio")),
     ("smtpcore-", ("smtpcore.adapters.blocking",)),  # blocking, threads, pool, session*
@@ -722,24 +726,30 @@ async def _smtpcore_async_session(
             await c.send_message(SENDER, RECIPIENTS, message=msg)
 
 
-def _async_client(backend: str) -> Any:
-    if backend == "asyncio":
-        from smtpcore.adapters import asyncio as adapter
+def _async_adapter(backend: str) -> Any:
+    """The adapter module of ``backend``: ``asyncio``, ``trio``, or
+    ``anyio-asyncio``/``anyio-trio`` (the anyio adapter on that loop)."""
+    if backend.startswith("anyio"):
+        from smtpcore.adapters import anyio as adapter
+    elif backend == "asyncio":
+        from smtpcore.adapters import asyncio as adapter  # type: ignore[no-redef]
     else:
         from smtpcore.adapters import trio as adapter  # type: ignore[no-redef]
-    return adapter.Client
+    return adapter
+
+
+def _async_client(backend: str) -> Any:
+    return _async_adapter(backend).Client
 
 
 def _async_pool(backend: str) -> Any:
-    if backend == "asyncio":
-        from smtpcore.adapters import asyncio as adapter
-    else:
-        from smtpcore.adapters import trio as adapter  # type: ignore[no-redef]
-    return adapter.Pool
+    return _async_adapter(backend).Pool
 
 
 def _run_async(backend: str, fn: Callable[[], Awaitable[None]]) -> None:
-    if backend == "asyncio":
+    if backend.startswith("anyio-"):
+        _anyio_run(backend.removeprefix("anyio-"), fn)
+    elif backend == "asyncio":
 
         async def wrap() -> None:
             await fn()
@@ -787,6 +797,12 @@ def _smtpcore_async_s1_tasks(backend: str) -> Fn:
             ) as client:
                 if backend == "asyncio":
                     await asyncio.gather(*(worker(client, n) for n in share))
+                elif backend.startswith("anyio-"):
+                    import anyio
+
+                    async with anyio.create_task_group() as tasks:
+                        for n in share:
+                            tasks.start_soon(worker, client, n)
                 else:
                     import trio
 
@@ -971,6 +987,12 @@ for _backend in ("asyncio", "trio"):
     bench("S2", f"smtpcore-{_backend}-pool")(_smtpcore_async_s2_pool(_backend))
     bench("S3", f"smtpcore-{_backend}")(_smtpcore_async_s3(_backend))
     bench(f"S5-{_backend}", f"smtpcore-{_backend}")(_smtpcore_async_s5(_backend))
+
+# The anyio adapter on each of its backends, beside the native adapters.
+for _backend in ("anyio-asyncio", "anyio-trio"):
+    bench(("S1", "S1-RTT"), f"smtpcore-{_backend}")(_smtpcore_async_s1(_backend))
+    bench(("S1", "S1-RTT"), f"smtpcore-{_backend}-8tasks")(_smtpcore_async_s1_tasks(_backend))
+    bench(("S1", "S1-RTT"), f"smtpcore-{_backend}-many")(_smtpcore_async_s1_many(_backend))
 
 
 # -- S5 helpers ----------------------------------------------------------------

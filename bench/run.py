@@ -105,6 +105,12 @@ S1_CLIENTS = (
     "smtpcore-trio",
     "smtpcore-trio-8tasks",
     "smtpcore-trio-many",
+    "smtpcore-anyio-asyncio",
+    "smtpcore-anyio-asyncio-8tasks",
+    "smtpcore-anyio-asyncio-many",
+    "smtpcore-anyio-trio",
+    "smtpcore-anyio-trio-8tasks",
+    "smtpcore-anyio-trio-many",
 )
 S2_CLIENTS = (
     "smtplib-threads",
@@ -292,6 +298,19 @@ TARGETS = (
         metric="cpu",
         at_most=True,
         note="client CPU per message, pipelined",
+    ),
+    *(
+        Target(
+            scenario="S1",
+            server="smtp-sink",
+            ours=f"smtpcore-anyio-{loop}-many",
+            peer=f"smtpcore-{loop}-many",
+            want=1.2,
+            metric="cpu",
+            at_most=True,
+            note=f"anyio adapter's CPU per message vs the native {loop} one",
+        )
+        for loop in ("asyncio", "trio")
     ),
     Target(
         scenario="S1",

@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 import smtpcore.adapters
+import smtpcore.adapters.anyio
 import smtpcore.adapters.asyncio
 import smtpcore.adapters.blocking
 import smtpcore.adapters.trio

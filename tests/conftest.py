@@ -3,8 +3,9 @@
 * Hypothesis profiles: ``default`` (fast, no deadline) for every run, and
   ``long`` for nightly-style runs, chosen with ``HYPOTHESIS_PROFILE=long``.
 * The fixtures shared by the adapter and interop tests: ``flavor`` (each test
-  runs once per adapter), ``anyio_backend`` (pinned to the adapter's event
-  loop) and ``tls`` (a throwaway CA).
+  runs once per flavour: blocking, asyncio, trio, anyio-asyncio, anyio-trio),
+  ``anyio_backend`` (pinned to the flavour's event loop) and ``tls`` (a
+  throwaway CA).
 """
 
 from __future__ import annotations
@@ -40,20 +41,21 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 @pytest.fixture(params=ADAPTERS)
 def flavor(request: pytest.FixtureRequest) -> Flavor:
-    """The adapter under test: every test using it runs on all three."""
+    """The adapter under test: every test using it runs on each flavour
+    (blocking, asyncio, trio, and anyio on asyncio and on trio)."""
     name: str = request.param
     return load_flavor(name)
 
 
 @pytest.fixture
 def anyio_backend(request: pytest.FixtureRequest) -> str:
-    """Run each async test that takes ``flavor`` on its adapter's own event
-    loop (the blocking adapter runs inside asyncio, blocking it: the servers
-    have threads). Other async tests get anyio's default, asyncio only."""
+    """Run each async test that takes ``flavor`` on its flavour's event loop
+    (the blocking adapter runs inside asyncio, blocking it: the servers have
+    threads). Other async tests get anyio's default, asyncio only."""
     if "flavor" not in request.fixturenames:
         return "asyncio"
     flavor: Flavor = request.getfixturevalue("flavor")
-    return "trio" if flavor.name == "trio" else "asyncio"
+    return flavor.event_loop
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ return values, exceptions or the ``on_success``/``on_failure`` callbacks.
 from __future__ import annotations
 
 import email.message
+import inspect
 import logging
 import os
 import ssl
@@ -48,6 +49,8 @@ from smtpcore import (
     TranscriptEntry,
 )
 
+from ._logging import WireLog, client_logger
+
 __all__ = [
     "DEFAULT_PORTS",
     "DEFAULT_TIMEOUT",
@@ -60,18 +63,19 @@ __all__ = [
     "TLSInfo",
     "Timeouts",
     "client_logger",
-    "conclude_send",
+    "AwaitsCallbacks",
     "connect_error",
     "dropped",
     "make_message",
     "pool_batches",
-    "report",
 ]
 
 #: POE::Component::Client::SMTP's default: 30 seconds, applied to each stage.
 DEFAULT_TIMEOUT: Final = 30.0
 #: RFC 5321 (25), RFC 8314 (465 for implicit TLS), RFC 2033 has no port.
 DEFAULT_PORTS: Final = {TLSPolicy.IMPLICIT: 465}
+#: The session's defaults, for the limits passed through as they are.
+DEFAULTS: Final = SessionConfig()
 #: Bytes read from a message file at a time (bounded memory for any size).
 FILE_CHUNK: Final = 64 * 1024
 
@@ -141,30 +145,47 @@ class ClientOptions:
         timeout: float | None = DEFAULT_TIMEOUT,
         timeouts: Mapping[Stage | str, float] | None = None,
         local_hostname: str | None = None,
+        server_hostname: str | None = None,
         bind_address: str | None = None,
         bind_port: int | None = None,
         tls: TLSPolicy | str = TLSPolicy.OPPORTUNISTIC,
         ssl_context: ssl.SSLContext | None = None,
+        ca_file: str | None = None,
+        client_cert: str | None = None,
+        client_key: str | None = None,
         dangerously_skip_tls_verification: bool = False,
         auth: AuthInput = None,
         auth_mechanisms: Iterable[str] | str | None = None,
         allow_insecure_auth: bool = False,
+        helo_fallback: bool = True,
         transaction_log: bool = False,
+        log_message_data: bool = False,
         name: str | None = None,
         lmtp: bool = False,
         pipelining: bool = True,
         chunking: bool = True,
         strict_line_endings: bool = False,
+        allow_controls: bool = False,
         require_all_recipients: bool = False,
         max_recipients: int | None = None,
         quit_after: QuitAfter | str | None = None,
+        max_auth_steps: int = DEFAULTS.max_auth_steps,
+        max_reply_line: int = DEFAULTS.max_reply_line,
+        max_reply_lines: int = DEFAULTS.max_reply_lines,
+        max_reply_size: int = DEFAULTS.max_reply_size,
     ) -> ClientOptions:
+        """The options of :class:`ConnectOptions` checked and combined (the
+        defaults of every adapter's keyword arguments are here)."""
         policy = _tls_policy(tls)
         context = ssl_context
         if policy is not TLSPolicy.NONE and context is None:
-            # Certificate and host name verified, TLS >= 1.2.
-            context = ssl.create_default_context()
-            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context = _default_context(ca_file, client_cert, client_key)
+        elif ssl_context is not None and (ca_file or client_cert or client_key):
+            raise ConfigurationError(
+                "give ssl_context, or ca_file/client_cert/client_key to build one, not both"
+            )
+        elif policy is TLSPolicy.NONE and (ca_file or client_cert or client_key):
+            raise ConfigurationError("ca_file, client_cert and client_key need TLS: tls is none")
         if dangerously_skip_tls_verification and context is not None:
             logging.getLogger("smtpcore").warning(
                 "TLS certificate verification is DISABLED for %s: the connection can be "
@@ -177,20 +198,27 @@ class ClientOptions:
             auth_mechanisms = (auth_mechanisms,)
         config = SessionConfig(
             local_hostname=local_hostname or "localhost",
-            server_hostname=server if unix_path is None else None,
+            server_hostname=server_hostname or (server if unix_path is None else None),
             tls=policy,
             tls_verified=context is None or _verifies(context),
             credentials=_credentials(auth),
             auth_mechanisms=None if auth_mechanisms is None else tuple(auth_mechanisms),
             allow_insecure_auth=allow_insecure_auth,
+            helo_fallback=helo_fallback,
             transaction_log=transaction_log,
+            log_message_data=log_message_data,
             lmtp=lmtp,
             pipelining=pipelining,
             chunking=chunking,
             strict_line_endings=strict_line_endings,
+            allow_controls=allow_controls,
             require_all_recipients=require_all_recipients,
             max_recipients=max_recipients,
             quit_after=None if quit_after is None else QuitAfter(quit_after),
+            max_auth_steps=max_auth_steps,
+            max_reply_line=max_reply_line,
+            max_reply_lines=max_reply_lines,
+            max_reply_size=max_reply_size,
         )
         if port is None:
             port = DEFAULT_PORTS.get(policy, 25)
@@ -224,9 +252,40 @@ class ClientOptions:
         return (self.bind_address or "", self.bind_port or 0)
 
     @property
+    def tls_hostname(self) -> str:
+        """The name TLS sends (SNI) and verifies: ``server_hostname`` or the server."""
+        return self.config.server_hostname or self.server
+
+    @property
     def implicit_tls(self) -> bool:
         """True when TLS starts before the first byte (RFC 8314)."""
         return self.config.tls is TLSPolicy.IMPLICIT
+
+
+def _default_context(
+    ca_file: str | None, client_cert: str | None, client_key: str | None
+) -> ssl.SSLContext:
+    """The system's trust store (plus ``ca_file``), certificate and host name
+    verified, TLS >= 1.2, and the client certificate if given."""
+    if client_key is not None and client_cert is None:
+        raise ConfigurationError("client_key needs client_cert")
+    context = ssl.create_default_context()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        if ca_file is not None:
+            context.load_verify_locations(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(f"cannot load ca_file {ca_file!r}: {exc}") from None
+    try:
+        if client_cert is not None:
+            context.load_cert_chain(client_cert, client_key)
+    except (OSError, ssl.SSLError) as exc:
+        # Never the key's content or a password: only the files' names.
+        raise ConfigurationError(
+            f"cannot load client_cert {client_cert!r} / client_key {client_key!r}: "
+            f"{getattr(exc, 'strerror', None) or type(exc).__name__}"
+        ) from None
+    return context
 
 
 def _verifies(context: ssl.SSLContext) -> bool:
@@ -456,52 +515,18 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}".replace("\n", " ")
 
 
-def report(
-    *,
-    result: SendResult | None,
-    error: SMTPError | None,
-    context: Any,
-    transcript: tuple[TranscriptEntry, ...] | None,
-    on_success: SuccessCallback | None,
-    on_failure: FailureCallback | None,
-) -> SendResult | None:
-    """Deliver an outcome: through the callbacks when given (never raising),
-    else as a return value or the typed exception."""
-    callbacks = on_success is not None or on_failure is not None
-    if error is None:
-        assert result is not None
-        if on_success is not None:
-            on_success(context, result)
-        return None if callbacks else result
-    if callbacks:
-        if on_failure is not None:
-            on_failure(context, error, transcript, describe(error))
-        return None
-    raise error
+class AwaitsCallbacks:
+    """The callbacks of the async backends: a coroutine function's result
+    is awaited, a plain function's is not."""
 
+    def check_callback(self, name: str, callback: object) -> None:
+        if callback is not None and not callable(callback):
+            raise ConfigurationError(f"{name} must be callable")
 
-def conclude_send(
-    *,
-    outcome: MessageResult | None,
-    error: SMTPError | None,
-    transcript: tuple[TranscriptEntry, ...] | None,
-    context: Any,
-    on_success: SuccessCallback | None,
-    on_failure: FailureCallback | None,
-) -> SendResult | None:
-    """The end of every adapter's ``send``: the result or error, reported."""
-    result = None
-    if error is None:
-        assert outcome is not None
-        result = SendResult(result=outcome, transcript=transcript, context=context)
-    return report(
-        result=result,
-        error=error,
-        context=context,
-        transcript=transcript,
-        on_success=on_success,
-        on_failure=on_failure,
-    )
+    async def call(self, callback: Callable[..., object], *args: Any) -> None:
+        result = callback(*args)
+        if inspect.isawaitable(result):
+            await result
 
 
 def connect_error(exc: OSError, address: str, operation: str = "connect") -> ConnectionLostError:
@@ -557,7 +582,10 @@ class Batch:
             )
         self.raise_errors = raise_errors
         self._results: list[MessageResult | SMTPError] = []
-        self._slots: list[int] = []  # where each submitted message's result goes
+        #: Where each submitted message's result goes (its position in ``messages``).
+        self.slots: list[int] = []
+        #: The messages that could not be built: their positions and errors.
+        self.unbuilt: list[tuple[int, SMTPError]] = []
         #: The messages to submit, in order, with their streamed sources.
         self.items: list[tuple[OutgoingMessage, BodySource | None]] = []
         try:
@@ -567,9 +595,10 @@ class Batch:
                 except SMTPError as exc:
                     if raise_errors:
                         raise
+                    self.unbuilt.append((len(self._results), exc))
                     self._results.append(exc)
                     continue
-                self._slots.append(len(self._results))
+                self.slots.append(len(self._results))
                 self.items.append((outgoing, source))
                 self._results.append(LocalProtocolError("not sent"))
         except BaseException:
@@ -585,7 +614,7 @@ class Batch:
     def finish(self, outcomes: list[Outcome]) -> list[MessageResult | SMTPError]:
         """Each message's result or typed error, in order, given the outcomes
         of :attr:`items` (with ``raise_errors``, the first error is raised)."""
-        for slot, outcome in zip(self._slots, outcomes, strict=True):
+        for slot, outcome in zip(self.slots, outcomes, strict=True):
             if isinstance(outcome, MessageFailed):
                 if self.raise_errors:
                     raise outcome.error
@@ -621,7 +650,7 @@ class Ledger:
     ``tls_info`` describe the current (or last) connection.
     """
 
-    def __init__(self, log: logging.LoggerAdapter) -> None:  # type: ignore[type-arg]
+    def __init__(self, log: logging.LoggerAdapter[logging.Logger]) -> None:
         self.outcomes: dict[Key, Outcome] = {}
         self.replies: dict[Key, Reply] = {}
         self.sources: dict[Key, BodySource] = {}
@@ -631,6 +660,7 @@ class Ledger:
         self.tls_info: TLSInfo | None = None
         self._waiting: dict[Key, set[Key]] = {}
         self._log = log
+        self._wire = WireLog(log)
 
     def reset(self) -> None:
         """A new connection: forget what the server said about itself."""
@@ -638,6 +668,12 @@ class Ledger:
         self.greeting = None
         self.server_ready = []
         self.tls_info = None
+
+    def start(self, config: SessionConfig) -> Session:
+        """A new connection: :meth:`reset`, and its session (which keeps a
+        transcript for the wire log when ``smtpcore.wire`` logs at DEBUG)."""
+        self.reset()
+        return Session(self._wire.session_config(config))
 
     def expect(self, keys: list[Key]) -> set[Key]:
         """The keys without an outcome yet, as a set that empties as their
@@ -656,11 +692,10 @@ class Ledger:
         return [self.outcomes.pop(key, None) for key in keys]
 
     def file(self, session: Session) -> None:
-        """Drain the session's events into the ledger."""
-        debug = self._log.isEnabledFor(logging.DEBUG)
+        """Drain the session's events into the ledger, and its new transcript
+        lines into the wire log."""
+        self._wire.follow(session)
         for event in session.events():
-            if debug:
-                self._log.debug("%s", event)
             if type(event) is RecipientResult:
                 continue  # the most frequent event; the message's result has it too
             if isinstance(event, (MessageAccepted, MessageFailed, MessageProbed)):
@@ -685,16 +720,3 @@ class Ledger:
         if session.error is not None:
             return session.error
         return LocalProtocolError("the session ended before the request completed")
-
-
-class _NamedLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        label = self.extra["smtp_client"] if self.extra else "smtpcore"
-        kwargs.setdefault("extra", {})["smtp_client"] = label
-        return f"[{label}] {msg}", kwargs
-
-
-def client_logger(name: str | None) -> logging.LoggerAdapter:  # type: ignore[type-arg]
-    """The logger an adapter writes to: ``smtpcore.client``, with the client's
-    name (POE::Component::Client::SMTP's ``Alias``) in every record as ``smtp_client``."""
-    return _NamedLogger(logging.getLogger("smtpcore.client"), {"smtp_client": name or "smtpcore"})

@@ -1,8 +1,8 @@
 """The asyncio adapter: ``send()``, ``Client`` and ``Pool``, awaited.
 
-The same API as :mod:`smtpcore.adapters.blocking`. The client loop is
-shared with trio (:mod:`smtpcore.adapters._async`); this module is its
-asyncio I/O: connect, write, read with the stage's timeout, TLS handshake,
+The same API as :mod:`smtpcore.adapters.blocking`. The client is the one
+every adapter shares (:mod:`smtpcore.adapters._async_client`); this module
+is its asyncio I/O: connect, write, read with the stage's timeout, TLS handshake,
 close, and a worker thread for body files. Every protocol decision is the
 core's.
 
@@ -17,24 +17,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import os
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import IO, Any, TypeVar, final
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, NoReturn, TypeVar, final
 
 from smtpcore import SMTPTimeoutError, Stage, TLSError
 
-from . import _async
-from ._common import (
-    ClientOptions,
-    FailureCallback,
-    MessageInput,
-    SendResult,
-    SuccessCallback,
-    TLSInfo,
-    connect_error,
-)
+from ._async_client import AsyncClient, AsyncPool, AsyncSend
+from ._common import AwaitsCallbacks, ClientOptions, TLSInfo, connect_error
 
 __all__ = ["Client", "Pool", "send"]
 
@@ -47,7 +38,7 @@ _READ_SIZE = 64 * 1024
 
 
 class _Stream(asyncio.Protocol):
-    """One connection (an :class:`_async.Connection`): received bytes wait
+    """One connection (an :class:`AsyncConnection`): received bytes wait
     in a buffer until the client asks.
 
     A write completes only once the kernel has every byte of it, as with a
@@ -334,15 +325,15 @@ async def open_stream(options: ClientOptions, sock: socket.socket | None = None)
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if options.implicit_tls:
         try:
-            await stream.handshake(options, options.server)
+            await stream.handshake(options, options.tls_hostname)
         except BaseException:
             stream.abort()
             raise
     return stream
 
 
-class _Asyncio:
-    """The :class:`_async.Backend` for asyncio."""
+class _Asyncio(AwaitsCallbacks):
+    """The :class:`AsyncBackend` for asyncio."""
 
     async def connect(self, options: ClientOptions, given: socket.socket | None) -> _Stream:
         return await open_stream(options, given)
@@ -359,83 +350,37 @@ class _Asyncio:
     async def gather(self, calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
         return list(await asyncio.gather(*(call() for call in calls)))
 
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
 
 @final
-class Client(_async.Client):
-    """One SMTP connection for many messages.
+class Client(AsyncClient[socket.socket, NoReturn]):
+    """One SMTP connection for many messages, on asyncio.
 
     ``async with Client("mx.example.net", tls="starttls") as c:
     await c.send_message("a@example.net", ["b@example.org"], message=b"...")``.
-    Keyword arguments are those of :func:`send` that describe the connection.
-    Many tasks may call :meth:`send_message` at once: their messages are
-    pipelined on the one connection. If the server closed the connection
-    while it was idle, the next message reconnects; a message whose data was
-    sent is never resent. Cancelling a task whose message is in flight
-    aborts the connection (and so fails the other messages in flight).
+    Keyword arguments: :class:`~smtpcore.adapters.ConnectOptions`; ``sock``
+    is a connected socket to use first. Many tasks may call
+    :meth:`send_message` at once: their messages are pipelined on the one
+    connection. If the server closed the connection while it was idle, the
+    next message reconnects; a message whose data was sent is never resent.
+    Cancelling a task whose message is in flight aborts the connection (and
+    so fails the other messages in flight).
     """
 
     _backend = _Asyncio()
 
-    def __init__(
-        self,
-        server: str = "localhost",
-        port: int | None = None,
-        *,
-        sock: socket.socket | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(ClientOptions.build(server=server, port=port, **options), sock)
-
-
-async def send(
-    sender: str | None = None,
-    recipients: str | Iterable[str] | None = None,
-    *,
-    message: MessageInput | None = None,
-    message_file: str | os.PathLike[str] | None = None,
-    file_handle: IO[bytes] | None = None,
-    server: str = "localhost",
-    port: int | None = None,
-    sock: socket.socket | None = None,
-    context: Any = None,
-    on_success: SuccessCallback | None = None,
-    on_failure: FailureCallback | None = None,
-    message_options: Mapping[str, Any] | None = None,
-    **options: Any,
-) -> SendResult | None:
-    """Send one message over one connection.
-
-    The arguments are those of :func:`smtpcore.adapters.blocking.send`; the
-    body file is read in a worker thread, so the event loop never blocks.
-
-    Returns:
-        A :class:`SendResult` (None when callbacks are given).
-
-    Raises:
-        SMTPError: the typed error, when no callbacks are given.
-    """
-    return await _async.send(
-        lambda: Client(server, port, sock=sock, **options),
-        sender,
-        recipients,
-        message=message,
-        message_file=message_file,
-        file_handle=file_handle,
-        context=context,
-        on_success=on_success,
-        on_failure=on_failure,
-        message_options=message_options,
-    )
-
 
 @final
-class Pool(_async.Pool):
+class Pool(AsyncPool[socket.socket, NoReturn]):
     """Send many messages over up to ``size`` reused connections. Safe to
     use from many tasks; each message's result is reported on its own."""
 
     _backend = _Asyncio()
+    _client_class = Client
 
-    def __init__(
-        self, server: str = "localhost", port: int | None = None, *, size: int = 4, **options: Any
-    ) -> None:
-        super().__init__(lambda: Client(server, port, **options), size)
+
+#: Send one message over one connection (see :class:`AsyncSend`); the body
+#: file is read in a worker thread, so the event loop never blocks.
+send = AsyncSend(Client, __name__)

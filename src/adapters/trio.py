@@ -1,8 +1,9 @@
 """The trio adapter: ``send()``, ``Client`` and ``Pool``, awaited.
 
 The same API as :mod:`smtpcore.adapters.blocking`, plus ``stream=`` to run
-over any connected :class:`trio.abc.Stream`. The client loop is shared with
-asyncio (:mod:`smtpcore.adapters._async`); this module is its trio I/O:
+over any connected :class:`trio.abc.Stream`. The client is the one every
+adapter shares (:mod:`smtpcore.adapters._async_client`); this module is its
+trio I/O:
 connect, write, read with the stage's timeout, TLS handshake, close, and a
 worker thread for body files.
 """
@@ -13,23 +14,15 @@ import os
 import select
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import IO, Any, NoReturn, TypeVar, cast, final
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, NoReturn, TypeVar, cast, final
 
 import trio
 
 from smtpcore import SMTPTimeoutError, Stage, TLSError
 
-from . import _async
-from ._common import (
-    ClientOptions,
-    FailureCallback,
-    MessageInput,
-    SendResult,
-    SuccessCallback,
-    TLSInfo,
-    connect_error,
-)
+from ._async_client import AsyncClient, AsyncPool, AsyncSend
+from ._common import AwaitsCallbacks, ClientOptions, TLSInfo, connect_error
 
 __all__ = ["Client", "Pool", "send"]
 
@@ -59,7 +52,7 @@ async def open_stream(options: ClientOptions) -> trio.abc.Stream:
     except OSError as exc:
         raise connect_error(_attempts_error(exc), options.address) from exc
     if options.implicit_tls:
-        stream = await start_tls(stream, options, options.server)
+        stream = await start_tls(stream, options, options.tls_hostname)
     return stream
 
 
@@ -130,7 +123,7 @@ def _failed(exc: BaseException) -> NoReturn:
 
 
 class _Connection:
-    """A trio stream as an :class:`_async.Connection`."""
+    """A trio stream as an :class:`AsyncConnection`."""
 
     def __init__(self, stream: trio.abc.Stream) -> None:
         self.stream = stream
@@ -199,15 +192,18 @@ class _Connection:
             pass  # Closed all the same.
 
 
-class _Trio:
-    """The :class:`_async.Backend` for trio."""
+class _Trio(AwaitsCallbacks):
+    """The :class:`AsyncBackend` for trio."""
 
-    async def connect(self, options: ClientOptions, given: trio.abc.Stream | None) -> _Connection:
+    async def connect(
+        self, options: ClientOptions, given: trio.socket.SocketType | trio.abc.Stream | None
+    ) -> _Connection:
         if given is None:
             return _Connection(await open_stream(options))
+        stream = given if isinstance(given, trio.abc.Stream) else trio.SocketStream(given)
         if options.implicit_tls:
-            given = await start_tls(given, options, options.server)
-        return _Connection(given)
+            stream = await start_tls(stream, options, options.tls_hostname)
+        return _Connection(stream)
 
     def lock(self) -> trio.Lock:
         return trio.Lock()
@@ -229,100 +225,39 @@ class _Trio:
                 nursery.start_soon(one, index)
         return [results[index] for index in range(len(calls))]
 
+    async def sleep(self, seconds: float) -> None:
+        await trio.sleep(seconds)
+
 
 @final
-class Client(_async.Client):
-    """One SMTP connection for many messages.
+class Client(AsyncClient[trio.socket.SocketType, trio.abc.Stream]):
+    """One SMTP connection for many messages, on trio.
 
     ``async with Client("mx.example.net", tls="starttls") as c:
     await c.send_message("a@example.net", ["b@example.org"], message=b"...")``.
-    Keyword arguments are those of :func:`send` that describe the connection;
-    ``stream`` (a connected :class:`trio.abc.Stream`) or ``sock`` (a connected
-    trio socket) replace the first connection. Many tasks may call
+    Keyword arguments: :class:`~smtpcore.adapters.ConnectOptions`; ``stream``
+    (a connected :class:`trio.abc.Stream`) or ``sock`` (a connected trio
+    socket) replace the first connection. Many tasks may call
     :meth:`send_message` at once: their messages are pipelined on the one
     connection. If the server closed the connection while it was idle, the
     next message reconnects; a message whose data was sent is never resent.
     Cancelling a task whose message is in flight aborts the connection (and
-    so fails the other messages in flight).
+    so fails the other messages in flight). A caller's stream that is not
+    socket-based is closed by ``close()`` only.
     """
 
     _backend = _Trio()
 
-    def __init__(
-        self,
-        server: str = "localhost",
-        port: int | None = None,
-        *,
-        sock: trio.socket.SocketType | None = None,
-        stream: trio.abc.Stream | None = None,
-        **options: Any,
-    ) -> None:
-        built = ClientOptions.build(server=server, port=port, **options)
-        if sock is not None:
-            if stream is not None:
-                raise ValueError("give stream or sock, not both")
-            stream = trio.SocketStream(sock)
-        super().__init__(built, stream)
-
-    def abort(self) -> None:
-        """Close the connection at once, without QUIT; whatever is in flight
-        fails with :class:`smtpcore.ConnectionLostError`. (A caller-supplied
-        stream that is not socket-based is closed by ``close()`` only.)"""
-        super().abort()
-
-
-async def send(
-    sender: str | None = None,
-    recipients: str | Iterable[str] | None = None,
-    *,
-    message: MessageInput | None = None,
-    message_file: str | os.PathLike[str] | None = None,
-    file_handle: IO[bytes] | None = None,
-    server: str = "localhost",
-    port: int | None = None,
-    sock: trio.socket.SocketType | None = None,
-    stream: trio.abc.Stream | None = None,
-    context: Any = None,
-    on_success: SuccessCallback | None = None,
-    on_failure: FailureCallback | None = None,
-    message_options: Mapping[str, Any] | None = None,
-    **options: Any,
-) -> SendResult | None:
-    """Send one message over one connection.
-
-    The arguments are those of :func:`smtpcore.adapters.blocking.send`, plus
-    ``stream``: a connected :class:`trio.abc.Stream` to use instead of
-    connecting (``sock`` takes a connected trio socket). The body file is
-    read in a worker thread, so trio never blocks.
-
-    Returns:
-        A :class:`SendResult` (None when callbacks are given).
-
-    Raises:
-        SMTPError: the typed error, when no callbacks are given.
-    """
-    return await _async.send(
-        lambda: Client(server, port, sock=sock, stream=stream, **options),
-        sender,
-        recipients,
-        message=message,
-        message_file=message_file,
-        file_handle=file_handle,
-        context=context,
-        on_success=on_success,
-        on_failure=on_failure,
-        message_options=message_options,
-    )
-
 
 @final
-class Pool(_async.Pool):
+class Pool(AsyncPool[trio.socket.SocketType, trio.abc.Stream]):
     """Send many messages over up to ``size`` reused connections. Safe to
     use from many tasks; each message's result is reported on its own."""
 
     _backend = _Trio()
+    _client_class = Client
 
-    def __init__(
-        self, server: str = "localhost", port: int | None = None, *, size: int = 4, **options: Any
-    ) -> None:
-        super().__init__(lambda: Client(server, port, **options), size)
+
+#: Send one message over one connection (see :class:`AsyncSend`); the body
+#: file is read in a worker thread, so trio never blocks.
+send = AsyncSend(Client, __name__)

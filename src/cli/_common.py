@@ -668,6 +668,9 @@ def start_debug_log() -> None:
     if _DEBUG_HANDLER not in logger.handlers:
         logger.addHandler(_DEBUG_HANDLER)
     logger.setLevel(logging.DEBUG)
+    # The wire lines come once, from the command's own transcript follower
+    # (smtpcore.cli.wire), not a second time from the library's wire log.
+    logging.getLogger("smtpcore.wire").setLevel(logging.INFO)
 
 
 def log_wire(entry: TranscriptEntry) -> None:

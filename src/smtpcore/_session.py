@@ -586,6 +586,16 @@ class Session:
         while self._events:
             yield self._events.popleft()
 
+    def take_transcript(self) -> list[TranscriptEntry]:
+        """The transcript lines logged since the last call, which the
+        session then forgets (``transcript`` starts again, empty).
+
+        For an adapter that passes each line on as it comes (to a log): a
+        long-lived session then holds no history.
+        """
+        taken, self.transcript = self.transcript, []
+        return taken
+
     def next_action(self) -> Action:
         """What the adapter must do next."""
         self._writing = None  # the last Write (if any) completed

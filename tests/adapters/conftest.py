@@ -1,7 +1,8 @@
 """Fixtures for the adapter tests: aiosmtpd and scripted servers on 127.0.0.1.
 
 Every test here is async and takes ``flavor`` (tests/conftest.py), so it runs
-on the blocking, asyncio and trio adapters; servers are started per test and
+on the blocking, asyncio and trio adapters and on the anyio adapter under
+both of its event loops; servers are started per test and
 stopped at teardown, so each test sees only its own traffic.
 """
 

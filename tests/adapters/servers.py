@@ -7,12 +7,12 @@ that runs one test body on every adapter.
   misbehave (never greet, refuse the session, stall or drop the connection
   after the data, close idle connections with 421).
 * :class:`PostfixServer`: a private Postfix, the real MTA (interop tests).
-* :class:`Flavor`: the blocking, asyncio and trio adapters behind one async
-  API, so that a scenario is written once: ``await flavor.send(...)``,
-  ``async with flavor.client(...) as c: await c.send_message(...)``. The
-  blocking adapter is called directly from the async test: it blocks the
-  test's event loop, which is harmless because every server runs in its own
-  thread.
+* :class:`Flavor`: the blocking, asyncio, trio and anyio adapters (anyio on
+  both of its event loops) behind one async API, so that a scenario is
+  written once: ``await flavor.send(...)``, ``async with flavor.client(...)
+  as c: await c.send_message(...)``. The blocking adapter is called directly
+  from the async test: it blocks the test's event loop, which is harmless
+  because every server runs in its own thread.
 
 Nothing here listens on anything but 127.0.0.1, and every wait is bounded.
 """
@@ -842,35 +842,58 @@ def _alive(pid: int) -> bool:
 
 # -- one API for every adapter ---------------------------------------------------------------
 
-ADAPTERS: Final = ("blocking", "asyncio", "trio")
+#: Every flavour the adapter tests run on: an adapter, and for the anyio
+#: adapter the event loop under it (``anyio-trio`` is smtpcore.adapters.anyio
+#: under ``anyio.run(..., backend="trio")``).
+ADAPTERS: Final = ("blocking", "asyncio", "trio", "anyio-asyncio", "anyio-trio")
 
 
 def load_flavor(name: str) -> Flavor:
-    """The adapter ``name`` behind the common facade.
+    """The flavour ``name`` (one of :data:`ADAPTERS`) behind the common facade.
 
     An adapter module that does not exist yet skips the test (with the
     reason shown); an adapter that exists but fails to import fails it.
     """
-    module_name = f"smtpcore.adapters.{name}"
+    adapter, _, event_loop = name.partition("-")
+    # The blocking adapter is called from an asyncio test (and blocks it).
+    event_loop = event_loop or ("trio" if adapter == "trio" else "asyncio")
+    module_name = f"smtpcore.adapters.{adapter}"
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name != module_name:
             raise
         pytest.skip(f"{module_name} does not exist yet")
-    return Flavor(name=name, module=module)
+    return Flavor(name=name, module=module, event_loop=event_loop)
 
 
 @dataclass(frozen=True)
 class Flavor:
-    """One adapter with an async API whatever its own is."""
+    """One adapter with an async API whatever its own is.
+
+    Attributes:
+        name: the flavour, as in :data:`ADAPTERS` (``"anyio-trio"``).
+        module: the adapter module (``smtpcore.adapters.anyio``).
+        event_loop: ``"asyncio"`` or ``"trio"``: the loop the test runs on.
+    """
 
     name: str
     module: ModuleType
+    event_loop: str
+
+    @property
+    def module_name(self) -> str:
+        """The adapter module's name (``smtpcore.adapters.anyio``)."""
+        return self.module.__name__
+
+    @property
+    def adapter(self) -> str:
+        """The adapter's short name: ``blocking``, ``asyncio``, ``trio`` or ``anyio``."""
+        return self.module_name.rsplit(".", 1)[-1]
 
     @property
     def is_async(self) -> bool:
-        return self.name != "blocking"
+        return self.adapter != "blocking"
 
     async def call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call an adapter function, awaiting it when the adapter is async."""

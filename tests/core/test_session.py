@@ -2042,6 +2042,43 @@ def test_no_transcript_by_default() -> None:
     assert run.transcript == []
 
 
+def test_take_transcript_hands_the_lines_over_once() -> None:
+    # What the wire log of a long-lived connection does: each line is
+    # handed over once, and the session keeps none of them.
+    session = Session(config(transaction_log=True))
+    assert isinstance(session.next_action(), Read)
+    session.receive_data(GREETING)
+    action = session.next_action()
+    assert isinstance(action, Write)
+    assert action.data == EHLO
+    taken = session.take_transcript()
+    assert [str(e) for e in taken] == [
+        "<- 220 mx.example.org ESMTP ready",
+        "-> EHLO client.example.com",
+    ]
+    assert session.transcript == []
+    assert session.take_transcript() == []
+    session.receive_data(ehlo_reply("PIPELINING"))
+    assert isinstance(session.next_action(), Idle)
+    assert [str(e) for e in session.take_transcript()] == [
+        "<- 250-mx.example.org",
+        "<- 250 PIPELINING",
+    ]
+    assert [str(e) for e in taken] == [  # what was taken stays as it was
+        "<- 220 mx.example.org ESMTP ready",
+        "-> EHLO client.example.com",
+    ]
+
+
+def test_take_transcript_without_a_transaction_log() -> None:
+    session = Session(config())
+    session.next_action()
+    session.receive_data(GREETING)
+    session.next_action()
+    assert session.take_transcript() == []
+    assert session.transcript == []
+
+
 # -- 10. quit_after ---------------------------------------------------------------------------
 
 

@@ -5,8 +5,8 @@
   connection it opened (a connection left open after a test is an adapter
   leak) and made no connection the test did not script.
 * :func:`attempt` sends one message through an adapter (the ``flavor``
-  fixture of tests/conftest.py runs each test on blocking, asyncio and
-  trio) and returns the outcome, error or result, once the peer is done.
+  fixture of tests/conftest.py runs each test on blocking, asyncio, trio,
+  anyio-asyncio and anyio-trio) and returns the outcome, error or result, once the peer is done.
 * ``bad_certs``: server contexts whose certificate must be refused.
 """
 

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import logging
 import socket
 import struct
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -31,7 +31,15 @@ from servers import Flavor, TLSMaterial
 from smtpcore.adapters._common import ClientOptions
 from smtpcore.adapters.asyncio import _Stream, open_stream
 
-from smtpcore import ConnectionLostError, MessageFailed, MessageResult, SMTPError, Stage
+from smtpcore import (
+    ConnectionLostError,
+    Event,
+    MessageFailed,
+    MessageResult,
+    Session,
+    SMTPError,
+    Stage,
+)
 
 from .conftest import StartPeer, attempt
 from .peer import (
@@ -200,22 +208,25 @@ HOW = ["send", "send_message", "send_many", "send_many-raising"]
 
 @pytest.mark.parametrize("how", HOW)
 async def test_swallowed_dot_raises_the_sessions_error(
-    flavor: Flavor, start_peer: StartPeer, caplog: pytest.LogCaptureFixture, how: str
+    flavor: Flavor, start_peer: StartPeer, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
     """The server reads the dot and closes without a reply: the status is
     unknown, and the adapter hands over the session's own error object (not
     a copy that would lose its ``result`` or ``status_unknown``)."""
-    # Every event the session reports is logged at DEBUG as it is filed.
-    caplog.set_level(logging.DEBUG, logger="smtpcore.client")
+    # Every event the session reports, as the adapter takes it.
+    seen: list[object] = []
+    events = Session.events
+
+    def spy(self: Session) -> Iterator[Event]:
+        for event in events(self):
+            seen.append(event)
+            yield event
+
+    monkeypatch.setattr(Session, "events", spy)
     peer = start_peer(swallow_the_dot())
     error = await send_once(flavor, how, peer.options())
     await peer.settled()
-    failed = [
-        event
-        for record in caplog.records
-        for event in record.args or ()
-        if isinstance(event, MessageFailed)
-    ]
+    failed = [event for event in seen if isinstance(event, MessageFailed)]
     assert len(failed) == 1, failed
     assert error is failed[0].error
     assert isinstance(error, ConnectionLostError)

@@ -22,8 +22,9 @@ Checked at the end of each run:
 * file descriptors, Python objects and RSS are back to their level before
   the run (measured after a warm-up, with the clients closed).
 
-Each adapter sends 20,000 messages (asyncio and trio: four tasks sharing two
-clients). The file takes about half a minute on two cores.
+Each flavour (blocking, asyncio, trio, and anyio on asyncio and on trio)
+sends 20,000 messages (the async ones: four tasks sharing two clients). The
+file takes about a minute on two cores.
 
 Below the soak, short deterministic tests pin down the bugs it found.
 """
@@ -49,7 +50,7 @@ from typing import Any, Final, Literal
 
 import anyio
 import pytest
-from servers import Flavor
+from servers import ADAPTERS, Flavor, load_flavor
 from smtpcore.adapters import blocking
 
 from smtpcore import (
@@ -370,11 +371,10 @@ def run_blocking(port: int, tally: Tally, deadline: float) -> None:
             client.close()
 
 
-async def run_async(adapter: str, port: int, tally: Tally, deadline: float) -> None:
+async def run_async(flavor: Flavor, port: int, tally: Tally, deadline: float) -> None:
     """Four tasks sharing two clients: two batches are pipelined on one
     connection at a time, and a connection's death fails both."""
-    module = __import__(f"smtpcore.adapters.{adapter}", fromlist=["Client"])
-    clients = [module.Client(HOST, port, **CLIENT_OPTIONS) for _ in range(2)]
+    clients = [flavor.module.Client(HOST, port, **CLIENT_OPTIONS) for _ in range(2)]
 
     async def worker(client: Any) -> None:
         for _ in range(tally.count * MAX_ATTEMPTS):
@@ -399,12 +399,12 @@ async def run_async(adapter: str, port: int, tally: Tally, deadline: float) -> N
             await client.close()
 
 
-def drive(adapter: str, port: int, tally: Tally, deadline: float) -> None:
-    """Send every message of ``tally`` with ``adapter``."""
-    if adapter == "blocking":
-        run_blocking(port, tally, deadline)
+def drive(flavor: Flavor, port: int, tally: Tally, deadline: float) -> None:
+    """Send every message of ``tally`` with ``flavor``, on its event loop."""
+    if flavor.is_async:
+        anyio.run(run_async, flavor, port, tally, deadline, backend=flavor.event_loop)
     else:
-        anyio.run(run_async, adapter, port, tally, deadline, backend=adapter)
+        run_blocking(port, tally, deadline)
 
 
 def check(report: ServerReport, tallies: Sequence[Tally]) -> list[str]:
@@ -437,24 +437,18 @@ def check(report: ServerReport, tallies: Sequence[Tally]) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "adapter",
-    [
-        "blocking",
-        "asyncio",
-        "trio",
-    ],
-)
+@pytest.mark.parametrize("adapter", ADAPTERS)
 def test_soak(adapter: str) -> None:
+    flavor = load_flavor(adapter)
     count = 20_000
     started = time.monotonic()
     deadline = started + RUN_BUDGET
     warmup = Tally(first=0, count=WARMUP)
     tally = Tally(first=WARMUP, count=count)
     with soak_server(SEED) as (port, reports):
-        drive(adapter, port, warmup, deadline)
+        drive(flavor, port, warmup, deadline)
         before = Resources.now()
-        drive(adapter, port, tally, deadline)
+        drive(flavor, port, tally, deadline)
         after = Resources.now()
     [report] = reports
     elapsed = time.monotonic() - started

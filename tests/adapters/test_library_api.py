@@ -1,0 +1,414 @@
+"""The library API every adapter shares: typed options, callbacks, retries, progress.
+
+Each test runs on the five flavours (blocking, asyncio, trio, anyio on
+asyncio and on trio) against aiosmtpd on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import ssl
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from servers import LOOPBACK, Flavor, RecordingHandler, SMTPServer, TLSMaterial
+from smtpcore.adapters import ConnectOptions, MessageOptions, Progress, RetryPolicy, SendResult
+from smtpcore.adapters._common import ClientOptions, make_message
+
+from smtpcore import (
+    ConfigurationError,
+    ConnectionLostError,
+    MessageResult,
+    SMTPError,
+    Stage,
+    TemporaryReplyError,
+    TLSError,
+)
+
+pytestmark = pytest.mark.anyio
+
+SENDER = "alice@example.test"
+RCPT = "bob@example.test"
+
+
+def body(subject: str) -> bytes:
+    return f"Subject: {subject}\r\n\r\nhello\r\n".encode()
+
+
+class DeferringHandler(RecordingHandler):
+    """Answers the end of data of each message whose subject holds
+    ``defer`` with 451 the first ``times`` times, then accepts it."""
+
+    def __init__(self, times: int = 1) -> None:
+        super().__init__()
+        self.times = times
+        self.deferred: dict[bytes, int] = {}
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        content = bytes(envelope.original_content)
+        subject = content.split(b"\r\n", 1)[0]
+        if b"defer" in subject and self.deferred.get(subject, 0) < self.times:
+            self.deferred[subject] = self.deferred.get(subject, 0) + 1
+            return "451 4.3.0 try again later"
+        return await super().handle_DATA(server, session, envelope)
+
+
+# -- typed options -----------------------------------------------------------------------------
+
+
+def test_the_typed_options_are_the_ones_the_adapters_take() -> None:
+    """ConnectOptions and MessageOptions list exactly the parameters with
+    defaults in ClientOptions.build and make_message: one list, no drift."""
+    build = set(inspect.signature(ClientOptions.build).parameters) - {"server", "port"}
+    assert set(ConnectOptions.__annotations__) == build
+    message = set(inspect.signature(make_message).parameters) - {
+        "sender",
+        "recipients",
+        "message",
+        "message_file",
+        "file_handle",
+    }
+    assert set(MessageOptions.__annotations__) == message
+
+
+async def test_signatures_show_every_option(flavor: Flavor) -> None:
+    for entry in (flavor.module.Client, flavor.module.Pool, flavor.module.send):
+        parameters = inspect.signature(entry).parameters
+        for name in ("timeout", "server_hostname", "helo_fallback", "log_message_data", "ca_file"):
+            assert parameters[name].kind is inspect.Parameter.KEYWORD_ONLY, (entry, name)
+        assert parameters["timeout"].default == 30.0
+        assert parameters["helo_fallback"].default is True
+
+
+async def test_a_misspelt_option_is_a_clear_type_error(flavor: Flavor) -> None:
+    with pytest.raises(TypeError, match=r"Client\(\) got .* 'timout'; did you mean 'timeout'\?"):
+        flavor.module.Client(LOOPBACK, 25, timout=5)
+    with pytest.raises(TypeError, match=r"Pool\(\) got .* 'chunkign'; did you mean 'chunking'\?"):
+        flavor.module.Pool(LOOPBACK, 25, chunkign=False)
+    with pytest.raises(TypeError, match=r"send\(\) got .* 'pipelinig'"):
+        await flavor.send(SENDER, RCPT, message=body("x"), server=LOOPBACK, pipelinig=False)
+
+
+async def test_a_misspelt_message_option_is_a_clear_type_error(
+    flavor: Flavor, smtpd: SMTPServer
+) -> None:
+    async with flavor.client(**smtpd.client_options()) as client:
+        with pytest.raises(TypeError, match=r"'smtputf'; did you mean 'smtputf8'\?"):
+            await client.send_message(SENDER, RCPT, message=body("x"), smtputf=True)
+        with pytest.raises(TypeError, match=r"send_many item.*'recipient'"):
+            await flavor.call(
+                client.client.send_many, [{"sender": SENDER, "recipient": RCPT, "message": b""}]
+            )
+    assert smtpd.messages == []
+
+
+MYPY_SNIPPET = """
+from smtpcore.adapters import {module} as adapter
+
+adapter.Client("127.0.0.1", 25, timeout=5, server_hostname="mx.test", helo_fallback=False)
+adapter.Client("127.0.0.1", 25, timout=5)
+adapter.Pool("127.0.0.1", 25, size=2, chunkign=False)
+adapter.send("a@example.org", "b@example.org", message=b"", tls=1)
+"""
+
+
+@pytest.mark.parametrize("module", ["blocking", "asyncio", "trio", "anyio"])
+def test_mypy_strict_rejects_a_misspelt_option(module: str, tmp_path: Path) -> None:
+    snippet = tmp_path / "snippet.py"
+    snippet.write_text(textwrap.dedent(MYPY_SNIPPET.format(module=module)))
+    proc = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(snippet)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    errors = [line for line in proc.stdout.splitlines() if ": error:" in line]
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = {int(line.split(":")[1]) for line in errors}
+    # The correct call (line 4) passes; each wrong one is an error.
+    assert lines == {5, 6, 7}, proc.stdout
+    assert '"timout"' in proc.stdout
+    assert '"chunkign"' in proc.stdout
+
+
+# -- TLS conveniences --------------------------------------------------------------------------
+
+
+def _write_ca(tls: TLSMaterial, path: Path) -> str:
+    tls.ca.cert_pem.write_to_path(str(path))
+    return str(path)
+
+
+async def test_ca_file_trusts_a_private_ca(
+    flavor: Flavor, start_smtpd: Any, tls: TLSMaterial, tmp_path: Path
+) -> None:
+    server = start_smtpd(mode="starttls", tls=tls)
+    ca_file = _write_ca(tls, tmp_path / "ca.pem")
+    options = {"server": LOOPBACK, "port": server.port, "tls": "starttls"}
+    result = await flavor.send_ok(SENDER, RCPT, message=body("ca"), ca_file=ca_file, **options)
+    assert result.accepted == (RCPT,)
+    assert server.handler.last().tls
+    # Without it, the system's trust store does not know the test CA.
+    with pytest.raises(SMTPError) as failed:
+        await flavor.send(SENDER, RCPT, message=body("no ca"), **options)
+    assert "certificate" in str(failed.value).lower() or isinstance(failed.value, TLSError)
+
+
+async def test_server_hostname_is_the_name_tls_verifies(
+    flavor: Flavor, start_smtpd: Any, tls: TLSMaterial, tmp_path: Path
+) -> None:
+    """Connect to 127.0.0.1, verify the certificate of mx.test (SNI too)."""
+    named = tls.with_cert_for("mx.test")
+    server = start_smtpd(mode="implicit", tls=named)
+    options = server.client_options()
+    await flavor.send_ok(SENDER, RCPT, message=body("sni"), server_hostname="mx.test", **options)
+    with pytest.raises(SMTPError, match=r"(?i)hostname|match|certificate"):
+        await flavor.send(SENDER, RCPT, message=body("no sni"), **options)
+
+
+async def test_client_certificate(
+    flavor: Flavor, start_smtpd: Any, tls: TLSMaterial, tmp_path: Path
+) -> None:
+    """A server that demands a client certificate gets the one given."""
+    server = start_smtpd(mode="implicit", tls=tls)
+    context = server._controller.ssl_context
+    context.verify_mode = ssl.CERT_REQUIRED
+    tls.ca.configure_trust(context)
+    leaf = tls.ca.issue_cert("client.example.test")
+    cert = tmp_path / "client.pem"
+    leaf.private_key_and_cert_chain_pem.write_to_path(str(cert))
+    ca_file = _write_ca(tls, tmp_path / "ca.pem")
+    options = {"server": LOOPBACK, "port": server.port, "tls": "implicit", "ca_file": ca_file}
+    await flavor.send_ok(SENDER, RCPT, message=body("cert"), client_cert=str(cert), **options)
+    assert len(server.messages) == 1
+
+
+async def test_tls_conveniences_are_checked(flavor: Flavor, tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="client_key needs client_cert"):
+        flavor.module.Client(LOOPBACK, 25, client_key="key.pem")
+    with pytest.raises(ConfigurationError, match="not both"):
+        flavor.module.Client(LOOPBACK, 25, ssl_context=ssl.create_default_context(), ca_file="x")
+    with pytest.raises(ConfigurationError, match="need TLS"):
+        flavor.module.Client(LOOPBACK, 25, tls="none", ca_file="x")
+    with pytest.raises(ConfigurationError, match="cannot load ca_file"):
+        flavor.module.Client(LOOPBACK, 25, ca_file=str(tmp_path / "missing.pem"))
+    secret = tmp_path / "key.pem"
+    secret.write_text("-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n")
+    with pytest.raises(ConfigurationError) as failed:
+        flavor.module.Client(LOOPBACK, 25, client_cert=str(secret))
+    assert "c2VjcmV0" not in str(failed.value)
+
+
+async def test_session_options_are_reachable(flavor: Flavor, smtpd: SMTPServer) -> None:
+    options = smtpd.client_options(
+        helo_fallback=False, log_message_data=True, transaction_log=True, max_reply_line=2000
+    )
+    async with flavor.client(**options) as client:
+        await client.send_message(SENDER, RCPT, message=body("data in the log"))
+        config = client.client.options.config
+        assert (config.helo_fallback, config.log_message_data, config.max_reply_line) == (
+            False,
+            True,
+            2000,
+        )
+        assert any("data in the log" in str(entry) for entry in client.transcript)
+
+
+# -- callbacks ---------------------------------------------------------------------------------
+
+
+async def test_async_callbacks_are_awaited(flavor: Flavor, smtpd: SMTPServer) -> None:
+    if not flavor.is_async:
+        pytest.skip("the blocking adapter refuses async callbacks (next test)")
+    seen: list[object] = []
+
+    async def on_success(context: object, result: SendResult) -> None:
+        seen.append((context, result.accepted))
+
+    async def on_failure(context: object, error: SMTPError, *rest: object) -> None:
+        seen.append((context, type(error).__name__))
+
+    options = smtpd.client_options(on_success=on_success, on_failure=on_failure)
+    assert await flavor.send(SENDER, RCPT, message=body("cb"), context="ok", **options) is None
+    smtpd.handler.refuse_rcpt[RCPT] = "550 5.1.1 no such user"
+    await flavor.send(SENDER, RCPT, message=body("cb"), context="bad", **options)
+    assert seen == [("ok", (RCPT,)), ("bad", "RecipientsRefusedError")]
+
+
+async def test_blocking_refuses_async_callbacks(smtpd: SMTPServer) -> None:
+    from smtpcore.adapters import blocking
+
+    async def on_success(context: object, result: SendResult) -> None:
+        raise AssertionError("never called")
+
+    with pytest.raises(ConfigurationError, match="on_success is a coroutine function"):
+        blocking.send(
+            SENDER, RCPT, message=body("x"), on_success=on_success, **smtpd.client_options()
+        )
+    with (
+        pytest.raises(ConfigurationError, match="progress is a coroutine function"),
+        blocking.Client(**smtpd.client_options()) as client,
+    ):
+        client.send_many([], progress=on_success)  # type: ignore[arg-type]
+    assert smtpd.messages == []
+
+
+# -- retries and progress ----------------------------------------------------------------------
+
+
+def messages(count: int, deferred: set[int]) -> list[dict[str, Any]]:
+    return [
+        {
+            "sender": SENDER,
+            "recipients": [RCPT],
+            "message": body(f"{'defer' if i in deferred else 'plain'} {i}"),
+        }
+        for i in range(count)
+    ]
+
+
+async def test_client_send_many_retries_temporary_failures(
+    flavor: Flavor, start_smtpd: Any
+) -> None:
+    server = start_smtpd(handler=DeferringHandler(times=1))
+    updates: list[Progress] = []
+
+    async def progress(update: Progress) -> None:
+        updates.append(update)
+
+    def progress_sync(update: Progress) -> None:
+        updates.append(update)
+
+    policy = RetryPolicy(attempts=3, backoff=0.01)
+    async with flavor.client(**server.client_options()) as client:
+        results = await flavor.call(
+            client.client.send_many,
+            messages(10, {2, 5}),
+            retry=policy,
+            progress=progress if flavor.is_async else progress_sync,
+        )
+    assert all(isinstance(r, MessageResult) for r in results), results
+    assert len(server.messages) == 10
+    assert sorted(u.index for u in updates) == list(range(10))
+    attempts = {u.index: u.attempts for u in updates}
+    assert attempts[2] == attempts[5] == 2
+    assert {attempts[i] for i in range(10) if i not in (2, 5)} == {1}
+    last = updates[-1]
+    assert (last.done, last.accepted, last.failed, last.in_flight, last.retries) == (
+        10,
+        10,
+        0,
+        0,
+        2,
+    )
+    assert last.total == 10
+
+
+async def test_without_a_policy_nothing_is_retried(flavor: Flavor, start_smtpd: Any) -> None:
+    server = start_smtpd(handler=DeferringHandler(times=1))
+    async with flavor.client(**server.client_options()) as client:
+        results = await flavor.call(client.client.send_many, messages(4, {1}))
+    assert isinstance(results[1], TemporaryReplyError)
+    assert [isinstance(r, MessageResult) for r in results] == [True, False, True, True]
+
+
+async def test_retries_are_bounded(flavor: Flavor, start_smtpd: Any) -> None:
+    server = start_smtpd(handler=DeferringHandler(times=10))
+    async with flavor.client(**server.client_options()) as client:
+        results = await flavor.call(
+            client.client.send_many,
+            messages(3, {0}),
+            retry=RetryPolicy(attempts=3, backoff=0.01),
+        )
+    assert isinstance(results[0], TemporaryReplyError)
+    assert server.handler.deferred == {b"Subject: defer 0": 3}
+
+
+async def test_pool_send_many_retries_and_reports_progress(
+    flavor: Flavor, start_smtpd: Any
+) -> None:
+    server = start_smtpd(handler=DeferringHandler(times=2))
+    updates: list[Progress] = []
+    deferred = set(range(0, 60, 7))
+    policy = RetryPolicy(attempts=4, backoff=0.01, multiplier=1.0)
+    async with flavor.pool(**server.client_options(), size=3) as pool:
+        results = await flavor.call(
+            pool.pool.send_many, messages(60, deferred), retry=policy, progress=updates.append
+        )
+    assert all(isinstance(r, MessageResult) for r in results), [
+        r for r in results if not isinstance(r, MessageResult)
+    ]
+    assert len(server.messages) == 60
+    assert len(updates) == 60
+    assert {u.index: u.attempts for u in updates if u.index in deferred} == dict.fromkeys(
+        deferred, 3
+    )
+    assert max(u.done for u in updates) == 60
+    assert updates[-1].in_flight == 0
+
+
+async def test_pool_reads_an_iterator_as_it_goes(flavor: Flavor, smtpd: SMTPServer) -> None:
+    """A generator that stops yielding stops the run: the caller's way to
+    stop handing out messages (the CLI's Ctrl-C)."""
+    taken: list[int] = []
+
+    def feed() -> Any:
+        for i, item in enumerate(messages(40, set())):
+            if i == 12:
+                return
+            taken.append(i)
+            yield item
+
+    async with flavor.pool(**smtpd.client_options(), size=2) as pool:
+        results = await flavor.call(pool.pool.send_many, feed(), batch_size=4)
+    assert len(results) == 12 == len(smtpd.messages)
+
+
+def test_retry_policy_decisions() -> None:
+    policy = RetryPolicy(attempts=3, backoff=2, multiplier=3, max_backoff=10)
+    assert [policy.delay(n) for n in (1, 2, 3)] == [2, 6, 10]
+    lost = ConnectionLostError("reset", stage=Stage.RCPT)
+    assert policy.should_retry(lost, 1)
+    assert not policy.should_retry(lost, 3)
+    unknown = ConnectionLostError("reset after the dot", stage=Stage.DATA_TERMINATION)
+    assert unknown.status_unknown
+    assert not policy.should_retry(unknown, 1)
+    assert RetryPolicy(retry_unknown=True).should_retry(unknown, 1)
+    with pytest.raises(ConfigurationError):
+        RetryPolicy(attempts=0)
+
+
+async def test_file_bodies_are_read_again_for_a_retry(
+    flavor: Flavor, start_smtpd: Any, tmp_path: Path
+) -> None:
+    """A message deferred once goes again whole: a file given by name is
+    opened again, a file handle is rewound to where its body started."""
+    server = start_smtpd(handler=DeferringHandler(times=1))
+    by_name, by_handle = tmp_path / "a.eml", tmp_path / "b.eml"
+    by_name.write_bytes(body("defer a"))
+    by_handle.write_bytes(b"junk before the body" + body("defer b"))
+    for run in ("client", "pool"):
+        server.handler.deferred.clear()
+        server.handler.messages.clear()
+        with open(by_handle, "rb") as handle:
+            handle.seek(len(b"junk before the body"))
+            items = [
+                {"sender": SENDER, "recipients": [RCPT], "message_file": os.fspath(by_name)},
+                {"sender": SENDER, "recipients": [RCPT], "file_handle": handle},
+            ]
+            policy = RetryPolicy(backoff=0.01)
+            if run == "client":
+                async with flavor.client(**server.client_options()) as client:
+                    results = await flavor.call(client.client.send_many, items, retry=policy)
+            else:
+                async with flavor.pool(**server.client_options(), size=1) as pool:
+                    results = await flavor.call(pool.pool.send_many, items, retry=policy)
+        assert all(isinstance(r, MessageResult) for r in results), (run, results)
+        got = sorted(m.content for m in server.messages)
+        assert got == [body("defer a"), body("defer b")], run

@@ -129,10 +129,18 @@ class Tracker:
             if retry:
                 self.retries += count
 
-    def finished(self, index: int, outcome: MessageResult | SMTPError, attempts: int) -> Progress:
-        """A message has its final outcome: count it and describe the run."""
+    def finished(
+        self,
+        index: int,
+        outcome: MessageResult | SMTPError,
+        attempts: int,
+        *,
+        waiting: bool = False,
+    ) -> Progress:
+        """A message has its final outcome: count it and describe the run
+        (``waiting``: it was waiting for a retry, not in flight)."""
         with self._lock:
-            self.in_flight -= 1
+            self.in_flight -= not waiting
             self.done += 1
             if isinstance(outcome, MessageResult):
                 self.accepted += 1

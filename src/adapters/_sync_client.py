@@ -810,10 +810,11 @@ class SyncPool(Generic[SockT, StreamT]):
                     isinstance(outcome, SMTPError)
                     and retry is not None
                     and retry.should_retry(outcome, attempt)
-                    and not feed.aborted
+                    and not feed.stopped
                     and feed.rewindable(index)
                 ):
                     tracker.requeued()
+                    feed.results[index] = outcome  # until the next try
                     feed.later(index, time.monotonic() + retry.delay(attempt))
                     continue
                 feed.results[index] = outcome
@@ -848,6 +849,13 @@ class SyncPool(Generic[SockT, StreamT]):
 
         try:
             self._backend.gather([worker] * self._size)
+            # Stopped or aborted with messages waiting for a retry: they end
+            # with their last error.
+            for index in feed.abandoned():
+                outcome = feed.results[index]
+                update = tracker.finished(index, outcome, feed.attempts[index], waiting=True)
+                if progress is not None:
+                    self._backend.call(progress, update)
         finally:
             self._runs.remove(feed)
         return feed.results
@@ -861,13 +869,21 @@ class SyncPool(Generic[SockT, StreamT]):
             self._all.append(client)
             return client
 
+    def stop(self) -> None:
+        """Wind down every ``send_many`` under way (from another task or
+        thread too, e.g. on Ctrl-C): the batches in flight finish; no more
+        messages are handed out and none is retried (one waiting for a
+        retry ends with its last error). The connections stay open."""
+        for feed in list(self._runs):
+            feed.stop()
+
     def abort(self) -> None:
         """Close every connection at once, without QUIT (from another task
         or thread too): the messages in flight fail with
         :class:`smtpcore.ConnectionLostError`, and each ``send_many`` under
         way hands out no more messages, retries none and returns."""
         for feed in list(self._runs):
-            feed.abort()
+            feed.stop()
         for client in list(self._all):
             client.abort()
 
@@ -876,6 +892,10 @@ class SyncPool(Generic[SockT, StreamT]):
         clients, self._all = self._all, []
         self._idle.clear()
         self._backend.gather([client.close for client in clients])
+
+
+#: The longest a pool's worker sleeps while messages wait for a retry.
+_NAP = 0.25
 
 
 class _Feed:
@@ -906,13 +926,13 @@ class _Feed:
         self._retrying = retrying
         self._starts: dict[int, int] = {}  # where a file handle's body starts
         self._lock = threading.Lock()
-        self.aborted = False  # the pool was aborted: hand out nothing more
+        self.stopped = False  # stop() or abort(): hand out nothing more
 
     def next(self) -> tuple[int, list[int]] | float | None:
         """The next batch (its messages' indices), or seconds to wait for a
         retry to be due, or None when there is nothing more to do."""
         with self._lock:
-            if self.aborted:
+            if self.stopped:
                 return None
             now = time.monotonic()
             due = [i for when, i in self._waiting if when <= now]
@@ -939,7 +959,8 @@ class _Feed:
                     self._busy += 1
                     return start, list(range(start, start + len(chunk)))
             if self._waiting:
-                return max(0.0, min(w for w, _ in self._waiting) - now)
+                # A short nap at most, so that stop() is heard soon.
+                return min(_NAP, max(0.0, min(w for w, _ in self._waiting) - now))
             if self._busy and self._retrying:
                 return 0.01  # a batch in flight may yet need a retry
             return None
@@ -973,6 +994,12 @@ class _Feed:
         with self._lock:
             self._busy -= 1
 
-    def abort(self) -> None:
+    def stop(self) -> None:
         with self._lock:
-            self.aborted = True
+            self.stopped = True
+
+    def abandoned(self) -> list[int]:
+        """The messages left waiting for a retry (once the workers are done)."""
+        with self._lock:
+            waiting, self._waiting = self._waiting, []
+        return sorted(index for _, index in waiting)

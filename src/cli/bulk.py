@@ -6,11 +6,16 @@ from the CSV columns). Each message has a stable key: the ``.eml`` path
 relative to the directory, ``mbox:N`` (1-based position), or
 ``csv:N:ADDRESS`` (1-based data row and its recipient).
 
-Each of ``--connections`` worker threads owns one blocking ``Client`` and
-reuses its connection for message after message (the client reconnects by
-itself when the server drops an idle connection). Temporary failures (4xx,
-timeouts, connection errors) are retried with exponential backoff; a failure
-after the final dot whose outcome is unknown is never retried.
+The sending is the library's: a blocking ``Pool`` of ``--connections``
+reused connections, whose ``send_many`` takes the messages in batches of
+at most :data:`BATCH_SIZE`, each pipelined on a free connection, and retries
+temporary failures (4xx, timeouts, connection errors) after an exponential
+backoff (a ``RetryPolicy`` of ``--retries`` and ``--backoff``), on any
+connection. A failure after the final dot whose outcome is unknown is never
+retried. Each message is read from its source only when the pool asks for
+the next batch; its report line is written by the pool's progress callback
+when it has its final outcome (the pool reports a batch's messages once the
+whole batch is done, so the lines come a batch at a time).
 
 The report (``--report``) is JSON lines, one per message, flushed as it is
 written::
@@ -22,9 +27,19 @@ written::
 ``--resume REPORT`` skips every key recorded as ``accepted`` or ``unknown``
 (``unknown``: the message may have been delivered; it is never resent).
 
-Ctrl-C stops handing out messages and lets the ones in flight finish, so the
-report says exactly which were accepted; a second Ctrl-C aborts at once and
-records the messages still in flight as ``unknown``.
+A message is *in flight* from the moment it is handed to the pool until its
+report line is written: in a batch on a connection (queued behind the
+batch's earlier messages, on the wire, or done and waiting for the rest of
+its batch), or waiting out the backoff before a retry. At most
+``--connections`` x :data:`BATCH_SIZE` are in batches at once.
+
+Ctrl-C stops handing out messages and retrying, and lets the batches on
+the wire finish (a message waiting for a retry is recorded as failed with
+its last error: it was not delivered, and ``--resume`` sends it), so the
+report says exactly which were accepted; a second
+Ctrl-C closes every connection at once and records the messages still in
+flight as ``unknown``: the report then has one line for every message handed
+out, never two.
 
 With ``--celery BROKER_URL`` the messages go in batches to Celery workers
 (``smtpcore.integrations.celery``), which send them with their own settings;
@@ -42,6 +57,7 @@ import email.policy
 import email.utils
 import hashlib
 import json
+import logging
 import mailbox
 import os
 import string
@@ -65,9 +81,11 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from smtpcore.adapters.blocking import Client
+from smtpcore.adapters import Progress as SendProgress
+from smtpcore.adapters import RetryPolicy
+from smtpcore.adapters.blocking import Pool
 
-from smtpcore import MessageResult, OutgoingMessage, SMTPError, TranscriptEntry, printable
+from smtpcore import MessageResult, OutgoingMessage, SMTPError, printable
 
 from . import _common as common
 
@@ -77,6 +95,9 @@ __all__ = ["bulk"]
 DONE_STATUSES: Final = frozenset({"accepted", "unknown"})
 #: Seconds between plain progress lines when stderr is not a terminal.
 PLAIN_PROGRESS_EVERY: Final = 5.0
+#: Messages pipelined at a time on a connection: few, so that Ctrl-C stops
+#: soon and what a second Ctrl-C records as unknown stays small.
+BATCH_SIZE: Final = 8
 
 _EPILOG = """\b
 Examples:
@@ -275,32 +296,25 @@ def _now() -> str:
     return now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class _Bulk:
-    """The workers, the report and the counters of one bulk run."""
+class _Run:
+    """The report and the counters of one bulk run, whoever sends.
 
-    def __init__(
-        self,
-        jobs: list[Job],
-        target: common.Target,
-        *,
-        connections: int,
-        retries: int,
-        backoff: float,
-        report: IO[str] | None,
-    ) -> None:
+    A subclass sends in :meth:`_main` (on a thread of its own) and records
+    each message's outcome with :meth:`_record`; ``in_flight`` holds the
+    messages handed out and not yet recorded, by a number of the
+    subclass's, which is what a second Ctrl-C (:meth:`abort`) records as
+    ``unknown``.
+    """
+
+    def __init__(self, jobs: list[Job], *, connections: int) -> None:
         self.jobs = jobs
-        self.target = target
-        self.connections = min(connections, max(len(jobs), 1))
-        self.retries = retries
-        self.backoff = backoff
-        self.report = report
-        self.stop = threading.Event()
+        self.connections = connections
+        self.report: IO[str] | None = None  # set before start()
+        self.stop = threading.Event()  # Ctrl-C: hand out no more messages
+        self.finished = threading.Event()  # set when _main returns
         self.aborted = False
         self.lock = threading.Lock()
-        self._iter: Iterator[Job] = iter(jobs)
         self.in_flight: dict[int, Job] = {}
-        self.finished = threading.Event()  # set when the last worker exits
-        self._running = 0
         self.accepted = 0
         self.failed_permanent = 0
         self.failed_temporary = 0
@@ -312,134 +326,35 @@ class _Bulk:
     def done(self) -> int:
         return self.accepted + self.failed_permanent + self.failed_temporary + self.unknown
 
-    # -- workers ---------------------------------------------------------------
+    def start(self) -> None:
+        """Start sending, on a thread; ``finished`` is set when it is over."""
 
-    def start(self) -> list[threading.Thread]:
-        threads = [
-            threading.Thread(target=self._worker, args=(n,), name=f"bulk-{n}", daemon=True)
-            for n in range(1, self.connections + 1)
-        ]
-        self._running = len(threads)
-        for thread in threads:
-            thread.start()
-        return threads
-
-    def _next(self, worker: int) -> Job | None:
-        with self.lock:
-            if self.stop.is_set():
-                return None
-            job = next(self._iter, None)
-            if job is not None:
-                self.in_flight[worker] = job
-            return job
-
-    def _worker(self, worker: int) -> None:
-        debug = self.target.debug
-        client = Client(
-            self.target.server,
-            self.target.port,
-            name=f"bulk-{worker}",
-            transaction_log=debug,
-            **self.target.options,
-        )
-
-        def current() -> list[TranscriptEntry] | None:
-            session = client.session
-            return None if session is None else session.transcript
-
-        # --debug: each message's lines, logged once it has its outcome.
-        wire = common.TranscriptFollower(current, common.log_wire)
-        try:
-            while (job := self._next(worker)) is not None:
-                self._send(client, job)
-                if debug:
-                    wire.poll()
-                with self.lock:
-                    self.in_flight.pop(worker, None)
-        finally:
-            if self.aborted:
-                client.abort()
-            else:
-                with contextlib.suppress(SMTPError, OSError):
-                    client.close()
-            with self.lock:
-                self._running -= 1
-                if not self._running:
-                    self.finished.set()
-
-    def _send(self, client: Client, job: Job) -> None:
-        attempts = 0
-        while True:
-            attempts += 1
+        def main() -> None:
             try:
-                sender, recipients, message = job.load()
-                result = client.send_message(sender, recipients, message=message)
-            except (_SourceError, ValueError) as exc:
-                # ValueError: the core's InvalidInputError (no sender, a bad
-                # address in the headers) or a template field left unfilled.
-                self._record(job, "failed", attempts, message=str(exc), permanent=True)
-                return
-            except SMTPError as exc:
-                failure = common.classify(exc)
-                reply = getattr(exc, "reply", None)
-                code = getattr(reply, "code", None)
-                enhanced = getattr(reply, "enhanced_code", None)
-                if getattr(exc, "status_unknown", False):
-                    # Lost after the final dot: the server may have it. Never resend.
-                    self._record(
-                        job,
-                        "unknown",
-                        attempts,
-                        message=failure.message,
-                        code=code,
-                        enhanced=enhanced,
-                    )
-                    return
-                temporary = failure.exit_code == common.EXIT_TEMPORARY
-                if temporary and attempts <= self.retries and not self.stop.is_set():
-                    with self.lock:
-                        self.retried += 1
-                    if not self.stop.wait(self.backoff * 2 ** (attempts - 1)):
-                        continue
-                self._record(
-                    job,
-                    "failed",
-                    attempts,
-                    message=failure.message,
-                    code=code,
-                    enhanced=enhanced,
-                    permanent=not temporary,
-                )
-                return
-            self._accepted(job, attempts, result)
-            return
+                self._main()
+            finally:
+                self.finished.set()
 
-    def _accepted(self, job: Job, attempts: int, result: MessageResult) -> None:
-        reply = result.reply
-        refused = "; ".join(f"{r}: {rep.describe()}" for r, rep in result.rejected.items())
-        text = reply.describe() if reply is not None else ""
-        if refused:
-            text += f" (refused: {refused})"
-        self._record(
-            job,
-            "accepted",
-            attempts,
-            message=text,
-            code=reply.code if reply is not None else None,
-            enhanced=reply.enhanced_code if reply is not None else None,
-        )
+        threading.Thread(target=main, name="bulk", daemon=True).start()
+
+    def _main(self) -> None:
+        raise NotImplementedError
 
     def _record(
         self,
         job: Job,
         status: str,
-        attempts: int,
+        attempts: int | None,
         *,
         message: str,
         code: int | None = None,
         enhanced: str | None = None,
         permanent: bool = False,
+        index: int | None = None,
     ) -> None:
+        """Count a message's outcome and write its report line; ``index``:
+        its number in ``in_flight``, where it is removed (at the same time:
+        the line is written once, by this or by :meth:`abort`)."""
         line = {
             "key": job.key,
             "status": status,
@@ -452,28 +367,39 @@ class _Bulk:
         with self.lock:
             if self.aborted:
                 return  # the abort already recorded this message as unknown
-            if status == "accepted":
-                self.accepted += 1
-            elif status == "unknown":
-                self.unknown += 1
-            elif permanent:
-                self.failed_permanent += 1
-            else:
-                self.failed_temporary += 1
-            if status != "accepted":
-                self.failures.append(line)
-            if self.report is not None:
-                # One line per message, flushed at once: whatever happens to
-                # this process later, what is written is true.
-                self.report.write(json.dumps(line) + "\n")
-                self.report.flush()
+            if index is not None and self.in_flight.pop(index, None) is None:
+                return
+            self._write(line, permanent=permanent)
+
+    def _write(self, line: dict[str, Any], *, permanent: bool) -> None:
+        # Called with the lock held.
+        status = line["status"]
+        if status == "accepted":
+            self.accepted += 1
+        elif status == "unknown":
+            self.unknown += 1
+        elif permanent:
+            self.failed_permanent += 1
+        else:
+            self.failed_temporary += 1
+        if status != "accepted":
+            self.failures.append(line)
+        if self.report is not None:
+            # One line per message, flushed at once: whatever happens to
+            # this process later, what is written is true.
+            self.report.write(json.dumps(line) + "\n")
+            self.report.flush()
+
+    def wind_down(self) -> None:
+        """First Ctrl-C: hand out no more messages; those in flight finish."""
+        self.stop.set()
 
     def abort(self) -> None:
         """Second Ctrl-C: record what is in flight as unknown and stop writing."""
         with self.lock:
             self.stop.set()
-            pending = list(self.in_flight.values())
-            for job in pending:
+            pending, self.in_flight = self.in_flight, {}
+            for job in pending.values():
                 line = {
                     "key": job.key,
                     "status": "unknown",
@@ -483,12 +409,173 @@ class _Bulk:
                     "attempts": None,
                     "time": _now(),
                 }
-                self.unknown += 1
-                self.failures.append(line)
-                if self.report is not None:
-                    self.report.write(json.dumps(line) + "\n")
-                    self.report.flush()
+                self._write(line, permanent=False)
             self.aborted = True
+
+
+class _Bulk(_Run):
+    """Sending from here: the library's pool, its retries and its progress.
+
+    Each job is built as the pool asks for the next batch and numbered in
+    the order it is handed out (the pool's ``Progress.index``); the
+    progress callback, called from the pool's threads as each message has
+    its final outcome, writes its report line.
+    """
+
+    def __init__(
+        self,
+        jobs: list[Job],
+        target: common.Target,
+        *,
+        connections: int,
+        retries: int,
+        backoff: float,
+    ) -> None:
+        super().__init__(jobs, connections=min(connections, max(len(jobs), 1)))
+        self.debug = target.debug
+        # Raises SMTPError for an option the core refuses (an EHLO name...).
+        self.pool = Pool(
+            target.server, target.port, size=self.connections, name="bulk", **target.options
+        )
+        self.retry = RetryPolicy(attempts=retries + 1, backoff=backoff, multiplier=2)
+        # Smaller batches for a short run, so that every connection gets some.
+        self.batch_size = max(1, min(BATCH_SIZE, -(-len(jobs) // self.connections)))
+
+    def _main(self) -> None:
+        with _wire_debug(self.debug):
+            try:
+                self.pool.send_many(
+                    self._messages(),
+                    retry=self.retry,
+                    progress=self._progress,
+                    batch_size=self.batch_size,
+                )
+            except Exception as exc:
+                if self.aborted:
+                    return  # the abort broke the connections under the pool
+                # A bug, or the report could not be written: what was
+                # handed out may have been sent.
+                why = " ".join(f"{type(exc).__name__}: {exc}".split())
+                click.echo(f"smtpcore: bulk: {why}", err=True)
+                self.stop.set()
+                with self.lock:
+                    left = list(self.in_flight.items())
+                with contextlib.suppress(OSError):
+                    for index, job in left:
+                        self._record(job, "unknown", None, message=f"stopped: {why}", index=index)
+            finally:
+                if not self.aborted:
+                    with contextlib.suppress(SMTPError, OSError):
+                        self.pool.close()
+
+    def _messages(self) -> Iterator[dict[str, Any]]:
+        """The pool's messages: each job built as it is handed out, until
+        Ctrl-C; a job that cannot be built is recorded here as failed."""
+        index = 0
+        for job in self.jobs:
+            if self.stop.is_set():
+                return
+            try:
+                sender, recipients, message = job.load()
+            except (_SourceError, ValueError) as exc:
+                # ValueError: the core's InvalidInputError (no sender, a bad
+                # address in the headers) or a template field left unfilled.
+                self._record(job, "failed", 1, message=str(exc), permanent=True)
+                continue
+            with self.lock:
+                # Checked with the lock that abort() holds: a job is either
+                # in flight when it records them, or never handed out.
+                if self.stop.is_set():
+                    return
+                self.in_flight[index] = job
+            yield {"sender": sender, "recipients": recipients, "message": message}
+            index += 1
+
+    def _progress(self, update: SendProgress) -> None:
+        """A message's final outcome, from one of the pool's threads."""
+        with self.lock:
+            self.retried = max(self.retried, update.retries)
+            job = self.in_flight.get(update.index)
+        if job is None:
+            return  # aborted: recorded as unknown already
+        outcome = update.outcome
+        if isinstance(outcome, MessageResult):
+            self._accepted(job, update.attempts, outcome, update.index)
+            return
+        failure = common.classify(outcome)
+        reply = getattr(outcome, "reply", None)
+        self._record(
+            job,
+            # Lost after the final dot: the server may have it. Never resent.
+            "unknown" if outcome.status_unknown else "failed",
+            update.attempts,
+            message=failure.message,
+            code=getattr(reply, "code", None),
+            enhanced=getattr(reply, "enhanced_code", None),
+            permanent=failure.exit_code != common.EXIT_TEMPORARY,
+            index=update.index,
+        )
+
+    def _accepted(self, job: Job, attempts: int, result: MessageResult, index: int) -> None:
+        reply = result.reply
+        refused = "; ".join(f"{r}: {rep.describe()}" for r, rep in result.rejected.items())
+        text = reply.describe() if reply is not None else ""
+        if refused:
+            text += f" (refused: {refused})"
+        self._record(
+            job,
+            "accepted",
+            attempts,
+            message=text,
+            code=reply.code if reply is not None else None,
+            enhanced=reply.enhanced_code if reply is not None else None,
+            index=index,
+        )
+
+    def wind_down(self) -> None:
+        """First Ctrl-C: no more messages and no more retries (a message
+        waiting for one is recorded with its last error, not sent)."""
+        super().wind_down()
+        self.pool.stop()
+
+    def abort(self) -> None:
+        """Second Ctrl-C: record what is in flight as unknown, then close
+        every connection at once."""
+        super().abort()
+        self.pool.abort()
+
+
+class _WireRelay(logging.Handler):
+    """``--debug``: the wire lines the pool's connections log on
+    ``smtpcore.wire`` as they happen, under ``smtpcore.cli.wire`` as the
+    other commands print theirs (from the transcript of the one client they
+    hold; the pool's are its own)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        common.WIRE_LOG.handle(
+            logging.makeLogRecord({**record.__dict__, "name": common.WIRE_LOG.name})
+        )
+
+
+@contextlib.contextmanager
+def _wire_debug(debug: bool) -> Iterator[None]:
+    """With ``--debug``, relay the library's wire log (see :class:`_WireRelay`)."""
+    if not debug:
+        yield
+        return
+    wire = logging.getLogger("smtpcore.wire")
+    relay = _WireRelay()
+    level, propagate = wire.level, wire.propagate
+    # Each line once: relayed, not also printed under the library's name.
+    wire.setLevel(logging.DEBUG)
+    wire.propagate = False
+    wire.addHandler(relay)
+    try:
+        yield
+    finally:
+        wire.removeHandler(relay)
+        wire.setLevel(level)
+        wire.propagate = propagate
 
 
 # -- --celery: the workers send, this process follows ---------------------------
@@ -513,7 +600,7 @@ _WORKER_SETTINGS: Final = (
 )
 
 
-class _CeleryBulk(_Bulk):
+class _CeleryBulk(_Run):
     """``--celery``: Celery workers send (``smtpcore.integrations.celery``);
     this process hands them the messages in batches, follows them and
     writes the same report as the local mode.
@@ -524,17 +611,8 @@ class _CeleryBulk(_Bulk):
     after this process stopped is not sent again by ``--resume``.
     """
 
-    def __init__(
-        self,
-        jobs: list[Job],
-        target: common.Target,
-        *,
-        integration: Any,
-        app: Any,
-        batch: int,
-        **kw: Any,
-    ) -> None:
-        super().__init__(jobs, target, connections=1, **kw)
+    def __init__(self, jobs: list[Job], *, integration: Any, app: Any, batch: int) -> None:
+        super().__init__(jobs, connections=1)
         self.integration = integration
         self.app = app
         self.batch = batch
@@ -579,13 +657,7 @@ class _CeleryBulk(_Bulk):
             ) from None
         return integration, app
 
-    def start(self) -> list[threading.Thread]:
-        thread = threading.Thread(target=self._follow, name="bulk-celery", daemon=True)
-        self._running = 1
-        thread.start()
-        return [thread]
-
-    def _follow(self) -> None:
+    def _main(self) -> None:
         try:
             self.integration.Dispatcher(self.app).run(
                 self._items(), self._done, stop=self.stop, **self.overrides
@@ -596,17 +668,14 @@ class _CeleryBulk(_Bulk):
             why = " ".join(f"{type(exc).__name__}: {exc}".split())
             click.echo(f"smtpcore: lost the Celery broker or result backend: {why}", err=True)
             with self.lock:
-                handed = list(self.in_flight.values())
-                self.in_flight.clear()
-            for job in handed:
-                self._record(job, "unknown", 1, message=f"handed to the workers, then: {why}")
+                handed = list(self.in_flight.items())
+            for n, job in handed:
+                self._record(
+                    job, "unknown", 1, message=f"handed to the workers, then: {why}", index=n
+                )
             for n in range(self._unsent, len(self.jobs)):
                 if n not in self._unreadable:
                     self._record(self.jobs[n], "failed", 0, message=f"not sent: {why}")
-        finally:
-            with self.lock:
-                self._running = 0
-                self.finished.set()
 
     def _items(self) -> Iterator[list[dict[str, Any]]]:
         numbered: list[tuple[int, Job]] = []
@@ -670,9 +739,8 @@ class _CeleryBulk(_Bulk):
                 code=reply.get("code"),
                 enhanced=reply.get("enhanced"),
                 permanent=status == "refused",
+                index=n,
             )
-            with self.lock:
-                self.in_flight.pop(n, None)
 
 
 # -- the command ---------------------------------------------------------------
@@ -742,7 +810,7 @@ class _CeleryBulk(_Bulk):
     default=1.0,
     show_default=True,
     metavar="SECONDS",
-    help="First retry delay; doubled for each further retry.",
+    help="First retry delay; doubled for each further retry (up to 300 seconds).",
 )
 @click.option(
     "--report",
@@ -813,26 +881,21 @@ def bulk(
     celery = None if celery_url is None else _CeleryBulk.connect(ctx, celery_url)
     target = common.make_target(params)
     target.announce()
-    report = _open_report(report_path, resume_path)
-    run: _Bulk
+    run: _Run
     if celery is None:
-        run = _Bulk(
-            jobs, target, connections=connections, retries=retries, backoff=backoff, report=report
-        )
+        try:
+            run = _Bulk(jobs, target, connections=connections, retries=retries, backoff=backoff)
+        except SMTPError as exc:  # an option the core refuses (an EHLO name...)
+            failure = common.classify(exc)
+            raise common.fail(failure.message, failure.exit_code) from None
     else:
-        run = _CeleryBulk(
-            jobs,
-            target,
-            integration=celery[0],
-            app=celery[1],
-            batch=celery_batch,
-            retries=retries,
-            backoff=backoff,
-            report=report,
-        )
+        celery_run = _CeleryBulk(jobs, integration=celery[0], app=celery[1], batch=celery_batch)
         for name, value in (("retries", retries), ("backoff", backoff)):
             if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE:
-                run.overrides[name] = value
+                celery_run.overrides[name] = value
+        run = celery_run
+    # Opened once the run could be set up: a refused option leaves it alone.
+    report = run.report = _open_report(report_path, resume_path)
     start = time.perf_counter()
     try:
         interrupted = _drive(run, total, skipped)
@@ -913,8 +976,8 @@ def _open_report(report_path: Path | None, resume_path: Path | None) -> IO[str] 
         ) from None
 
 
-def _drive(run: _Bulk, total: int, skipped: int) -> bool:
-    """Run the workers, showing progress; True if interrupted."""
+def _drive(run: _Run, total: int, skipped: int) -> bool:
+    """Run the sending, showing progress; True if interrupted."""
     err = Console(stderr=True, highlight=False, markup=False)
     progress: Progress | None = None
     if err.is_terminal:
@@ -937,11 +1000,10 @@ def _drive(run: _Bulk, total: int, skipped: int) -> bool:
         task = None
         if progress is not None:
             task = progress.add_task("bulk", total=len(run.jobs), rate="")
-        threads = run.start()
+        run.start()
         while True:
             try:
-                run.finished.wait(0.1)
-                alive = any(t.is_alive() for t in threads)
+                alive = not run.finished.wait(0.1)
                 done = run.done
                 rate = done / max(time.monotonic() - started, 1e-6)
                 if progress is not None and task is not None:
@@ -954,7 +1016,7 @@ def _drive(run: _Bulk, total: int, skipped: int) -> bool:
             except KeyboardInterrupt:
                 if not run.stop.is_set():
                     interrupted = True
-                    run.stop.set()
+                    run.wind_down()
                     click.echo(
                         "smtpcore: interrupted: finishing the messages in flight "
                         "(Ctrl-C again to abort them)",
@@ -967,7 +1029,7 @@ def _drive(run: _Bulk, total: int, skipped: int) -> bool:
     return interrupted
 
 
-def _exit_code(run: _Bulk, interrupted: bool) -> int:
+def _exit_code(run: _Run, interrupted: bool) -> int:
     if interrupted or run.aborted:
         return common.EXIT_INTERRUPTED
     if run.failed_permanent:

@@ -12,6 +12,8 @@ import ssl
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -412,3 +414,40 @@ async def test_file_bodies_are_read_again_for_a_retry(
         assert all(isinstance(r, MessageResult) for r in results), (run, results)
         got = sorted(m.content for m in server.messages)
         assert got == [body("defer a"), body("defer b")], run
+
+
+async def test_pool_stop_winds_down_a_run(flavor: Flavor, start_smtpd: Any) -> None:
+    """``stop()`` (from another thread here, as on Ctrl-C): the batches on
+    the wire finish, nothing more is handed out or retried, and a message
+    waiting for a retry ends with its last error, reported to ``progress``,
+    without waiting out its backoff."""
+    server = start_smtpd(handler=DeferringHandler(times=10))
+    updates: list[Progress] = []
+    policy = RetryPolicy(attempts=5, backoff=30)
+    read: list[int] = []
+
+    def feed() -> Any:
+        for index, item in enumerate(messages(40, {0, 1, 2, 3})):
+            read.append(index)
+            if index >= 8:
+                time.sleep(0.2)  # a slow source from here on
+            yield item
+
+    async with flavor.pool(**server.client_options(), size=2) as pool:
+        timer = threading.Timer(1.0, pool.pool.stop)
+        timer.start()
+        started = time.monotonic()
+        try:
+            results = await flavor.call(
+                pool.pool.send_many, feed(), retry=policy, progress=updates.append, batch_size=2
+            )
+        finally:
+            timer.cancel()
+        took = time.monotonic() - started
+    assert took < 10, took  # not the 30 s backoff
+    assert len(read) < 40  # the rest was never read
+    assert len(results) == len(read) == len(updates)
+    assert [type(r) for r in results[:4]] == [TemporaryReplyError] * 4
+    assert all(isinstance(r, MessageResult) for r in results[4:])
+    assert updates[-1].in_flight == 0
+    assert set(server.handler.deferred.values()) == {1}  # tried once, never retried

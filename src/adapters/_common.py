@@ -50,6 +50,7 @@ from smtpcore import (
 )
 
 from ._logging import WireLog, client_logger
+from ._options import MESSAGE_KEYS, check_keywords
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -590,6 +591,8 @@ class Batch:
         self.items: list[tuple[OutgoingMessage, BodySource | None]] = []
         try:
             for item in messages:
+                if not item.keys() <= MESSAGE_KEYS:
+                    check_keywords("send_many item: send_message", item, MESSAGE_KEYS)
                 try:
                     outgoing, source = make_message(**{"sender": None, "recipients": None, **item})
                 except SMTPError as exc:

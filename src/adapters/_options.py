@@ -20,7 +20,7 @@ import difflib
 import inspect
 import ssl
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypedDict, TypeVar
+from typing import Any, Final, TypedDict, TypeVar
 
 from smtpcore import (
     BodyType,
@@ -33,7 +33,15 @@ from smtpcore import (
     TLSPolicy,
 )
 
-__all__ = ["MESSAGE_KEYS", "ConnectOptions", "MessageOptions", "check_keywords", "expands"]
+__all__ = [
+    "CONNECT_KEYS",
+    "MESSAGE_KEYS",
+    "MESSAGE_OPTION_KEYS",
+    "ConnectOptions",
+    "MessageOptions",
+    "check_keywords",
+    "expands",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -136,23 +144,22 @@ class MessageOptions(TypedDict, total=False):
     requiretls: bool
 
 
+#: The names of :class:`ConnectOptions`.
+CONNECT_KEYS: Final = frozenset(ConnectOptions.__annotations__)
+#: The names of :class:`MessageOptions`.
+MESSAGE_OPTION_KEYS: Final = frozenset(MessageOptions.__annotations__)
 #: The keys a ``send_many`` item may have.
-MESSAGE_KEYS = frozenset(
-    {
-        "sender",
-        "recipients",
-        "message",
-        "message_file",
-        "file_handle",
-        *MessageOptions.__annotations__,
-    }
+MESSAGE_KEYS: Final = (
+    frozenset({"sender", "recipients", "message", "message_file", "file_handle"})
+    | MESSAGE_OPTION_KEYS
 )
 
 
-def check_keywords(where: str, given: Mapping[str, object], allowed: Iterable[str]) -> None:
+def check_keywords(where: str, given: Mapping[str, object], known: frozenset[str]) -> None:
     """Raise a clear ``TypeError`` for a keyword ``where`` does not take,
     naming the nearest one it does."""
-    known = set(allowed)
+    if given.keys() <= known:
+        return
     for key in given:
         if key not in known:
             near = difflib.get_close_matches(key, sorted(known), n=1)

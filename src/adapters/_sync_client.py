@@ -33,7 +33,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
+from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from smtpcore import (
@@ -78,7 +78,14 @@ from ._common import (
     dropped,
     pool_batches,
 )
-from ._options import MESSAGE_KEYS, ConnectOptions, MessageOptions, check_keywords, expands
+from ._options import (
+    CONNECT_KEYS,
+    MESSAGE_OPTION_KEYS,
+    ConnectOptions,
+    MessageOptions,
+    check_keywords,
+    expands,
+)
 from ._retry import Progress, RetryPolicy, Tracker
 
 if TYPE_CHECKING:
@@ -194,7 +201,7 @@ class SyncClient(Generic[SockT, StreamT]):
         stream: StreamT | None = None,
         **options: Unpack[ConnectOptions],
     ) -> None:
-        check_keywords(type(self).__name__, options, ConnectOptions.__annotations__)
+        check_keywords(type(self).__name__, options, CONNECT_KEYS)
         if sock is not None and stream is not None:
             raise TypeError("give sock or stream, not both")
         self.options = ClientOptions.build(server=server, port=port, **options)
@@ -268,7 +275,7 @@ class SyncClient(Generic[SockT, StreamT]):
         and ``recipients`` default to its headers'. Keyword arguments:
         :class:`~smtpcore.adapters.MessageOptions`.
         """
-        check_keywords("send_message", message_options, MessageOptions.__annotations__)
+        check_keywords("send_message", message_options, MESSAGE_OPTION_KEYS)
         item = dict(
             sender=sender,
             recipients=recipients,
@@ -299,9 +306,17 @@ class SyncClient(Generic[SockT, StreamT]):
         as each message has its final outcome.
         """
         self._backend.check_callback("progress", progress)
-        batch = Batch(self.options.config, _checked(messages), raise_errors=raise_errors)
-        tracker = Tracker(len(batch.slots) + len(batch.unbuilt))
+        batch = Batch(self.options.config, messages, raise_errors=raise_errors)
         outcomes: list[Outcome] = []
+        if retry is None and progress is None:
+            # The plain case, without the bookkeeping of retries and progress.
+            try:
+                if batch.items:
+                    outcomes = self._deliver(batch.items)
+            finally:
+                batch.close()
+            return batch.finish(outcomes)
+        tracker = Tracker(len(batch.slots) + len(batch.unbuilt))
         try:
             for slot, error in batch.unbuilt:
                 self._report(progress, tracker, slot, error, 0)
@@ -573,14 +588,6 @@ def _read(session: Session, conn: SyncConnection, left: float, seconds: float) -
         session.receive_data(data)
 
 
-def _checked(messages: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
-    """The ``send_many`` items, each refused with a clear error for a key
-    ``send_message`` does not take."""
-    for item in messages:
-        check_keywords("send_many item: send_message", item, MESSAGE_KEYS)
-        yield item
-
-
 def _result(outcome: Outcome) -> MessageResult | SMTPError:
     """What the caller gets for a message: its result or its error."""
     return outcome.error if isinstance(outcome, MessageFailed) else outcome.result
@@ -673,10 +680,8 @@ class SyncSend(Generic[SockT, StreamT]):
         backend = self._client_class._backend
         backend.check_callback("on_success", on_success)
         backend.check_callback("on_failure", on_failure)
-        check_keywords("send", options, ConnectOptions.__annotations__)
-        check_keywords(
-            "send: message_options", message_options or {}, MessageOptions.__annotations__
-        )
+        check_keywords("send", options, CONNECT_KEYS)
+        check_keywords("send: message_options", message_options or {}, MESSAGE_OPTION_KEYS)
         client: SyncClient[SockT, StreamT] | None = None
         outcome: MessageResult | None = None
         error: SMTPError | None = None
@@ -732,7 +737,7 @@ class SyncPool(Generic[SockT, StreamT]):
         size: int = 4,
         **options: Unpack[ConnectOptions],
     ) -> None:
-        check_keywords(type(self).__name__, options, ConnectOptions.__annotations__)
+        check_keywords(type(self).__name__, options, CONNECT_KEYS)
         if size < 1:
             raise ValueError("size must be at least 1")
         # Checked now, so that a bad option fails here, not at the first message.

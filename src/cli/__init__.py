@@ -31,7 +31,7 @@ __all__ = ["cli", "main"]
 
 _EPILOG = f"""\b
 Examples:
-  smtpcore demo                                    sink + all three adapters, no setup
+  smtpcore demo                                    sink + every adapter, no setup
   smtpcore sink --port 8025                        a local test server (Ctrl-C stops)
   smtpcore send -s localhost:8025 --to you@example.org --body "hello"
   smtpcore probe -s smtp.example.com:587 --tls starttls

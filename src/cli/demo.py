@@ -2,7 +2,7 @@
 
 Starts the :class:`~smtpcore.cli.sink.Sink` on a free loopback port with
 STARTTLS and a throwaway CA, then sends one message with the blocking, the
-asyncio and the trio adapter (TLS verified against that CA), printing each
+asyncio, the trio and the anyio adapter (TLS verified against that CA), printing each
 transcript and what the server stored. Needs no mail server and no network.
 """
 
@@ -30,7 +30,7 @@ from .sink import ReceivedMessage, Sink
 
 __all__ = ["demo"]
 
-ADAPTERS: Final = ("blocking", "asyncio", "trio")
+ADAPTERS: Final = ("blocking", "asyncio", "trio", "anyio")
 SENDER: Final = "demo@example.com"
 RECIPIENT: Final = "you@example.org"
 EXCERPT_LINES: Final = 6
@@ -72,6 +72,13 @@ def _send_with(adapter: str, **kwargs: Any) -> SendResult | None:
         import asyncio
 
         return asyncio.run(send(**kwargs))  # type: ignore[no-any-return]
+    if adapter == "anyio":
+        import anyio
+
+        async def run_anyio() -> SendResult | None:
+            return await send(**kwargs)  # type: ignore[no-any-return]
+
+        return anyio.run(run_anyio)  # on asyncio, anyio's default
     import trio
 
     async def run() -> SendResult | None:
@@ -104,7 +111,7 @@ def _show_stored(console: Console, message: ReceivedMessage) -> None:
     "adapters",
     multiple=True,
     type=click.Choice(ADAPTERS),
-    help="Only this adapter (repeatable; default: all three).",
+    help="Only this adapter (repeatable; default: all four).",
 )
 @click.pass_context
 def demo(ctx: click.Context, /, adapters: tuple[str, ...]) -> None:
@@ -112,7 +119,7 @@ def demo(ctx: click.Context, /, adapters: tuple[str, ...]) -> None:
 
     Starts an in-process SMTP server (aiosmtpd) on a free loopback port with
     STARTTLS and a throwaway certificate authority, then sends one message
-    with the blocking, asyncio and trio adapters, showing each SMTP
+    with the blocking, asyncio, trio and anyio adapters, showing each SMTP
     conversation and what the server stored. No mail server needed.
     """
     console = Console(highlight=False, soft_wrap=True, markup=False)

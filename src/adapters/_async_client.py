@@ -880,8 +880,8 @@ class AsyncPool(Generic[SockT, StreamT]):
             feed.stop()
 
     def abort(self) -> None:
-        """Close every connection at once, without QUIT (from another task
-        or thread too): the messages in flight fail with
+        """Close every connection at once, without QUIT (from another task;
+        on the blocking adapter, another thread): the messages in flight fail with
         :class:`smtpcore.ConnectionLostError`, and each ``send_many`` under
         way hands out no more messages, retries none and returns."""
         for feed in list(self._runs):

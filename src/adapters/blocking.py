@@ -8,6 +8,7 @@ close, and threads for ``Pool``. Every protocol decision is the core's.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import selectors
 import socket
@@ -108,6 +109,10 @@ class _Socket:
         selector, self._selector = self._selector, None
         if selector is not None:
             selector.close()
+        # A thread blocked in recv() on this socket wakes at the shutdown
+        # (close alone leaves it waiting): abort() from another thread.
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
 
     def close(self, graceful: bool, timeout: float) -> None:

@@ -6,6 +6,7 @@ asyncio and on trio) against aiosmtpd on 127.0.0.1.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import os
 import ssl
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from servers import LOOPBACK, Flavor, RecordingHandler, SMTPServer, TLSMaterial
 from smtpcore.adapters import ConnectOptions, MessageOptions, Progress, RetryPolicy, SendResult
@@ -454,3 +456,53 @@ async def test_pool_stop_winds_down_a_run(flavor: Flavor, start_smtpd: Any) -> N
     assert all(isinstance(r, MessageResult) for r in results[4:])
     assert updates[-1].in_flight == 0
     assert set(server.handler.deferred.values()) == {1}  # tried once, never retried
+
+
+class SlowHandler(RecordingHandler):
+    """Holds each end of data for ``delay`` seconds before accepting."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        await asyncio.sleep(self.delay)
+        return await super().handle_DATA(server, session, envelope)
+
+
+async def test_pool_abort_closes_every_connection_at_once(flavor: Flavor, start_smtpd: Any) -> None:
+    """``abort()`` from another thread: every connection closes now, the run
+    returns well before the server would have answered, each message in
+    flight fails with its status unknown (its data went out) or known (it
+    had not), and none is left without an outcome."""
+    server = start_smtpd(handler=SlowHandler(delay=5))
+    updates: list[Progress] = []
+    results: list[MessageResult | SMTPError] = []
+
+    async def run(pool: Any) -> None:
+        results.extend(
+            await flavor.call(
+                pool.send_many, messages(6, set()), progress=updates.append, batch_size=3
+            )
+        )
+
+    async with flavor.pool(**server.client_options(), size=2) as pool:
+        started = time.monotonic()
+        if flavor.is_async:  # from another task
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(run, pool.pool)
+                await anyio.sleep(1.0)
+                pool.pool.abort()
+        else:  # from another thread
+            timer = threading.Timer(1.0, pool.pool.abort)
+            timer.start()
+            try:
+                await run(pool.pool)
+            finally:
+                timer.cancel()
+        took = time.monotonic() - started
+    assert took < 4, took
+    assert len(results) == 6 == len(updates)
+    assert all(isinstance(r, ConnectionLostError) for r in results), results
+    assert any(r.status_unknown for r in results if isinstance(r, SMTPError))
+    assert server.messages == []

@@ -835,7 +835,7 @@ class SyncPool(Generic[SockT, StreamT]):
                 if isinstance(work, float):
                     self._backend.sleep(work)
                     continue
-                _, indices = work
+                indices = work
                 batch = [feed.items[i] for i in indices]
                 tracker.started(len(batch), retry=feed.attempts[indices[0]] > 0)
                 for i in indices:
@@ -933,7 +933,7 @@ class _Feed:
         self._lock = threading.Lock()
         self.stopped = False  # stop() or abort(): hand out nothing more
 
-    def next(self) -> tuple[int, list[int]] | float | None:
+    def next(self) -> list[int] | float | None:
         """The next batch (its messages' indices), or seconds to wait for a
         retry to be due, or None when there is nothing more to do."""
         with self._lock:
@@ -945,7 +945,7 @@ class _Feed:
                 due = due[: self.step]
                 self._waiting = [(w, i) for w, i in self._waiting if i not in due]
                 self._busy += 1
-                return due[0], due
+                return due
             if not self._exhausted:
                 chunk = []
                 for item in self._source:
@@ -962,7 +962,7 @@ class _Feed:
                     self.results.extend([LocalProtocolError("not sent")] * len(chunk))
                     self.attempts.extend([0] * len(chunk))
                     self._busy += 1
-                    return start, list(range(start, start + len(chunk)))
+                    return list(range(start, start + len(chunk)))
             if self._waiting:
                 # A short nap at most, so that stop() is heard soon.
                 return min(_NAP, max(0.0, min(w for w, _ in self._waiting) - now))

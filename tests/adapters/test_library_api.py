@@ -506,3 +506,18 @@ async def test_pool_abort_closes_every_connection_at_once(flavor: Flavor, start_
     assert all(isinstance(r, ConnectionLostError) for r in results), results
     assert any(r.status_unknown for r in results if isinstance(r, SMTPError))
     assert server.messages == []
+
+
+async def test_client_abort_ends_its_session(flavor: Flavor, smtpd: SMTPServer) -> None:
+    """``abort()`` ends the session too (the hand-written blocking client left
+    it open, with no error), and the next message opens a new connection."""
+    client = flavor.module.Client(**smtpd.client_options())
+    await flavor.call(client.connect)
+    session = client.session
+    client.abort()
+    assert session.closed
+    assert isinstance(session.error, ConnectionLostError)
+    await flavor.call(client.send_message, SENDER, RCPT, message=body("after abort"))
+    assert client.session is not session
+    await flavor.call(client.close)
+    assert len(smtpd.messages) == 1

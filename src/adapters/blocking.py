@@ -79,13 +79,19 @@ class _Socket:
         # Watches the socket between transactions (made on first use; STARTTLS
         # keeps the file descriptor).
         self._selector: selectors.BaseSelector | None = None
+        # The socket's timeout as last set here (None: not known, set it).
+        self._timeout: float | None = None
 
     def write(self, data: bytes, timeout: float) -> None:
-        self.sock.settimeout(timeout)
+        if timeout != self._timeout:
+            self.sock.settimeout(timeout)
+            self._timeout = timeout
         self.sock.sendall(data)
 
     def read(self, timeout: float) -> bytes:
-        self.sock.settimeout(timeout)
+        if timeout != self._timeout:
+            self.sock.settimeout(timeout)
+            self._timeout = timeout
         return self.sock.recv(_READ_SIZE)
 
     def readable_now(self) -> bool:
@@ -100,6 +106,7 @@ class _Socket:
         # Nothing is read ahead here: bytes after the 220 reply reach the
         # handshake, which fails on them.
         self.sock = wrap_tls(self.sock, options, hostname)
+        self._timeout = None  # the handshake set its own
 
     def tls_info(self) -> TLSInfo | None:
         sock = self.sock

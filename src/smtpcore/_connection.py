@@ -60,7 +60,7 @@ from ._replies import (
     Reply,
     ReplyParser,
 )
-from ._state import REPLY_MOVES_STATE, ConnState, next_state, state_after_reply
+from ._state import REPLY_MOVES_STATE, TRANSITIONS, ConnState, next_state, state_after_reply
 
 __all__ = [
     "NEED_DATA",
@@ -328,8 +328,9 @@ class Connection:
         if self._error is not None or self._bdat_remaining:
             self._refuse_busy(command)
         # The state table first, so that a command that is wrong in this
-        # state says so (e.g. "cannot send MAIL in state GREETING").
-        new_state = next_state(self._state, command)
+        # state says so (e.g. "cannot send MAIL in state GREETING"); the
+        # table is read here directly, next_state() raising for a missing row.
+        new_state = TRANSITIONS.get((self._state, cls)) or next_state(self._state, command)
         # can_send(), inline: this is the path of every command.
         if self._eof or (self._pending and not (self._pipelining and self._group_enders == 0)):
             self._refuse_waiting(command)
@@ -494,7 +495,11 @@ class Connection:
         pending = self._pending[0]
         command = pending.command
         code = reply.code
-        if not _can_answer(command, code):
+        cls = type(command)
+        # _can_answer's common cases first, inline: this is every reply's path.
+        if not (code >= 400 or (code < 300 and cls in _ANSWERED_2YZ)) and not _can_answer(
+            command, code
+        ):
             # An extra or a missing reply in a pipelined group (or injected
             # bytes) shows as a reply its command cannot get: from here on
             # every reply would be paired with the wrong command.
@@ -513,7 +518,6 @@ class Connection:
             if command is None or command.ends_group:
                 self._group_enders -= 1
             self._surplus = not self._pending and self._parser.buffered > 0
-        cls = type(command)
         if cls is Rcpt:
             if code < 300:
                 pending.txn.accepted += 1  # type: ignore[union-attr]

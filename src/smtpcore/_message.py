@@ -88,8 +88,6 @@ _LF = 0x0A
 # are how filters and MTAs are made to disagree about a message. RFC 5322 3.5
 # and RFC 2045 2.7/2.8: NUL is never allowed in text, 7bit or 8bit data.
 _REFUSED_CONTROLS = bytes([*range(0x09), 0x0B, *range(0x0E, 0x1B), *range(0x1C, 0x20)])
-#: The same octets as a search: no copy of the body to find one.
-_REFUSED_CONTROL_SEARCH = re.compile(b"[" + re.escape(_REFUSED_CONTROLS) + b"]").search
 _NUL_ONLY = b"\x00"
 
 # The classification tables map every octet to one of three marks, so that a
@@ -630,22 +628,29 @@ def scan_body(data: bytes, *, max_line_length: int | None = DEFAULT_MAX_LINE_LEN
     # (CRLF, bare CR, bare LF), so the canonical body is its lines each
     # followed by CRLF. Slices cut just after an LF keep every line, and
     # every CRLF, whole, and keep the work in the CPU cache.
+    # A refused control is found by deleting every such octet from a slice
+    # and comparing lengths: several times faster than a regular expression
+    # search, at the cost of one slice-sized copy at a time.
     longest = chars = lines = 0
     start, size = 0, len(body)
+    controls = False
     if size <= _SLICE:
-        # One slice: no need to cut (or copy) the body.
+        # One slice: no need to cut the body.
         lengths = list(map(len, body.splitlines()))
         if lengths:
             longest, chars, lines = max(lengths), sum(lengths), len(lengths)
+        controls = len(body.translate(None, _REFUSED_CONTROLS)) != size
         start = size
     while start < size:
         end = body.find(b"\n", start + _SLICE)
         end = size if end < 0 else end + 1
-        lengths = list(map(len, body[start:end].splitlines()))
+        piece = body[start:end]
+        lengths = list(map(len, piece.splitlines()))
         if lengths:
             longest = max(longest, max(lengths))
             chars += sum(lengths)
             lines += len(lengths)
+        controls = controls or len(piece.translate(None, _REFUSED_CONTROLS)) != len(piece)
         start = end
     canonical_size = chars + 2 * lines
     # Each bare CR or bare LF grows by one octet as it becomes CRLF, and a
@@ -655,7 +660,7 @@ def scan_body(data: bytes, *, max_line_length: int | None = DEFAULT_MAX_LINE_LEN
         has_8bit=not body.isascii(),
         has_bare_line_endings=canonical_size > size + added,
         has_nul=b"\x00" in body,
-        has_controls=_REFUSED_CONTROL_SEARCH(body) is not None,
+        has_controls=controls,
         longest_line=longest,
         over_limit=max_line_length is not None and longest > max_line_length,
         canonical_size=canonical_size,

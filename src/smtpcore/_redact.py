@@ -279,6 +279,7 @@ class Redactor:
         "_find_bytes",
         "_forms",
         "_text",
+        "active",
     )
 
     def __init__(self) -> None:
@@ -292,14 +293,12 @@ class Redactor:
         self._bytes_trie = b""
         self._all_bytes: re.Pattern[bytes] | None = None
         self._text: tuple[re.Pattern[str], re.Pattern[str]] | None = None
+        #: True once a secret with a form long enough to hide was added (an
+        #: attribute, not a property: the session reads it for every reply).
+        self.active = False
 
     def __repr__(self) -> str:
         return f"<Redactor: {len(self._forms)} form(s) hidden>"
-
-    @property
-    def active(self) -> bool:
-        """True once a secret with a form long enough to hide was added."""
-        return self._find_bytes is not None
 
     def add(self, *secrets: bytes) -> None:
         """Register secrets, as the client sent them (before base64).
@@ -340,6 +339,7 @@ class Redactor:
         self._encoded_bytes = frozenset(f.encode("ascii") for f in self._encoded_text)
         self._bytes_trie = _trie(raw).encode("latin-1")
         self._find_bytes = re.compile(self._bytes_trie)
+        self.active = True
         self._all_bytes = None
         self._text = None
 

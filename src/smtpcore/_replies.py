@@ -225,6 +225,7 @@ class ReplyParser:
 
     __slots__ = (
         "_buf",
+        "_cached",
         "_code",
         "_error",
         "_lines",
@@ -251,6 +252,7 @@ class ReplyParser:
                 "need max_line_length >= 6, max_lines >= 1, max_reply_size >= max_line_length",
             )
         self.max_line_length = max_line_length
+        self._cached = max_line_length >= _CACHED_LINE_MAX
         self.max_lines = max_lines
         self.max_reply_size = max_reply_size
         self._buf = bytearray()
@@ -321,7 +323,13 @@ class ReplyParser:
                 return None
             line = bytes(buf[self._pos : lf + 1])
             self._pos = self._scan = lf + 1
-            reply = self._line(line)
+            # Servers repeat the same short replies ("250 2.1.5 Ok"): one that
+            # was parsed and checked before is handed out again (replies are
+            # immutable), which makes pipelined streams cheap to parse.
+            # (Not for a parser whose line limit is below the cached lines'.)
+            reply = _REPLY_CACHE.get(line) if self._cached and not self._lines else None
+            if reply is None:
+                reply = self._line(line)
             if self._pos > 4096 and self._pos * 2 > len(buf):
                 del buf[: self._pos]
                 self._pos = self._scan = 0
@@ -329,13 +337,6 @@ class ReplyParser:
                 return reply
 
     def _line(self, line: bytes) -> Reply | None:
-        if not self._lines:
-            # Servers repeat the same short replies ("250 2.1.5 Ok"): one that
-            # was parsed and checked before is handed out again (replies are
-            # immutable), which makes pipelined streams cheap to parse.
-            cached = _REPLY_CACHE.get(line)
-            if cached is not None and len(line) <= self.max_line_length:
-                return cached
         # RFC 5321 4.5.3.1.5: a reply line is at most 512 octets including the
         # code and CRLF; we allow max_line_length (see the module docstring).
         if len(line) > self.max_line_length:

@@ -258,6 +258,7 @@ class _Msg:
     ``statuses`` when the last transaction ends."""
 
     __slots__ = (
+        "accepted_count",
         "data_sent",
         "id",
         "in_memory",
@@ -291,6 +292,7 @@ class _Msg:
         self.last_reply: Reply | None = None  # the last final reply to its data
         self.streamed_before = False  # an earlier transaction streamed the body
         self.refusal: ReplyError | None = None  # the refusal that decides its error
+        self.accepted_count = 0  # recipients accepted, as _result counted them
 
 
 class _Txn:
@@ -405,6 +407,9 @@ class Session:
         self._error: SMTPError | None = None
         self._close_reported = False
         self._replies_received = 0
+        # Bytes (or EOF) were received since the connection last had no
+        # complete reply: only then can there be a reply to process.
+        self._unparsed = True
         # Transactions whose end (final dot, BDAT LAST) is in _out, not
         # written yet; and, while a Write is with the adapter, that Write's
         # stage and ends.
@@ -509,6 +514,7 @@ class Session:
                 error = TLSError("the server closed the connection before the TLS handshake")
             self._fatal(error, quit=False)
             return
+        self._unparsed = True
         try:
             self._conn.receive_data(data)
         except RemoteProtocolError as exc:
@@ -650,6 +656,8 @@ class Session:
 
     def _process_replies(self) -> bool:
         """Handle every complete reply buffered; True if anything happened."""
+        if not self._unparsed:
+            return False
         did = False
         conn = self._conn
         while self._phase is not Phase.CLOSED:
@@ -659,6 +667,7 @@ class Session:
                 self._fatal(exc, quit=False)
                 return True
             if got is NEED_DATA:
+                self._unparsed = False
                 return did
             did = True
             self._replies_received += 1
@@ -668,7 +677,8 @@ class Session:
                 # Logs, events and errors get the reply with any secret the
                 # server echoed hidden; the AUTH handler decodes challenges
                 # from the reply as received.
-                reply = self._redactor.reply(received)
+                redactor = self._redactor
+                reply = redactor.reply(received) if redactor.active else received
                 sasl = type(command) in _SASL_COMMANDS
                 if self._logging:
                     mech = self._mechanism
@@ -1144,10 +1154,20 @@ class Session:
                 return did  # replies known (no pipelining): no further RCPT
             m = msg.message
             notify, orcpt, utf8 = m.notify, m.orcpt, msg.utf8
-            for rcpt in rcpts[txn.sent : None if pipelining else txn.sent + 1]:
-                txn.sent += 1
-                line = rcpt_line(rcpt, notify=notify, orcpt=rcpt if orcpt else None, utf8=utf8)
-                self._send_line(_RCPT, line, txn, Stage.RCPT)
+            push = conn.push
+            lines: list[bytes] = []
+            try:
+                for rcpt in rcpts[txn.sent : None if pipelining else txn.sent + 1]:
+                    line = rcpt_line(rcpt, notify=notify, orcpt=rcpt if orcpt else None, utf8=utf8)
+                    push(_RCPT, txn)
+                    txn.sent += 1
+                    lines.append(line)
+            finally:
+                # The RCPT lines go out together, each recorded as sent first.
+                self._write_command(b"".join(lines), Stage.RCPT)
+                if self._logging:
+                    for line in lines:
+                        self._log(Direction.SENT, line)
             if not pipelining:
                 return True
             did = True
@@ -1297,7 +1317,8 @@ class Session:
         if self._quit_after is QuitAfter.MAIL:
             self._probe_done(txn)
             return
-        self._envelope_step(txn)
+        if txn.answered == txn.sent:  # else RCPT replies are due: not done yet
+            self._envelope_step(txn)
 
     def _on_rcpt(self, pending: Pending, reply: Reply, index: int, final: bool) -> None:
         txn = pending.tag
@@ -1307,17 +1328,18 @@ class Session:
         msg = txn.msg
         if self._rcpt_events:
             self._events.append(RecipientResult(message_id=msg.id, recipient=rcpt, reply=reply))
-        if reply.is_positive:
+        positive = reply.code < 300  # Reply.is_positive: RCPT gets no 3yz (RFC 5321 4.3.2)
+        if positive:
             txn.positive += 1
         if txn.mail_refused is not None:
             # No transaction to join: whatever the RCPT got, the MAIL refusal
             # decided (the server's reply to this recipient is kept).
             msg.statuses[rcpt] = RecipientStatus(
                 recipient=rcpt,
-                reply=reply if not reply.is_positive else txn.mail_refused,
+                reply=reply if not positive else txn.mail_refused,
                 state=RecipientState.REFUSED,
             )
-        elif reply.is_positive:
+        elif positive:
             txn.accepted.append(rcpt)
             txn.rcpt_replies[rcpt] = reply
         elif txn.accepted and _is_too_many_recipients(reply):
@@ -1334,7 +1356,8 @@ class Session:
                 txn.withheld = True
                 if msg.refusal is None:
                     msg.refusal = _reply_error(reply, "RCPT")
-        self._envelope_step(txn)
+        if txn.answered == txn.sent:  # else more RCPT replies are due
+            self._envelope_step(txn)
 
     def _envelope_step(self, txn: _Txn) -> None:
         """After a MAIL or RCPT reply: end a transaction that has nothing to
@@ -1518,14 +1541,15 @@ class Session:
         """Report the message, from its recipients' statuses (``error``: the
         reason it was not sent at all)."""
         result = self._result(msg)
-        accepted = result.accepted
+        count = msg.accepted_count
         if (
             error is None
-            and accepted
-            and (not self._config.require_all_recipients or len(accepted) == len(result.recipients))
+            and count
+            and (not self._config.require_all_recipients or count == len(result.recipients))
         ):
             self._events.append(MessageAccepted(result=result))
             return
+        accepted = result.accepted
         if error is None:
             refusal = msg.refusal
             rejected = dict(result.rejected)
@@ -1544,17 +1568,23 @@ class Session:
         self._events.append(MessageFailed(result=result, error=error))
 
     def _result(self, msg: _Msg) -> MessageResult:
+        """The message's result; its accepted recipients are counted in
+        ``msg.accepted_count``."""
         statuses = msg.statuses
         recipients = msg.message.recipients
         unknown = False
+        count = 0
         ordered = []
         for rcpt in recipients:
             status = statuses.get(rcpt)
             if status is None:
                 status = RecipientStatus(recipient=rcpt, reply=None, state=RecipientState.NOT_SENT)
+            elif status.state is RecipientState.ACCEPTED:
+                count += 1
             elif status.state is RecipientState.UNKNOWN:
                 unknown = True
             ordered.append(status)
+        msg.accepted_count = count
         return MessageResult(
             message_id=msg.id,
             sender=msg.message.sender,

@@ -6,7 +6,7 @@ The client moves the state when it *sends* a command (so that pipelined
 commands are checked in the order they go out), and a few replies move it
 where only the server can decide what comes next: the greeting (220 or not),
 354 to DATA, 334 to AUTH, 220 to STARTTLS, 421 to anything. Every send-driven
-move is a row of ``_TRANSITIONS``, keyed by (state, command type); a missing
+move is a row of ``TRANSITIONS``, keyed by (state, command type); a missing
 key is a precise :class:`LocalProtocolError`. Every reply-driven move is a
 row of ``_REPLY_TRANSITIONS``, keyed by (command type, whether the reply is
 the one that lets the conversation go on); the greeting's command type is
@@ -50,7 +50,7 @@ from ._commands import (
 )
 from ._errors import LocalProtocolError
 
-__all__ = ["ConnState", "next_state", "state_after_reply"]
+__all__ = ["TRANSITIONS", "ConnState", "next_state", "state_after_reply"]
 
 
 class ConnState(enum.Enum):
@@ -86,7 +86,7 @@ S = ConnState
 _ANYTIME: tuple[type[Command], ...] = (Noop, Vrfy, Expn, RawCommand)
 _SESSION_STATES = (S.HELLO, S.READY, S.MAIL_SENT, S.RCPT_SENT, S.BDAT)
 
-_TRANSITIONS: dict[tuple[ConnState, type[Command]], ConnState] = {
+TRANSITIONS: dict[tuple[ConnState, type[Command]], ConnState] = {
     # RFC 5321 3.1 / 4.1.4: the session starts with EHLO (or HELO); RFC 2033: LHLO.
     (S.HELLO, Ehlo): S.READY,
     (S.HELLO, Helo): S.READY,
@@ -118,11 +118,11 @@ _TRANSITIONS: dict[tuple[ConnState, type[Command]], ConnState] = {
     (S.HELLO, Rset): S.HELLO,
 }
 for _state in _SESSION_STATES:
-    _TRANSITIONS[(_state, Quit)] = S.CLOSING
+    TRANSITIONS[(_state, Quit)] = S.CLOSING
     for _cls in _ANYTIME:
-        _TRANSITIONS[(_state, _cls)] = _state
+        TRANSITIONS[(_state, _cls)] = _state
     if _state is not S.HELLO:
-        _TRANSITIONS[(_state, Rset)] = S.READY
+        TRANSITIONS[(_state, Rset)] = S.READY
 del _state, _cls
 
 
@@ -177,7 +177,7 @@ def next_state(state: ConnState, command: Command) -> ConnState:
     Raises:
         LocalProtocolError: the command is not allowed in this state.
     """
-    new = _TRANSITIONS.get((state, type(command)))
+    new = TRANSITIONS.get((state, type(command)))
     if new is None:
         raise LocalProtocolError(f"cannot send {command.verb} in state {state.name}")
     if isinstance(command, Bdat) and command.last:

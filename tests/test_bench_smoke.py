@@ -75,3 +75,23 @@ def test_quick_mode_runs_every_scenario(tmp_path: Path) -> None:
     assert ("S3", "smtpcore-blocking") in ran
     assert ("S4-encode", "smtpcore") in ran
     assert document["ratios"], "no ratios computed"
+
+
+@pytest.mark.parametrize("queued", [False, True], ids=["one-at-a-time", "queued"])
+@pytest.mark.parametrize("shape", ["plain", "dsn", "bdat"])
+def test_profile_core_sends_every_shape(shape: str, queued: bool) -> None:
+    from bench.profile_core import run
+
+    assert run(20, queued=queued, shape=shape) == 20
+
+
+def test_profile_core_server_takes_bdat_in_pieces() -> None:
+    from bench.profile_core import MiniServer
+
+    server = MiniServer(chunking=True)
+    assert b"CHUNKING" not in MiniServer().ehlo
+    assert b"CHUNKING" in server.ehlo
+    server.feed(b"BDAT 10 LAST\r\nhello")
+    assert server.take() == b"220 mini ESMTP\r\n"  # 5 octets of the chunk still due
+    server.feed(b" worlNOOP\r\n")
+    assert server.take() == b"250 2.0.0 Ok: queued as 4Xk1Lz0mJlz9ry\r\n250 2.1.5 Ok\r\n"

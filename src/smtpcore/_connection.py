@@ -186,7 +186,7 @@ class Pending:
     recipient of ``txn``.
     """
 
-    __slots__ = ("command", "final_data", "per_recipient", "received", "tag", "txn")
+    __slots__ = ("command", "ends_group", "final_data", "per_recipient", "received", "tag", "txn")
 
     def __init__(
         self,
@@ -202,6 +202,9 @@ class Pending:
         self.per_recipient = per_recipient
         self.received = 0
         self.final_data = final_data
+        # The greeting, like a command that ends a pipelined group (RFC 2920
+        # 3.1), must be answered before anything more is sent.
+        self.ends_group = command is None or command.ends_group
 
     def expected(self) -> int:
         """How many replies this command gets (LMTP: one per accepted RCPT;
@@ -466,32 +469,12 @@ class Connection:
             # The server had answered everything when these octets came, so
             # they were sent before the command now outstanding and cannot be
             # its reply (RFC 2920 3.1; the STARTTLS injection of RFC 3207 4.2
-            # generalised). Only 421 may come unasked (RFC 5321 3.8).
-            if reply is not None and reply.code == 421:
-                self._state = ConnState.CLOSED
-                return ServiceClosing(reply=reply)
-            self._fail(
-                RemoteProtocolError("server sent a reply before the command it would answer")
-            )
+            # generalised).
+            return self._unasked(reply, "server sent a reply before the command it would answer")
         if reply is None:
-            if self._eof:
-                if self._closed_reported:
-                    raise LocalProtocolError("the connection is closed")
-                self._closed_reported = True
-                event = ConnectionClosed(
-                    outstanding=self.outstanding, partial_reply=self._parser.in_reply
-                )
-                self._pending.clear()
-                self._group_enders = 0
-                self._state = ConnState.CLOSED
-                return event
-            return NEED_DATA
+            return self._no_reply()
         if not self._pending:
-            # RFC 5321 3.8: a server may send 421 at any time and close.
-            if reply.code == 421:
-                self._state = ConnState.CLOSED
-                return ServiceClosing(reply=reply)
-            self._fail(RemoteProtocolError(f"unsolicited reply: {reply.describe()}"))
+            return self._unasked(reply, f"unsolicited reply: {reply.describe()}")
         pending = self._pending[0]
         command = pending.command
         code = reply.code
@@ -500,47 +483,73 @@ class Connection:
         if not (code >= 400 or (code < 300 and cls in _ANSWERED_2YZ)) and not _can_answer(
             command, code
         ):
-            # An extra or a missing reply in a pipelined group (or injected
-            # bytes) shows as a reply its command cannot get: from here on
-            # every reply would be paired with the wrong command.
-            name = "the greeting" if command is None else command.verb
-            self._fail(
-                RemoteProtocolError(
-                    f"{code} cannot answer {name} (RFC 5321 4.3.2): "
-                    "replies are out of step with the commands"
-                )
-            )
+            self._out_of_step(command, code)
         index = pending.received
         pending.received = received = index + 1
         final = code == 421 or not pending.per_recipient or received >= pending.expected()
         if final:
             self._pending.popleft()
-            if command is None or command.ends_group:
+            if pending.ends_group:
                 self._group_enders -= 1
             self._surplus = not self._pending and self._parser.buffered > 0
-        if cls is Rcpt:
-            if code < 300:
-                pending.txn.accepted += 1  # type: ignore[union-attr]
-            if code == 421:
-                self._state = ConnState.CLOSED
-        elif cls is Bdat and code >= 400 and not pending.final_data:
+        if cls is Rcpt and code < 300:
+            # RFC 2033 4.2: LMTP's replies after the data count these.
+            pending.txn.accepted += 1  # type: ignore[union-attr]
+        elif code >= 400 or cls in REPLY_MOVES_STATE:
+            self._after_reply(pending, reply)
+        return pending, reply, index, final
+
+    def _unasked(self, reply: Reply | None, why: str) -> ServiceClosing:
+        """A reply no command waits for: only 421 may come unasked (RFC 5321
+        3.8: the server is closing); anything else fails with ``why``."""
+        if reply is None or reply.code != 421:
+            self._fail(RemoteProtocolError(why))
+        self._state = ConnState.CLOSED
+        return ServiceClosing(reply=reply)
+
+    def _no_reply(self) -> ConnectionClosed | NeedData:
+        """No complete reply is buffered: more is needed, or at EOF the
+        connection closed (reported once)."""
+        if not self._eof:
+            return NEED_DATA
+        if self._closed_reported:
+            raise LocalProtocolError("the connection is closed")
+        self._closed_reported = True
+        event = ConnectionClosed(outstanding=self.outstanding, partial_reply=self._parser.in_reply)
+        self._pending.clear()
+        self._group_enders = 0
+        self._state = ConnState.CLOSED
+        return event
+
+    def _out_of_step(self, command: Command | None, code: int) -> NoReturn:
+        # An extra or a missing reply in a pipelined group (or injected bytes)
+        # shows as a reply its command cannot get: from here on every reply
+        # would be paired with the wrong command.
+        name = "the greeting" if command is None else command.verb
+        self._fail(
+            RemoteProtocolError(
+                f"{code} cannot answer {name} (RFC 5321 4.3.2): "
+                "replies are out of step with the commands"
+            )
+        )
+
+    def _after_reply(self, pending: Pending, reply: Reply) -> None:
+        """What a refusal, or a reply to a command of REPLY_MOVES_STATE,
+        does to the state: replies move it only where the server decides
+        what comes next."""
+        code = reply.code
+        cls = type(pending.command)
+        if cls is Bdat and code >= 400 and not pending.final_data:
             # RFC 3030 4.2: after a refused chunk the transaction has failed;
             # an LMTP server refuses the BDAT LAST already on its way once.
             pending.txn.chunk_refused = True  # type: ignore[union-attr]
-            if code == 421:
-                self._state = ConnState.CLOSED
-        elif code == 421 or cls in REPLY_MOVES_STATE:
-            self._after_reply(command, reply)
-        return pending, reply, index, final
-
-    def _after_reply(self, command: Command | None, reply: Reply) -> None:
-        # Replies move the state only where the server decides what comes next.
-        code = reply.code
         if code == 421:
             # RFC 5321 3.8: 421 to any command means the server is closing.
             self._state = ConnState.CLOSED
             return
-        new = state_after_reply(type(command), code)
+        if cls not in REPLY_MOVES_STATE:
+            return  # a refusal that leaves the state where it is
+        new = state_after_reply(cls, code)
         if new is ConnState.TLS_PENDING and self._parser.buffered:
             # RFC 3207 4.2 / NO STARTTLS (USENIX Security 2021): anything
             # already buffered after the 220 was injected in plaintext.

@@ -761,32 +761,7 @@ class Session:
     def _on_hello(self, pending: Pending, reply: Reply, index: int, final: bool) -> None:
         command = pending.command
         if not reply.is_positive:
-            # RFC 5321 4.1.4: a server that does not know EHLO answers 500/502;
-            # the client may then fall back to HELO. Never when TLS is required
-            # (HELO cannot negotiate STARTTLS) and never in LMTP (RFC 2033 4.1).
-            if (
-                isinstance(command, Ehlo)
-                and reply.code in (500, 502)
-                and self._config.helo_fallback
-                and not (self._config.tls is TLSPolicy.STARTTLS and not self._tls)
-            ):
-                self._helo_fallback_used = True
-                self._phase = Phase.HELLO
-                return
-            if (
-                isinstance(command, Ehlo)
-                and reply.code in (500, 502)
-                and self._config.tls is TLSPolicy.STARTTLS
-                and not self._tls
-            ):
-                self._fatal(
-                    TLSRequiredError(
-                        "TLS is required but the server does not speak ESMTP (no STARTTLS)", reply
-                    ),
-                    quit=True,
-                )
-                return
-            self._fatal(_reply_error(reply, _command_name(command)), quit=True)
+            self._hello_refused(command, reply)
             return
         caps = (
             Capabilities.helo(reply) if isinstance(command, Helo) else Capabilities.from_ehlo(reply)
@@ -814,6 +789,25 @@ class Session:
             self._begin_quit()
             return
         self._after_hello()
+
+    def _hello_refused(self, command: Command | None, reply: Reply) -> None:
+        # RFC 5321 4.1.4: a server that does not know EHLO answers 500/502;
+        # the client may then fall back to HELO. Never when TLS is required
+        # (HELO cannot negotiate STARTTLS) and never in LMTP (RFC 2033 4.1).
+        unknown = isinstance(command, Ehlo) and reply.code in (500, 502)
+        tls_required = self._config.tls is TLSPolicy.STARTTLS and not self._tls
+        if unknown and tls_required:
+            self._fatal(
+                TLSRequiredError(
+                    "TLS is required but the server does not speak ESMTP (no STARTTLS)", reply
+                ),
+                quit=True,
+            )
+        elif unknown and self._config.helo_fallback:
+            self._helo_fallback_used = True
+            self._phase = Phase.HELLO
+        else:
+            self._fatal(_reply_error(reply, _command_name(command)), quit=True)
 
     def _after_hello(self) -> None:
         credentials = self._config.credentials
@@ -927,17 +921,7 @@ class Session:
             self._send_hello()
             return True
         if phase is Phase.AUTH:
-            mech = self._mechanism
-            assert mech is not None
-            self._auth_steps = 0
-            initial = mech.initial_response()
-            # RFC 4954 4: an initial response that would make the AUTH line
-            # longer than 512 octets is sent after an empty 334 instead.
-            if initial is not None and not Auth.initial_response_fits(mech.name, initial):
-                initial = None
-            shown = None if initial is None else mech.transcript_response(initial)
-            self._send(Auth(mechanism=mech.name, initial_response=initial, shown=shown))
-            self._phase = Phase.AUTH_WAIT
+            self._send_auth()
             return True
         if phase is not Phase.READY:
             return False
@@ -977,6 +961,19 @@ class Session:
             ticket, command = job
             self._send(command, ticket)
         return did
+
+    def _send_auth(self) -> None:
+        mech = self._mechanism
+        assert mech is not None
+        self._auth_steps = 0
+        initial = mech.initial_response()
+        # RFC 4954 4: an initial response that would make the AUTH line
+        # longer than 512 octets is sent after an empty 334 instead.
+        if initial is not None and not Auth.initial_response_fits(mech.name, initial):
+            initial = None
+        shown = None if initial is None else mech.transcript_response(initial)
+        self._send(Auth(mechanism=mech.name, initial_response=initial, shown=shown))
+        self._phase = Phase.AUTH_WAIT
 
     def _send_hello(self) -> None:
         name = self._config.local_hostname
@@ -1128,66 +1125,22 @@ class Session:
             or not conn.can_send()
         ):
             return False
-        msg = txn.msg
         pipelining = conn.pipelining
         did = False
         if txn.sent < 0:
-            if self._rset_due:
-                # RFC 5321 4.1.1.5 / RFC 3030 4.2: the server's last
-                # transaction may still be open: reset it (with PIPELINING
-                # in the same group as this MAIL).
-                self._send(_RSET)
-                self._rset_due = False
-                if not pipelining:
-                    return True
-            self._send_line(_MAIL, msg.mail_line, txn, Stage.MAIL)
-            self._rset_due = True
-            self._latest = txn
-            txn.sent = 0
+            self._send_mail(txn, pipelining)
             if not pipelining:
                 return True
             did = True
-        quit_after = self._quit_after
-        rcpts = txn.rcpts
-        if txn.sent < len(rcpts):
-            if txn.mail_refused is not None or txn.withheld or quit_after is QuitAfter.MAIL:
-                return did  # replies known (no pipelining): no further RCPT
-            m = msg.message
-            notify, orcpt, utf8 = m.notify, m.orcpt, msg.utf8
-            push = conn.push
-            lines: list[bytes] = []
-            try:
-                for rcpt in rcpts[txn.sent : None if pipelining else txn.sent + 1]:
-                    line = rcpt_line(rcpt, notify=notify, orcpt=rcpt if orcpt else None, utf8=utf8)
-                    push(_RCPT, txn)
-                    txn.sent += 1
-                    lines.append(line)
-            finally:
-                # The RCPT lines go out together, each recorded as sent first.
-                self._write_command(b"".join(lines), Stage.RCPT)
-                if self._logging:
-                    for line in lines:
-                        self._log(Direction.SENT, line)
+        if txn.sent < len(txn.rcpts):
+            if not self._send_rcpts(txn, pipelining):
+                return did
             if not pipelining:
                 return True
             did = True
-        if quit_after is QuitAfter.MAIL or quit_after is QuitAfter.RCPT:
-            return did  # probing: no data
-        if txn.answered == txn.sent:
-            if txn.mail_refused is not None or txn.withheld or not txn.accepted:
-                return did  # the reply handler ends the transaction
-        elif self._config.require_all_recipients or (
-            msg.use_bdat and (msg.wire is None or conn.lmtp)
-        ):
-            # The data command waits for every RCPT reply:
-            # * with require_all_recipients: after a 354 or a BDAT the
-            #   message can no longer be withheld;
-            # * a streamed body: no gigabytes for a refused envelope;
-            # * BDAT LAST in LMTP: with no RCPT accepted, RFC 2033 4.3 gives
-            #   it zero replies and Dovecot one (a 503): either reading
-            #   misplaces every later reply, so it is only sent once some
-            #   recipient was accepted.
+        if not self._data_command_due(txn):
             return did
+        msg = txn.msg
         if not msg.use_bdat:
             self._send(_DATA, txn)
             txn.move(_In.SEND_DATA)
@@ -1196,6 +1149,69 @@ class Session:
         else:
             self._begin_stream(txn, EncodeMode.BDAT)
         return True
+
+    def _send_mail(self, txn: _Txn, pipelining: bool) -> None:
+        """The MAIL of ``txn``, after an RSET when one is due (without
+        PIPELINING the RSET goes alone: MAIL waits for its reply)."""
+        if self._rset_due:
+            # RFC 5321 4.1.1.5 / RFC 3030 4.2: the server's last transaction
+            # may still be open: reset it (with PIPELINING in the same group
+            # as this MAIL).
+            self._send(_RSET)
+            self._rset_due = False
+            if not pipelining:
+                return
+        self._send_line(_MAIL, txn.msg.mail_line, txn, Stage.MAIL)
+        self._rset_due = True
+        self._latest = txn
+        txn.sent = 0
+
+    def _send_rcpts(self, txn: _Txn, pipelining: bool) -> bool:
+        """``txn``'s RCPTs not sent yet (one without PIPELINING); False when
+        none may go."""
+        if txn.mail_refused is not None or txn.withheld or self._quit_after is QuitAfter.MAIL:
+            return False  # replies known (no pipelining): no further RCPT
+        msg = txn.msg
+        m = msg.message
+        notify, orcpt, utf8 = m.notify, m.orcpt, msg.utf8
+        push = self._conn.push
+        lines: list[bytes] = []
+        try:
+            for rcpt in txn.rcpts[txn.sent : None if pipelining else txn.sent + 1]:
+                line = rcpt_line(rcpt, notify=notify, orcpt=rcpt if orcpt else None, utf8=utf8)
+                push(_RCPT, txn)
+                txn.sent += 1
+                lines.append(line)
+        finally:
+            # The RCPT lines go out together, each recorded as sent first.
+            self._write_command(b"".join(lines), Stage.RCPT)
+            if self._logging:
+                for line in lines:
+                    self._log(Direction.SENT, line)
+        return True
+
+    def _data_command_due(self, txn: _Txn) -> bool:
+        """Whether ``txn``'s DATA (or BDAT) may follow its envelope now."""
+        quit_after = self._quit_after
+        if quit_after is QuitAfter.MAIL or quit_after is QuitAfter.RCPT:
+            return False  # probing: no data
+        if txn.answered == txn.sent:
+            # Every reply is in: the reply handler ends a transaction with
+            # nothing to deliver.
+            return txn.mail_refused is None and not txn.withheld and bool(txn.accepted)
+        # The data command waits for every RCPT reply:
+        # * with require_all_recipients: after a 354 or a BDAT the message
+        #   can no longer be withheld;
+        # * a streamed body: no gigabytes for a refused envelope;
+        # * BDAT LAST in LMTP: with no RCPT accepted, RFC 2033 4.3 gives it
+        #   zero replies and Dovecot one (a 503): either reading misplaces
+        #   every later reply, so it is only sent once some recipient was
+        #   accepted.
+        msg = txn.msg
+        return not (
+            self._config.require_all_recipients
+            or (msg.use_bdat and (msg.wire is None or self._conn.lmtp))
+        )
 
     def _mail_line(self, msg: _Msg, caps: Capabilities) -> bytes:
         """The MAIL line, built once per message from addresses checked when
@@ -1440,27 +1456,51 @@ class Session:
         of several, one per accepted recipient (RFC 2033 4.2)."""
         txn = pending.tag
         assert isinstance(txn, _Txn)
-        msg = txn.msg
         bdat = type(pending.command) is Bdat
-        positive = reply.is_positive
-        if bdat and final:
-            txn.bdat_in_flight -= 1
         if final:
-            msg.last_reply = reply
+            txn.msg.last_reply = reply
+            if bdat:
+                txn.bdat_in_flight -= 1
+        if txn.state is TxnState.ABORTED or not txn.accepted:
+            self._end_decides_nothing(txn, reply, final, bdat)
+            return
+        self._record_end_reply(txn, reply, index, final, bdat)
+        if not final:
+            return
+        if bdat and txn.data_refused is not None:
+            # RFC 3030 4.2: a refused BDAT LAST may leave the server's
+            # transaction open (Exim) or not (Postfix): RSET before the next MAIL.
+            txn.move(_In.REFUSED)
+        else:
+            txn.move(_In.ANSWERED)
+            if bdat and txn is self._latest:
+                self._rset_due = False  # the data was taken: the transaction is closed
+        self._end_transaction(txn)
+
+    def _end_decides_nothing(self, txn: _Txn, reply: Reply, final: bool, bdat: bool) -> None:
+        """A reply to the end of data of a transaction whose outcome the
+        replies before decided."""
+        if not final:
+            return
         if txn.state is TxnState.ABORTED:
             # A chunk was refused before: this reply changes nothing.
-            if final and not txn.bdat_in_flight:
+            if not txn.bdat_in_flight:
                 self._end_transaction(txn)
             return
+        # The lone terminator, or BDAT LAST pipelined behind an envelope that
+        # was refused: the RCPT replies decided.
+        txn.move(_In.REFUSED if bdat and not reply.is_positive else _In.ANSWERED)
+        self._end_transaction(txn)
+
+    def _record_end_reply(
+        self, txn: _Txn, reply: Reply, index: int, final: bool, bdat: bool
+    ) -> None:
+        """The accepted recipients' statuses from a reply to the end of data:
+        all of them in SMTP, the ``index``-th in LMTP."""
+        msg = txn.msg
         accepted = txn.accepted
-        if not accepted:
-            # The lone terminator, or BDAT LAST pipelined behind an envelope
-            # that was refused: the RCPT replies decided.
-            if final:
-                txn.move(_In.REFUSED if bdat and not positive else _In.ANSWERED)
-                self._end_transaction(txn)
-            return
         statuses = msg.statuses
+        positive = reply.code < 300  # Reply.is_positive: no 3yz here (RFC 5321 4.3.2)
         state = RecipientState.ACCEPTED if positive else RecipientState.REFUSED
         if self._conn.lmtp:
             # RFC 2033 4.2: one reply per accepted recipient, in RCPT order.
@@ -1480,17 +1520,6 @@ class Session:
                 msg.refusal = _reply_error(reply, "BDAT" if bdat else "DATA")
             if index == 0 or txn.data_refused is not None:
                 txn.data_refused = reply  # every reply so far refused
-        if not final:
-            return
-        if bdat and txn.data_refused is not None:
-            # RFC 3030 4.2: a refused BDAT LAST may leave the server's
-            # transaction open (Exim) or not (Postfix): RSET before the next MAIL.
-            txn.move(_In.REFUSED)
-        else:
-            txn.move(_In.ANSWERED)
-            if bdat and txn is self._latest:
-                self._rset_due = False  # the data was taken: the transaction is closed
-        self._end_transaction(txn)
 
     # -- transactions: outcomes ------------------------------------------------
 

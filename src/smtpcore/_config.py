@@ -254,13 +254,15 @@ class OutgoingMessage:
         for r in rcpts:
             if not isinstance(r, str):
                 raise InvalidInputError("recipient", "must be a str", r)
-        utf8 = smtputf8 or not sender.isascii() or not all(r.isascii() for r in rcpts)
         data: bytes | None
         if message is None:
             data = None
         elif isinstance(message, (bytes, bytearray, memoryview)):
             data = bytes(message)
         else:
+            # RFC 6531 3.4: with SMTPUTF8 an email message's headers may go as
+            # raw UTF-8 (else as RFC 2047 encoded words).
+            utf8 = smtputf8 or not sender.isascii() or not all(r.isascii() for r in rcpts)
             data = to_bytes_message(message, smtputf8=utf8)
         return cls(
             sender=sender,

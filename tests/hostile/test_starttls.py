@@ -109,11 +109,18 @@ async def test_injection_in_the_220_segment(
 async def test_injection_in_a_later_segment(
     flavor: Flavor, start_peer: StartPeer, tls: TLSMaterial, payload: bytes
 ) -> None:
-    """Injected bytes written 0.05 s after the 220: the client has started
-    its handshake, so the TLS layer gets them as a record and fails."""
+    """Injected bytes written 0.05 s after the 220: the client has usually
+    started its handshake, so the TLS layer gets them as a record and fails.
+    On a loaded machine the client may not have taken the 220 in yet when
+    they arrive, and the core refuses them as plaintext after the 220
+    (RFC 3207 4.2). Either way the injection is refused, and nothing goes
+    out after STARTTLS."""
     peer = start_peer([*starttls_hello(), Send(b"220 go ahead\r\n", payload, gap=0.05), StartTLS()])
     outcome = await attempt(flavor, peer, tls="starttls", ssl_context=tls.client_context())
-    outcome.failed(TLSError)
+    error = outcome.error
+    assert isinstance(error, (TLSError, RemoteProtocolError)), repr(error)
+    if isinstance(error, RemoteProtocolError):
+        assert "injection" in str(error) or "before the TLS handshake" in str(error), str(error)
     record = outcome.record
     assert record.failures == []
     assert not record.tls_up

@@ -258,7 +258,6 @@ class _Msg:
     ``statuses`` when the last transaction ends."""
 
     __slots__ = (
-        "accepted_count",
         "data_sent",
         "id",
         "in_memory",
@@ -292,7 +291,6 @@ class _Msg:
         self.last_reply: Reply | None = None  # the last final reply to its data
         self.streamed_before = False  # an earlier transaction streamed the body
         self.refusal: ReplyError | None = None  # the refusal that decides its error
-        self.accepted_count = 0  # recipients accepted, as _result counted them
 
 
 class _Txn:
@@ -1569,8 +1567,7 @@ class Session:
     def _finish(self, msg: _Msg, error: SMTPError | None = None) -> None:
         """Report the message, from its recipients' statuses (``error``: the
         reason it was not sent at all)."""
-        result = self._result(msg)
-        count = msg.accepted_count
+        result, count = self._counted_result(msg)
         if (
             error is None
             and count
@@ -1597,8 +1594,10 @@ class Session:
         self._events.append(MessageFailed(result=result, error=error))
 
     def _result(self, msg: _Msg) -> MessageResult:
-        """The message's result; its accepted recipients are counted in
-        ``msg.accepted_count``."""
+        return self._counted_result(msg)[0]
+
+    def _counted_result(self, msg: _Msg) -> tuple[MessageResult, int]:
+        """The message's result, and how many of its recipients were accepted."""
         statuses = msg.statuses
         recipients = msg.message.recipients
         unknown = False
@@ -1613,8 +1612,7 @@ class Session:
             elif status.state is RecipientState.UNKNOWN:
                 unknown = True
             ordered.append(status)
-        msg.accepted_count = count
-        return MessageResult(
+        result = MessageResult(
             message_id=msg.id,
             sender=msg.message.sender,
             recipients=tuple(ordered),
@@ -1623,6 +1621,7 @@ class Session:
             data_sent=msg.data_sent,
             status_known=not unknown,
         )
+        return result, count
 
     def _probe_done(self, txn: _Txn) -> None:
         """``quit_after`` MAIL or RCPT: report what the envelope got, QUIT."""

@@ -274,6 +274,32 @@ async def test_transport(
         assert server.handler.logins == [(mechanism, b"user@example.test", True)]
 
 
+@pytest.mark.parametrize("mode", ["starttls", "implicit"])
+@pytest.mark.parametrize("source", ["bytes", "file"])
+async def test_large_body_over_tls(
+    flavor: Flavor,
+    start_smtpd: Callable[..., SMTPServer],
+    tls: TLSMaterial,
+    tmp_path: Path,
+    mode: str,
+    source: str,
+) -> None:
+    # 3 MB: more than the kernel's socket buffers take at once, so TLS
+    # writes wait for room and the server's reads see partial records.
+    server = start_smtpd(mode=mode, tls=tls)
+    body = b"".join(b"line %06d of a long message over TLS\r\n" % i for i in range(80_000))
+    options = server.client_options(tls=mode)
+    if source == "file":
+        path = tmp_path / "big.eml"
+        path.write_bytes(body)
+        await flavor.send_ok(SENDER, RCPT, message_file=str(path), **options)
+    else:
+        await flavor.send_ok(SENDER, RCPT, message=body, **options)
+    got = server.handler.last()
+    assert got.tls
+    assert got.content == body
+
+
 async def test_insecure_auth_when_allowed(
     flavor: Flavor, start_smtpd: Callable[..., SMTPServer]
 ) -> None:

@@ -409,9 +409,13 @@ class _Channel:
         return line
 
     def until(self, terminator: bytes, deadline: float) -> bytes:
-        while terminator not in self.buffer:
+        # Each search starts where the last one could not match: a body of
+        # many megabytes costs one pass, not one per read.
+        start = 0
+        while (found := self.buffer.find(terminator, start)) < 0:
+            start = max(0, len(self.buffer) - len(terminator) + 1)
             self.fill(deadline)
-        end = self.buffer.index(terminator) + len(terminator)
+        end = found + len(terminator)
         data = bytes(self.buffer[:end])
         del self.buffer[:end]
         return data

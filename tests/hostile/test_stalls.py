@@ -34,10 +34,13 @@ from .peer import (
     Drip,
     Expect,
     ReadExactly,
+    ReadUntil,
     Send,
+    StartTLS,
     Step,
     data,
     envelope,
+    goodbye,
     greet,
     hello,
 )
@@ -216,6 +219,49 @@ async def test_stall_reading_a_streamed_body(flavor: Flavor, start_peer: StartPe
     error = outcome.failed(SMTPTimeoutError)
     assert error.stage is Stage.DATA_BLOCK
     assert not error.status_unknown
+
+
+#: 16 MB: more than the loopback socket buffers hold while the server pauses.
+LARGE = BIG[: 16_000 * 1000]
+
+
+def slow_reader(tls: bool) -> list[Step]:
+    """Takes the body only after a pause: the client's writes must wait for
+    room, more than once, and then finish."""
+    start: list[Step] = [*hello(b"STARTTLS")] if tls else [*hello()]
+    if tls:
+        start += [Expect(b"STARTTLS"), Send(b"220 go ahead\r\n"), StartTLS(), *hello()[1:]]
+    return [
+        *start,
+        *envelope(),
+        Expect(b"DATA"),
+        Send(b"354 go ahead\r\n"),
+        Deaf(0.3),
+        ReadUntil(),
+        Send(b"250 2.0.0 queued\r\n"),
+        *goodbye(),
+    ]
+
+
+@pytest.mark.parametrize("secure", [False, True], ids=["plain", "starttls"])
+@pytest.mark.parametrize("source", ["bytes", "file"])
+async def test_slow_reader_gets_the_whole_body(
+    flavor: Flavor, start_peer: StartPeer, tls: TLSMaterial, secure: bool, source: str
+) -> None:
+    """A server that stops reading for a while is not a stall: a 16 MB body
+    fills the socket buffers, the writes wait (TLS ones included) and
+    resume, and every octet arrives once, in order."""
+    peer = start_peer(slow_reader(secure))
+    options: dict[str, Any] = {"tls": "none", "timeout": LONG}
+    if secure:
+        options.update(tls="starttls", ssl_context=tls.client_context())
+    if source == "file":
+        options.update(message=None, file_handle=io.BytesIO(LARGE))
+    else:
+        options.update(message=LARGE)
+    outcome = await attempt(flavor, peer, **options)
+    outcome.sent()
+    assert outcome.record.bodies == [LARGE + b".\r\n"]
 
 
 # -- slowloris -------------------------------------------------------------------------------

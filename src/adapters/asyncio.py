@@ -55,7 +55,10 @@ class _Stream(asyncio.Protocol):
     empties, so a write through it could not tell when its bytes left.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Its loop, looked up once: get_running_loop() costs a getpid()
+        # system call each time, and a read would make two.
+        self._loop = loop
         self.transport: asyncio.Transport | None = None
         self._buffer = bytearray()
         self._eof = False
@@ -154,7 +157,7 @@ class _Stream(asyncio.Protocol):
         """What was received, waiting up to ``timeout``; ``b""`` at EOF."""
         if not self.readable_now():
             # Received records may hold no data (a TLS session ticket).
-            loop = asyncio.get_running_loop()
+            loop = self._loop
             deadline = loop.time() + timeout
             while not self.readable_now():
                 await self._wait(deadline - loop.time())
@@ -177,9 +180,10 @@ class _Stream(asyncio.Protocol):
         failed = transport.is_closing()
         if not (self._write_paused or failed):
             return  # the kernel took it all: the common case, with no wait
-        deadline = asyncio.get_running_loop().time() + timeout
+        loop = self._loop
+        deadline = loop.time() + timeout
         while (self._write_paused or failed) and not self._lost:
-            await self._wait(deadline - asyncio.get_running_loop().time())
+            await self._wait(deadline - loop.time())
         if self._write_paused or failed:
             # The connection broke with bytes of ours still buffered: they
             # never left (whatever came before them may have).
@@ -199,7 +203,7 @@ class _Stream(asyncio.Protocol):
     async def handshake(self, options: ClientOptions, hostname: str | None) -> None:
         """Run the TLS handshake on the connection (TLSError if it fails)."""
         assert options.ssl_context is not None
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         seconds = options.timeouts(Stage.TLS_HANDSHAKE)
         deadline = loop.time() + seconds
         tls = self._tls = options.ssl_context.wrap_bio(
@@ -259,7 +263,7 @@ class _Stream(asyncio.Protocol):
         with a later deadline, so the timer is only moved when a deadline
         comes earlier than it, and re-armed when it fires early.
         """
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         waiter = self._waiter = loop.create_future()
         self._deadline = deadline = loop.time() + max(timeout, 0.0)
         timer = self._timer
@@ -300,7 +304,7 @@ def _closed(options: ClientOptions, error: Exception | None = None) -> TLSError:
 async def open_stream(options: ClientOptions, sock: socket.socket | None = None) -> _Stream:
     """Connect (TCP, UNIX socket or the given socket), with TLS if implicit."""
     loop = asyncio.get_running_loop()
-    stream = _Stream()
+    stream = _Stream(loop)
     if sock is not None:
         connecting = loop.create_connection(lambda: stream, sock=sock)
     elif options.unix_path is not None:

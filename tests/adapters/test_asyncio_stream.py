@@ -12,8 +12,8 @@ from smtpcore.adapters.asyncio import _Stream
 
 def test_wait_ends_when_woken() -> None:
     async def main() -> None:
-        stream = _Stream()
         loop = asyncio.get_running_loop()
+        stream = _Stream(loop)
         loop.call_soon(stream._wake)
         await stream._wait(5.0)
         assert stream._waiter is None
@@ -23,8 +23,8 @@ def test_wait_ends_when_woken() -> None:
 
 def test_a_shorter_deadline_moves_the_timer_earlier() -> None:
     async def main() -> None:
-        stream = _Stream()
         loop = asyncio.get_running_loop()
+        stream = _Stream(loop)
         loop.call_soon(stream._wake)
         await stream._wait(60.0)  # arms the timer a minute out
         start = loop.time()
@@ -38,8 +38,8 @@ def test_a_shorter_deadline_moves_the_timer_earlier() -> None:
 
 def test_a_timer_that_fires_early_is_rearmed_for_the_later_deadline() -> None:
     async def main() -> None:
-        stream = _Stream()
         loop = asyncio.get_running_loop()
+        stream = _Stream(loop)
         loop.call_later(0.01, stream._wake)
         await stream._wait(0.1)  # the timer stays armed for 0.1 s
         start = loop.time()
@@ -55,8 +55,8 @@ def test_a_timer_that_fires_early_is_rearmed_for_the_later_deadline() -> None:
 
 def test_abort_cancels_the_timer() -> None:
     async def main() -> None:
-        stream = _Stream()
         loop = asyncio.get_running_loop()
+        stream = _Stream(loop)
         loop.call_soon(stream._wake)
         await stream._wait(60.0)
         timer = stream._timer

@@ -241,16 +241,30 @@ class Postfix(_Server):
         d, self.dir = self.dir, None
         if d is None:
             return
+        # `postfix stop` returns before master has exited, and master leaves
+        # its pid file behind: wait for the process itself (at most 10 s).
+        pid = None
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            pid = int((d / "queue" / "pid" / "master.pid").read_text().split()[0])
         with contextlib.suppress(Exception):
             _run(["postfix", "-c", str(d), "stop"])
-        # `postfix stop` returns before master has exited; give it a moment.
-        pid_file = d / "queue" / "pid" / "master.pid"
         deadline = time.monotonic() + 10
-        while pid_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        while pid is not None and _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
         shutil.rmtree(d, ignore_errors=True)
         with contextlib.suppress(Exception):
             _allow_config_directory(d, remove=True)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still exists (signal 0 only asks)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists, as another user's
+    return True
 
 
 def _run(cmd: list[str]) -> None:

@@ -30,6 +30,7 @@ import contextlib
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence, Sized
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -64,6 +65,7 @@ from ._common import (
     BodySource,
     ClientOptions,
     FailureCallback,
+    Key,
     Ledger,
     MessageInput,
     Outcome,
@@ -95,6 +97,8 @@ SockT = TypeVar("SockT")
 StreamT = TypeVar("StreamT")
 #: A message ready to submit, with its streamed source.
 Built = tuple[OutgoingMessage, BodySource | None]
+#: Awaited with (index in the submitted list, outcome) as each outcome is filed.
+Filed = Callable[[int, Outcome], Awaitable[None]]
 ClientT = TypeVar("ClientT", bound="AsyncClient[Any, Any]")
 PoolT = TypeVar("PoolT", bound="AsyncPool[Any, Any]")
 
@@ -314,34 +318,56 @@ class AsyncClient(Generic[SockT, StreamT]):
                 batch.close()
             return batch.finish(outcomes)
         tracker = Tracker(len(batch.slots) + len(batch.unbuilt))
+        failure: list[Exception] = []  # the progress callback's, raised at the end
+
+        async def report(index: int, outcome: Outcome) -> None:
+            final[index] = True
+            if failure:
+                return  # the callback failed: no more calls
+            try:
+                await self._report(
+                    progress, tracker, batch.slots[index], _result(outcome), attempts[index]
+                )
+            except Exception as exc:
+                # Raised once every message in flight has its outcome: a
+                # broken callback must not abandon messages mid-delivery.
+                failure.append(exc)
+
+        async def as_filed(index: int, outcome: Outcome) -> None:
+            # A message whose outcome is final as it is filed is reported
+            # at once, not when the whole call is over.
+            if not final[index] and _final_now(outcome, retry, attempts[index]):
+                await report(index, outcome)
+
         try:
             for slot, error in batch.unbuilt:
                 await self._report(progress, tracker, slot, error, 0)
             count = len(batch.items)
             attempts, final = [1] * count, [False] * count
             tracker.started(count)
-            outcomes = await self._deliver(batch.items) if count else []
+            early = as_filed if progress is not None else None
+            outcomes = await self._deliver(batch.items, early) if count else []
             while True:
                 again = _retries(retry, batch.items, outcomes, attempts, final)
                 for index, outcome in enumerate(outcomes):
                     if not final[index] and index not in again:
-                        final[index] = True
-                        await self._report(
-                            progress, tracker, batch.slots[index], _result(outcome), attempts[index]
-                        )
-                if retry is None or not again:
+                        await report(index, outcome)
+                if retry is None or not again or failure:
                     break
                 for _ in again:
                     tracker.requeued()
                 order = sorted(again)
                 await self._backend.sleep(min(retry.delay(attempts[i]) for i in order))
                 tracker.started(len(order), retry=True)
-                redone = await self._deliver([batch.items[i] for i in order])
+                for index in order:
+                    attempts[index] += 1
+                redone = await self._deliver([batch.items[i] for i in order], _mapped(early, order))
                 for index, outcome in zip(order, redone, strict=True):
                     outcomes[index] = outcome
-                    attempts[index] += 1
         finally:
             batch.close()
+        if failure:
+            raise failure[0]
         return batch.finish(outcomes)
 
     async def command(self, command: Command) -> Reply:
@@ -398,10 +424,11 @@ class AsyncClient(Generic[SockT, StreamT]):
         if progress is not None:
             await self._backend.call(progress, update)
 
-    async def _deliver(self, items: list[Built]) -> list[Outcome]:
+    async def _deliver(self, items: list[Built], filed: Filed | None = None) -> list[Outcome]:
         """Each message's outcome over this connection; the messages the
-        server's dropping an idle connection failed go once more on a new one."""
-        outcomes, session, reused = await self._submit(items)
+        server's dropping an idle connection failed go once more on a new one.
+        ``filed(index, outcome)`` is awaited as each outcome comes in."""
+        outcomes, session, reused = await self._submit(items, filed)
         again = [i for i, o in enumerate(outcomes) if reused and dropped(o)]
         if again:
             # The server closed the idle connection before these messages'
@@ -412,7 +439,7 @@ class AsyncClient(Generic[SockT, StreamT]):
                 async with self._lock:
                     if self._session is session:
                         await self._connect()
-                redone, _, _ = await self._submit([items[i] for i in again])
+                redone, _, _ = await self._submit([items[i] for i in again], _mapped(filed, again))
             except SMTPError as exc:
                 # The new connection failed too: the messages keep their
                 # first outcome, and the rest of the batch its own.
@@ -422,7 +449,9 @@ class AsyncClient(Generic[SockT, StreamT]):
                     outcomes[i] = outcome
         return outcomes
 
-    async def _submit(self, items: list[Built]) -> tuple[list[Outcome], Session, bool]:
+    async def _submit(
+        self, items: list[Built], filed: Filed | None = None
+    ) -> tuple[list[Outcome], Session, bool]:
         """Queue the messages and drive the connection until each has its
         outcome (the session reports one for every message, even when it
         dies); returns them, their session and whether it had been used."""
@@ -434,9 +463,13 @@ class AsyncClient(Generic[SockT, StreamT]):
             keys.append(key)
             if source is not None:
                 self._ledger.sources[key] = source
-        pending = self._ledger.expect(keys)
+        arrivals: deque[Key] = deque()
+        pending = self._ledger.expect(keys, None if filed is None else arrivals)
         try:
-            await self._drive(lambda: not pending)
+            if filed is None:
+                await self._drive(lambda: not pending)
+            else:
+                await self._drive_filing(keys, pending, arrivals, filed)
         finally:
             outcomes = self._ledger.collect(keys)
         if any(outcome is None for outcome in outcomes):
@@ -500,6 +533,27 @@ class AsyncClient(Generic[SockT, StreamT]):
         except BaseException:
             if not done():
                 await self._discard()  # Cancelled with a request in flight.
+            raise
+
+    async def _drive_filing(
+        self, keys: list[Key], pending: set[Key], arrivals: deque[Key], filed: Filed
+    ) -> None:
+        """:meth:`_drive` until ``pending`` is empty, stopping whenever
+        outcomes of ``keys`` arrive to await ``filed`` for each, in the order
+        they came (outside the lock: other callers go on meanwhile)."""
+        position = {key: index for index, key in enumerate(keys)}
+        outcomes = self._ledger.outcomes
+        try:
+            while True:
+                await self._drive(lambda: not pending or bool(arrivals))
+                while arrivals:
+                    key = arrivals.popleft()
+                    await filed(position[key], outcomes[key])
+                if not pending:
+                    return
+        except BaseException:
+            if pending:
+                await self._discard()  # Cancelled with messages in flight.
             raise
 
     async def _run(self, done: Callable[[], bool]) -> None:
@@ -588,6 +642,29 @@ async def _read(session: Session, conn: AsyncConnection, left: float, seconds: f
 def _result(outcome: Outcome) -> MessageResult | SMTPError:
     """What the caller gets for a message: its result or its error."""
     return outcome.error if isinstance(outcome, MessageFailed) else outcome.result
+
+
+def _final_now(outcome: Outcome, retry: RetryPolicy | None, attempts: int) -> bool:
+    """Whether a message's outcome is final as it is filed: it may not be
+    while the message could still go again (after a dropped idle connection,
+    or by ``retry``), which is decided once the call's messages are in."""
+    if not isinstance(outcome, MessageFailed):
+        return True
+    if dropped(outcome):
+        return False
+    return retry is None or not retry.should_retry(outcome.error, attempts)
+
+
+def _mapped(filed: Filed | None, indices: list[int]) -> Filed | None:
+    """``filed`` for a subset of the messages: position ``j`` is message
+    ``indices[j]``."""
+    if filed is None:
+        return None
+
+    async def subset(index: int, outcome: Outcome) -> None:
+        await filed(indices[index], outcome)
+
+    return subset
 
 
 def _retries(

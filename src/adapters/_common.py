@@ -14,6 +14,7 @@ import inspect
 import logging
 import os
 import ssl
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, Final, final
@@ -662,6 +663,7 @@ class Ledger:
         self.server_ready: list[ServerReady] = []
         self.tls_info: TLSInfo | None = None
         self._waiting: dict[Key, set[Key]] = {}
+        self._arrivals: dict[Key, deque[Key]] = {}
         self._log = log
         self._wire = WireLog(log)
 
@@ -678,12 +680,16 @@ class Ledger:
         self.reset()
         return Session(self._wire.session_config(config))
 
-    def expect(self, keys: list[Key]) -> set[Key]:
+    def expect(self, keys: list[Key], arrivals: deque[Key] | None = None) -> set[Key]:
         """The keys without an outcome yet, as a set that empties as their
-        outcomes are filed (so that waiting for a batch costs O(1) a step)."""
+        outcomes are filed (so that waiting for a batch costs O(1) a step);
+        with ``arrivals``, each key is also appended to it as its outcome
+        is filed."""
         pending = {key for key in keys if key not in self.outcomes}
         for key in pending:
             self._waiting[key] = pending
+            if arrivals is not None:
+                self._arrivals[key] = arrivals
         return pending
 
     def collect(self, keys: list[Key]) -> list[Outcome | None]:
@@ -692,6 +698,7 @@ class Ledger:
         for key in keys:
             self.sources.pop(key, None)
             self._waiting.pop(key, None)
+            self._arrivals.pop(key, None)
         return [self.outcomes.pop(key, None) for key in keys]
 
     def file(self, session: Session) -> None:
@@ -707,6 +714,9 @@ class Ledger:
                 pending = self._waiting.pop(key, None)
                 if pending is not None:
                     pending.discard(key)
+                arrivals = self._arrivals.pop(key, None)
+                if arrivals is not None:
+                    arrivals.append(key)
                 self.used = True
             elif isinstance(event, CommandCompleted):
                 self.replies[session, event.ticket] = event.reply

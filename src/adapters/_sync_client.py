@@ -33,6 +33,7 @@ import contextlib
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -67,6 +68,7 @@ from ._common import (
     BodySource,
     ClientOptions,
     FailureCallback,
+    Key,
     Ledger,
     MessageInput,
     Outcome,
@@ -98,6 +100,8 @@ SockT = TypeVar("SockT")
 StreamT = TypeVar("StreamT")
 #: A message ready to submit, with its streamed source.
 Built = tuple[OutgoingMessage, BodySource | None]
+#: Awaited with (index in the submitted list, outcome) as each outcome is filed.
+Filed = Callable[[int, Outcome], None]
 ClientT = TypeVar("ClientT", bound="SyncClient[Any, Any]")
 PoolT = TypeVar("PoolT", bound="SyncPool[Any, Any]")
 
@@ -317,34 +321,56 @@ class SyncClient(Generic[SockT, StreamT]):
                 batch.close()
             return batch.finish(outcomes)
         tracker = Tracker(len(batch.slots) + len(batch.unbuilt))
+        failure: list[Exception] = []  # the progress callback's, raised at the end
+
+        def report(index: int, outcome: Outcome) -> None:
+            final[index] = True
+            if failure:
+                return  # the callback failed: no more calls
+            try:
+                self._report(
+                    progress, tracker, batch.slots[index], _result(outcome), attempts[index]
+                )
+            except Exception as exc:
+                # Raised once every message in flight has its outcome: a
+                # broken callback must not abandon messages mid-delivery.
+                failure.append(exc)
+
+        def as_filed(index: int, outcome: Outcome) -> None:
+            # A message whose outcome is final as it is filed is reported
+            # at once, not when the whole call is over.
+            if not final[index] and _final_now(outcome, retry, attempts[index]):
+                report(index, outcome)
+
         try:
             for slot, error in batch.unbuilt:
                 self._report(progress, tracker, slot, error, 0)
             count = len(batch.items)
             attempts, final = [1] * count, [False] * count
             tracker.started(count)
-            outcomes = self._deliver(batch.items) if count else []
+            early = as_filed if progress is not None else None
+            outcomes = self._deliver(batch.items, early) if count else []
             while True:
                 again = _retries(retry, batch.items, outcomes, attempts, final)
                 for index, outcome in enumerate(outcomes):
                     if not final[index] and index not in again:
-                        final[index] = True
-                        self._report(
-                            progress, tracker, batch.slots[index], _result(outcome), attempts[index]
-                        )
-                if retry is None or not again:
+                        report(index, outcome)
+                if retry is None or not again or failure:
                     break
                 for _ in again:
                     tracker.requeued()
                 order = sorted(again)
                 self._backend.sleep(min(retry.delay(attempts[i]) for i in order))
                 tracker.started(len(order), retry=True)
-                redone = self._deliver([batch.items[i] for i in order])
+                for index in order:
+                    attempts[index] += 1
+                redone = self._deliver([batch.items[i] for i in order], _mapped(early, order))
                 for index, outcome in zip(order, redone, strict=True):
                     outcomes[index] = outcome
-                    attempts[index] += 1
         finally:
             batch.close()
+        if failure:
+            raise failure[0]
         return batch.finish(outcomes)
 
     def command(self, command: Command) -> Reply:
@@ -401,10 +427,11 @@ class SyncClient(Generic[SockT, StreamT]):
         if progress is not None:
             self._backend.call(progress, update)
 
-    def _deliver(self, items: list[Built]) -> list[Outcome]:
+    def _deliver(self, items: list[Built], filed: Filed | None = None) -> list[Outcome]:
         """Each message's outcome over this connection; the messages the
-        server's dropping an idle connection failed go once more on a new one."""
-        outcomes, session, reused = self._submit(items)
+        server's dropping an idle connection failed go once more on a new one.
+        ``filed(index, outcome)`` is awaited as each outcome comes in."""
+        outcomes, session, reused = self._submit(items, filed)
         again = [i for i, o in enumerate(outcomes) if reused and dropped(o)]
         if again:
             # The server closed the idle connection before these messages'
@@ -415,7 +442,7 @@ class SyncClient(Generic[SockT, StreamT]):
                 with self._lock:
                     if self._session is session:
                         self._connect()
-                redone, _, _ = self._submit([items[i] for i in again])
+                redone, _, _ = self._submit([items[i] for i in again], _mapped(filed, again))
             except SMTPError as exc:
                 # The new connection failed too: the messages keep their
                 # first outcome, and the rest of the batch its own.
@@ -425,7 +452,9 @@ class SyncClient(Generic[SockT, StreamT]):
                     outcomes[i] = outcome
         return outcomes
 
-    def _submit(self, items: list[Built]) -> tuple[list[Outcome], Session, bool]:
+    def _submit(
+        self, items: list[Built], filed: Filed | None = None
+    ) -> tuple[list[Outcome], Session, bool]:
         """Queue the messages and drive the connection until each has its
         outcome (the session reports one for every message, even when it
         dies); returns them, their session and whether it had been used."""
@@ -437,9 +466,13 @@ class SyncClient(Generic[SockT, StreamT]):
             keys.append(key)
             if source is not None:
                 self._ledger.sources[key] = source
-        pending = self._ledger.expect(keys)
+        arrivals: deque[Key] = deque()
+        pending = self._ledger.expect(keys, None if filed is None else arrivals)
         try:
-            self._drive(lambda: not pending)
+            if filed is None:
+                self._drive(lambda: not pending)
+            else:
+                self._drive_filing(keys, pending, arrivals, filed)
         finally:
             outcomes = self._ledger.collect(keys)
         if any(outcome is None for outcome in outcomes):
@@ -503,6 +536,27 @@ class SyncClient(Generic[SockT, StreamT]):
         except BaseException:
             if not done():
                 self._discard()  # Cancelled with a request in flight.
+            raise
+
+    def _drive_filing(
+        self, keys: list[Key], pending: set[Key], arrivals: deque[Key], filed: Filed
+    ) -> None:
+        """:meth:`_drive` until ``pending`` is empty, stopping whenever
+        outcomes of ``keys`` arrive to ``filed`` for each, in the order
+        they came (outside the lock: other callers go on meanwhile)."""
+        position = {key: index for index, key in enumerate(keys)}
+        outcomes = self._ledger.outcomes
+        try:
+            while True:
+                self._drive(lambda: not pending or bool(arrivals))
+                while arrivals:
+                    key = arrivals.popleft()
+                    filed(position[key], outcomes[key])
+                if not pending:
+                    return
+        except BaseException:
+            if pending:
+                self._discard()  # Cancelled with messages in flight.
             raise
 
     def _run(self, done: Callable[[], bool]) -> None:
@@ -591,6 +645,29 @@ def _read(session: Session, conn: SyncConnection, left: float, seconds: float) -
 def _result(outcome: Outcome) -> MessageResult | SMTPError:
     """What the caller gets for a message: its result or its error."""
     return outcome.error if isinstance(outcome, MessageFailed) else outcome.result
+
+
+def _final_now(outcome: Outcome, retry: RetryPolicy | None, attempts: int) -> bool:
+    """Whether a message's outcome is final as it is filed: it may not be
+    while the message could still go again (after a dropped idle connection,
+    or by ``retry``), which is decided once the call's messages are in."""
+    if not isinstance(outcome, MessageFailed):
+        return True
+    if dropped(outcome):
+        return False
+    return retry is None or not retry.should_retry(outcome.error, attempts)
+
+
+def _mapped(filed: Filed | None, indices: list[int]) -> Filed | None:
+    """``filed`` for a subset of the messages: position ``j`` is message
+    ``indices[j]``."""
+    if filed is None:
+        return None
+
+    def subset(index: int, outcome: Outcome) -> None:
+        filed(indices[index], outcome)
+
+    return subset
 
 
 def _retries(

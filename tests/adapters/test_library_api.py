@@ -317,6 +317,84 @@ async def test_client_send_many_retries_temporary_failures(
     assert last.total == 10
 
 
+class HoldingHandler(RecordingHandler):
+    """Holds its reply to the end of data of the message whose subject
+    holds ``hold`` until ``release`` is set (at most 5 s), and records
+    whether it was set by then."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.released_in_time: bool | None = None
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if b"hold" in bytes(envelope.original_content).split(b"\r\n", 1)[0]:
+            loop = asyncio.get_running_loop()
+            self.released_in_time = await loop.run_in_executor(None, self.release.wait, 5.0)
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.mark.parametrize("with_retry", [False, True], ids=["progress", "progress-and-retry"])
+async def test_client_send_many_reports_progress_as_messages_finish(
+    flavor: Flavor, start_smtpd: Any, with_retry: bool
+) -> None:
+    """``progress`` hears of each message when it has its final outcome, not
+    when the whole call is over: the server holds its reply to the last
+    message until the caller has heard of the first."""
+    handler = HoldingHandler()
+    server = start_smtpd(handler=handler)
+    updates: list[Progress] = []
+
+    def seen(update: Progress) -> None:
+        updates.append(update)
+        if update.index == 0:
+            handler.release.set()
+
+    async def progress(update: Progress) -> None:
+        seen(update)
+
+    batch = messages(4, set())
+    batch[3]["message"] = body("hold 3")
+    options: dict[str, Any] = {"progress": progress if flavor.is_async else seen}
+    if with_retry:
+        options["retry"] = RetryPolicy(attempts=2, backoff=0.01)
+    async with flavor.client(**server.client_options()) as client:
+        results = await flavor.call(client.client.send_many, batch, **options)
+    assert all(isinstance(r, MessageResult) for r in results), results
+    assert handler.released_in_time is True
+    assert sorted(u.index for u in updates) == [0, 1, 2, 3]
+    assert updates[-1].done == 4
+
+
+async def test_a_failing_progress_callback_lets_the_batch_finish(
+    flavor: Flavor, start_smtpd: Any
+) -> None:
+    """A callback that raises does not abandon the messages in flight: they
+    all finish, then its exception is raised."""
+    server = start_smtpd()
+    calls: list[int] = []
+
+    def broken(update: Progress) -> None:
+        calls.append(update.index)
+        raise ValueError("callback bug")
+
+    async def broken_async(update: Progress) -> None:
+        broken(update)
+
+    async with flavor.client(**server.client_options()) as client:
+        with pytest.raises(ValueError, match="callback bug"):
+            await flavor.call(
+                client.client.send_many,
+                messages(5, set()),
+                progress=broken_async if flavor.is_async else broken,
+            )
+        assert len(server.messages) == 5
+        assert calls == [0]  # not called again once it failed
+        # The connection is still good for the next message.
+        await flavor.call(client.client.send_message, SENDER, [RCPT], message=body("after"))
+    assert len(server.messages) == 6
+
+
 async def test_without_a_policy_nothing_is_retried(flavor: Flavor, start_smtpd: Any) -> None:
     server = start_smtpd(handler=DeferringHandler(times=1))
     async with flavor.client(**server.client_options()) as client:

@@ -901,6 +901,42 @@ class AsyncPool(Generic[SockT, StreamT]):
                 if progress is not None:
                     await self._backend.call(progress, update)
 
+        async def run_batch(indices: list[int]) -> None:
+            """One batch over a free connection, each message reported as
+            the connection has its outcome (not once the batch is done)."""
+            batch = [feed.items[i] for i in indices]
+            tracker.started(len(batch), retry=feed.attempts[indices[0]] > 0)
+            for i in indices:
+                feed.attempts[i] += 1
+            reported: set[int] = set()
+            failed: list[Exception] = []  # the caller's callback's
+
+            async def as_done(update: Progress) -> None:
+                reported.add(update.index)
+                if failed:
+                    return
+                try:
+                    await report(indices[update.index], [update.outcome])
+                except Exception as exc:
+                    failed.append(exc)
+
+            async with self._slots:
+                client = self._take()
+                try:
+                    outcomes = await client.send_many(
+                        batch, progress=as_done if progress is not None else None
+                    )
+                except SMTPError as exc:  # e.g. the connection could not be made
+                    outcomes = [exc] * len(batch)
+                finally:
+                    self._idle.append(client)
+            if failed:
+                raise failed[0]
+            for offset, (i, outcome) in enumerate(zip(indices, outcomes, strict=True)):
+                if offset not in reported:
+                    await report(i, [outcome])
+            feed.finished()
+
         async def worker() -> None:
             while True:
                 work = feed.next()
@@ -909,22 +945,7 @@ class AsyncPool(Generic[SockT, StreamT]):
                 if isinstance(work, float):
                     await self._backend.sleep(work)
                     continue
-                indices = work
-                batch = [feed.items[i] for i in indices]
-                tracker.started(len(batch), retry=feed.attempts[indices[0]] > 0)
-                for i in indices:
-                    feed.attempts[i] += 1
-                async with self._slots:
-                    client = self._take()
-                    try:
-                        outcomes = await client.send_many(batch)
-                    except SMTPError as exc:  # e.g. the connection could not be made
-                        outcomes = [exc] * len(batch)
-                    finally:
-                        self._idle.append(client)
-                for i, outcome in zip(indices, outcomes, strict=True):
-                    await report(i, [outcome])
-                feed.finished()
+                await run_batch(work)
 
         try:
             await self._backend.gather([worker] * self._size)

@@ -904,6 +904,42 @@ class SyncPool(Generic[SockT, StreamT]):
                 if progress is not None:
                     self._backend.call(progress, update)
 
+        def run_batch(indices: list[int]) -> None:
+            """One batch over a free connection, each message reported as
+            the connection has its outcome (not once the batch is done)."""
+            batch = [feed.items[i] for i in indices]
+            tracker.started(len(batch), retry=feed.attempts[indices[0]] > 0)
+            for i in indices:
+                feed.attempts[i] += 1
+            reported: set[int] = set()
+            failed: list[Exception] = []  # the caller's callback's
+
+            def as_done(update: Progress) -> None:
+                reported.add(update.index)
+                if failed:
+                    return
+                try:
+                    report(indices[update.index], [update.outcome])
+                except Exception as exc:
+                    failed.append(exc)
+
+            with self._slots:
+                client = self._take()
+                try:
+                    outcomes = client.send_many(
+                        batch, progress=as_done if progress is not None else None
+                    )
+                except SMTPError as exc:  # e.g. the connection could not be made
+                    outcomes = [exc] * len(batch)
+                finally:
+                    self._idle.append(client)
+            if failed:
+                raise failed[0]
+            for offset, (i, outcome) in enumerate(zip(indices, outcomes, strict=True)):
+                if offset not in reported:
+                    report(i, [outcome])
+            feed.finished()
+
         def worker() -> None:
             while True:
                 work = feed.next()
@@ -912,22 +948,7 @@ class SyncPool(Generic[SockT, StreamT]):
                 if isinstance(work, float):
                     self._backend.sleep(work)
                     continue
-                indices = work
-                batch = [feed.items[i] for i in indices]
-                tracker.started(len(batch), retry=feed.attempts[indices[0]] > 0)
-                for i in indices:
-                    feed.attempts[i] += 1
-                with self._slots:
-                    client = self._take()
-                    try:
-                        outcomes = client.send_many(batch)
-                    except SMTPError as exc:  # e.g. the connection could not be made
-                        outcomes = [exc] * len(batch)
-                    finally:
-                        self._idle.append(client)
-                for i, outcome in zip(indices, outcomes, strict=True):
-                    report(i, [outcome])
-                feed.finished()
+                run_batch(work)
 
         try:
             self._backend.gather([worker] * self._size)

@@ -366,6 +366,38 @@ async def test_client_send_many_reports_progress_as_messages_finish(
     assert updates[-1].done == 4
 
 
+async def test_pool_send_many_reports_progress_as_messages_finish(
+    flavor: Flavor, start_smtpd: Any
+) -> None:
+    """The same through a pool: a batch's messages are reported as the
+    connection has their outcomes, not once the batch is done."""
+    handler = HoldingHandler()
+    server = start_smtpd(handler=handler)
+    updates: list[Progress] = []
+
+    def seen(update: Progress) -> None:
+        updates.append(update)
+        if update.index == 0:
+            handler.release.set()
+
+    async def progress(update: Progress) -> None:
+        seen(update)
+
+    batch = messages(4, set())
+    batch[3]["message"] = body("hold 3")
+    async with flavor.pool(**server.client_options(), size=1) as pool:
+        results = await flavor.call(
+            pool.pool.send_many,
+            batch,
+            progress=progress if flavor.is_async else seen,
+            batch_size=4,
+        )
+    assert all(isinstance(r, MessageResult) for r in results), results
+    assert handler.released_in_time is True
+    assert sorted(u.index for u in updates) == [0, 1, 2, 3]
+    assert updates[-1].done == 4
+
+
 async def test_a_failing_progress_callback_lets_the_batch_finish(
     flavor: Flavor, start_smtpd: Any
 ) -> None:

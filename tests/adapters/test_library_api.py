@@ -334,36 +334,47 @@ class HoldingHandler(RecordingHandler):
         return await super().handle_DATA(server, session, envelope)
 
 
+class HeldBatch:
+    """Four messages to a server that holds its reply to the last one until
+    the caller has heard of the first, and the progress callback that hears
+    (a coroutine function on the async flavours)."""
+
+    def __init__(self, flavor: Flavor, start_smtpd: Any) -> None:
+        self.handler = HoldingHandler()
+        self.server: SMTPServer = start_smtpd(handler=self.handler)
+        self.updates: list[Progress] = []
+        self.messages = messages(4, set())
+        self.messages[3]["message"] = body("hold 3")
+        self.progress: Any = self._heard_async if flavor.is_async else self._heard
+
+    def _heard(self, update: Progress) -> None:
+        self.updates.append(update)
+        if update.index == 0:
+            self.handler.release.set()
+
+    async def _heard_async(self, update: Progress) -> None:
+        self._heard(update)
+
+    def check(self, results: list[MessageResult | SMTPError]) -> None:
+        assert all(isinstance(r, MessageResult) for r in results), results
+        assert self.handler.released_in_time is True
+        assert sorted(u.index for u in self.updates) == [0, 1, 2, 3]
+        assert self.updates[-1].done == 4
+
+
 @pytest.mark.parametrize("with_retry", [False, True], ids=["progress", "progress-and-retry"])
 async def test_client_send_many_reports_progress_as_messages_finish(
     flavor: Flavor, start_smtpd: Any, with_retry: bool
 ) -> None:
     """``progress`` hears of each message when it has its final outcome, not
-    when the whole call is over: the server holds its reply to the last
-    message until the caller has heard of the first."""
-    handler = HoldingHandler()
-    server = start_smtpd(handler=handler)
-    updates: list[Progress] = []
-
-    def seen(update: Progress) -> None:
-        updates.append(update)
-        if update.index == 0:
-            handler.release.set()
-
-    async def progress(update: Progress) -> None:
-        seen(update)
-
-    batch = messages(4, set())
-    batch[3]["message"] = body("hold 3")
-    options: dict[str, Any] = {"progress": progress if flavor.is_async else seen}
+    when the whole call is over."""
+    held = HeldBatch(flavor, start_smtpd)
+    options: dict[str, Any] = {"progress": held.progress}
     if with_retry:
         options["retry"] = RetryPolicy(attempts=2, backoff=0.01)
-    async with flavor.client(**server.client_options()) as client:
-        results = await flavor.call(client.client.send_many, batch, **options)
-    assert all(isinstance(r, MessageResult) for r in results), results
-    assert handler.released_in_time is True
-    assert sorted(u.index for u in updates) == [0, 1, 2, 3]
-    assert updates[-1].done == 4
+    async with flavor.client(**held.server.client_options()) as client:
+        results = await flavor.call(client.client.send_many, held.messages, **options)
+    held.check(results)
 
 
 async def test_pool_send_many_reports_progress_as_messages_finish(
@@ -371,31 +382,12 @@ async def test_pool_send_many_reports_progress_as_messages_finish(
 ) -> None:
     """The same through a pool: a batch's messages are reported as the
     connection has their outcomes, not once the batch is done."""
-    handler = HoldingHandler()
-    server = start_smtpd(handler=handler)
-    updates: list[Progress] = []
-
-    def seen(update: Progress) -> None:
-        updates.append(update)
-        if update.index == 0:
-            handler.release.set()
-
-    async def progress(update: Progress) -> None:
-        seen(update)
-
-    batch = messages(4, set())
-    batch[3]["message"] = body("hold 3")
-    async with flavor.pool(**server.client_options(), size=1) as pool:
+    held = HeldBatch(flavor, start_smtpd)
+    async with flavor.pool(**held.server.client_options(), size=1) as pool:
         results = await flavor.call(
-            pool.pool.send_many,
-            batch,
-            progress=progress if flavor.is_async else seen,
-            batch_size=4,
+            pool.pool.send_many, held.messages, progress=held.progress, batch_size=4
         )
-    assert all(isinstance(r, MessageResult) for r in results), results
-    assert handler.released_in_time is True
-    assert sorted(u.index for u in updates) == [0, 1, 2, 3]
-    assert updates[-1].done == 4
+    held.check(results)
 
 
 async def test_a_failing_progress_callback_lets_the_batch_finish(

@@ -318,6 +318,8 @@ class AsyncClient(Generic[SockT, StreamT]):
                 batch.close()
             return batch.finish(outcomes)
         tracker = Tracker(len(batch.slots) + len(batch.unbuilt))
+        count = len(batch.items)
+        attempts, final = [1] * count, [False] * count
         failure: list[Exception] = []  # the progress callback's, raised at the end
 
         async def report(index: int, outcome: Outcome) -> None:
@@ -342,8 +344,6 @@ class AsyncClient(Generic[SockT, StreamT]):
         try:
             for slot, error in batch.unbuilt:
                 await self._report(progress, tracker, slot, error, 0)
-            count = len(batch.items)
-            attempts, final = [1] * count, [False] * count
             tracker.started(count)
             early = as_filed if progress is not None else None
             outcomes = await self._deliver(batch.items, early) if count else []

@@ -662,8 +662,9 @@ class Ledger:
         self.greeting: Reply | None = None
         self.server_ready: list[ServerReady] = []
         self.tls_info: TLSInfo | None = None
-        self._waiting: dict[Key, set[Key]] = {}
-        self._arrivals: dict[Key, deque[Key]] = {}
+        # Each awaited key: the set of its call's keys still without an
+        # outcome, and the call's arrivals queue (None: it has none).
+        self._waiting: dict[Key, tuple[set[Key], deque[Key] | None]] = {}
         self._log = log
         self._wire = WireLog(log)
 
@@ -687,9 +688,7 @@ class Ledger:
         is filed."""
         pending = {key for key in keys if key not in self.outcomes}
         for key in pending:
-            self._waiting[key] = pending
-            if arrivals is not None:
-                self._arrivals[key] = arrivals
+            self._waiting[key] = (pending, arrivals)
         return pending
 
     def collect(self, keys: list[Key]) -> list[Outcome | None]:
@@ -698,7 +697,6 @@ class Ledger:
         for key in keys:
             self.sources.pop(key, None)
             self._waiting.pop(key, None)
-            self._arrivals.pop(key, None)
         return [self.outcomes.pop(key, None) for key in keys]
 
     def file(self, session: Session) -> None:
@@ -711,12 +709,12 @@ class Ledger:
             if isinstance(event, (MessageAccepted, MessageFailed, MessageProbed)):
                 key = (session, event.result.message_id)
                 self.outcomes[key] = event
-                pending = self._waiting.pop(key, None)
-                if pending is not None:
+                waiting = self._waiting.pop(key, None)
+                if waiting is not None:
+                    pending, arrivals = waiting
                     pending.discard(key)
-                arrivals = self._arrivals.pop(key, None)
-                if arrivals is not None:
-                    arrivals.append(key)
+                    if arrivals is not None:
+                        arrivals.append(key)
                 self.used = True
             elif isinstance(event, CommandCompleted):
                 self.replies[session, event.ticket] = event.reply

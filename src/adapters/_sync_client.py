@@ -321,6 +321,8 @@ class SyncClient(Generic[SockT, StreamT]):
                 batch.close()
             return batch.finish(outcomes)
         tracker = Tracker(len(batch.slots) + len(batch.unbuilt))
+        count = len(batch.items)
+        attempts, final = [1] * count, [False] * count
         failure: list[Exception] = []  # the progress callback's, raised at the end
 
         def report(index: int, outcome: Outcome) -> None:
@@ -345,8 +347,6 @@ class SyncClient(Generic[SockT, StreamT]):
         try:
             for slot, error in batch.unbuilt:
                 self._report(progress, tracker, slot, error, 0)
-            count = len(batch.items)
-            attempts, final = [1] * count, [False] * count
             tracker.started(count)
             early = as_filed if progress is not None else None
             outcomes = self._deliver(batch.items, early) if count else []

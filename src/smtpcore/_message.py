@@ -622,8 +622,9 @@ def scan_body(data: bytes, *, max_line_length: int | None = DEFAULT_MAX_LINE_LEN
     Raises:
         InvalidInputError: ``data`` is not bytes-like or the limit is invalid.
     """
-    body = _as_bytes(data, "message body")
-    _check_limit(max_line_length)
+    body = data if type(data) is bytes else _as_bytes(data, "message body")
+    if max_line_length is not DEFAULT_MAX_LINE_LENGTH:
+        _check_limit(max_line_length)
     # bytes.splitlines() breaks at exactly the canonical line boundaries
     # (CRLF, bare CR, bare LF), so the canonical body is its lines each
     # followed by CRLF. Slices cut just after an LF keep every line, and
@@ -656,15 +657,44 @@ def scan_body(data: bytes, *, max_line_length: int | None = DEFAULT_MAX_LINE_LEN
     # Each bare CR or bare LF grows by one octet as it becomes CRLF, and a
     # last line without an ending gains a CRLF.
     added = 2 if body and body[-1] not in (_CR, _LF) else 0
-    return BodyInfo(
-        has_8bit=not body.isascii(),
-        has_bare_line_endings=canonical_size > size + added,
-        has_nul=b"\x00" in body,
-        has_controls=controls,
-        longest_line=longest,
-        over_limit=max_line_length is not None and longest > max_line_length,
-        canonical_size=canonical_size,
+    # Built without BodyInfo's checks of values given to it: these hold by
+    # construction (a NUL is one of the refused controls).
+    info = _new_body_info(BodyInfo)
+    _init_body_info(
+        info,
+        not body.isascii(),
+        canonical_size > size + added,
+        controls and b"\x00" in body,
+        controls,
+        longest,
+        max_line_length is not None and longest > max_line_length,
+        canonical_size,
     )
+    return info
+
+
+_new_body_info = object.__new__
+
+
+def _init_body_info(
+    info: BodyInfo,
+    has_8bit: bool,
+    has_bare_line_endings: bool,
+    has_nul: bool,
+    has_controls: bool,
+    longest_line: int,
+    over_limit: bool,
+    canonical_size: int,
+) -> None:
+    """Fill a new :class:`BodyInfo` (frozen) field by field."""
+    set_ = object.__setattr__
+    set_(info, "has_8bit", has_8bit)
+    set_(info, "has_bare_line_endings", has_bare_line_endings)
+    set_(info, "has_nul", has_nul)
+    set_(info, "has_controls", has_controls)
+    set_(info, "longest_line", longest_line)
+    set_(info, "over_limit", over_limit)
+    set_(info, "canonical_size", canonical_size)
 
 
 def encode_scanned(

@@ -143,6 +143,11 @@ _ANSWERED_2YZ: frozenset[type[Command]] = frozenset(
 )
 
 
+#: Commands that push() treats apart: MAIL starts the count of accepted
+#: RCPTs, LHLO turns LMTP on, the end of data is answered per recipient.
+_OPENS_TRANSACTION: frozenset[type[Command]] = frozenset({Mail, Lhlo, EndOfData, Bdat})
+
+
 #: Stand-ins for BDAT commands whose line the caller built (``push_bdat``).
 _BDAT_LAST: Final = Bdat(size=0, last=True)
 _BDAT_MORE: Final = Bdat(size=0, last=False)
@@ -353,6 +358,40 @@ class Connection:
         if command.ends_group:
             self._group_enders += 1
 
+    def push_many(self, command: Command, count: int, tag: object = None) -> None:
+        """Record ``count`` commands like ``command`` as sent, as ``count``
+        calls of :meth:`push` would (a transaction's pipelined RCPTs): the
+        checks that cannot change between them are made once.
+
+        Raises:
+            LocalProtocolError: the first command may not be sent now, or
+                the others may not follow it without a reply (no PIPELINING,
+                or a command that ends a pipelined group).
+        """
+        if count <= 0:
+            return
+        self.push(command, tag)
+        cls = type(command)
+        if count == 1:
+            return
+        if (
+            command.ends_group
+            or cls in _OPENS_TRANSACTION
+            or TRANSITIONS.get((self._state, cls)) is not self._state
+        ):
+            # Each would change what the next may be: one at a time.
+            for _ in range(count - 1):
+                self.push(command, tag)
+            return
+        if not self._pipelining:
+            self._refuse_waiting(command)
+        # RFC 2920 3.1: commands that do not end a group may follow each
+        # other without waiting; the state does not move between them.
+        txn = self._txn
+        append = self._pending.append
+        for _ in range(count - 1):
+            append(Pending(command, tag, txn))
+
     def push_bdat(
         self, size: int, last: bool, tag: object = None, command: Bdat | None = None
     ) -> None:
@@ -460,22 +499,26 @@ class Connection:
         """
         if self._error is not None:
             self._check_usable()
-        surplus, self._surplus = self._surplus, False
         try:
             reply = self._parser.next_reply()
         except RemoteProtocolError as exc:
             self._fail(exc)
-        if surplus and self._pending:
-            # The server had answered everything when these octets came, so
-            # they were sent before the command now outstanding and cannot be
-            # its reply (RFC 2920 3.1; the STARTTLS injection of RFC 3207 4.2
-            # generalised).
-            return self._unasked(reply, "server sent a reply before the command it would answer")
+        queue = self._pending
+        if self._surplus:
+            self._surplus = False
+            if queue:
+                # The server had answered everything when these octets came,
+                # so they were sent before the command now outstanding and
+                # cannot be its reply (RFC 2920 3.1; the STARTTLS injection
+                # of RFC 3207 4.2 generalised).
+                return self._unasked(
+                    reply, "server sent a reply before the command it would answer"
+                )
         if reply is None:
             return self._no_reply()
-        if not self._pending:
+        if not queue:
             return self._unasked(reply, f"unsolicited reply: {reply.describe()}")
-        pending = self._pending[0]
+        pending = queue[0]
         command = pending.command
         code = reply.code
         cls = type(command)
@@ -484,14 +527,19 @@ class Connection:
             command, code
         ):
             self._out_of_step(command, code)
-        index = pending.received
-        pending.received = received = index + 1
-        final = code == 421 or not pending.per_recipient or received >= pending.expected()
+        if pending.per_recipient:
+            # RFC 2033 4.2: LMTP's end of data gets one reply per recipient.
+            index = pending.received
+            pending.received = index + 1
+            final = code == 421 or index + 1 >= pending.expected()
+        else:
+            index, final = 0, True
         if final:
-            self._pending.popleft()
+            queue.popleft()
             if pending.ends_group:
                 self._group_enders -= 1
-            self._surplus = not self._pending and self._parser.buffered > 0
+            if not queue and self._parser.buffered:
+                self._surplus = True
         if cls is Rcpt and code < 300:
             # RFC 2033 4.2: LMTP's replies after the data count these.
             pending.txn.accepted += 1  # type: ignore[union-attr]

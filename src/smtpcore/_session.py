@@ -657,10 +657,11 @@ class Session:
         if not self._unparsed:
             return False
         did = False
-        conn = self._conn
+        next_reply = self._conn.next_reply
+        redactor = self._redactor
         while self._phase is not Phase.CLOSED:
             try:
-                got = conn.next_reply()
+                got = next_reply()
             except RemoteProtocolError as exc:
                 self._fatal(exc, quit=False)
                 return True
@@ -669,40 +670,51 @@ class Session:
                 return did
             did = True
             self._replies_received += 1
-            if type(got) is tuple:
-                pending, received, index, final = got
-                command = pending.command
-                # Logs, events and errors get the reply with any secret the
-                # server echoed hidden; the AUTH handler decodes challenges
-                # from the reply as received.
-                redactor = self._redactor
-                reply = redactor.reply(received) if redactor.active else received
-                sasl = type(command) in _SASL_COMMANDS
-                if self._logging:
-                    mech = self._mechanism
-                    self._log_reply(
-                        mech.transcript_reply(reply) if sasl and mech is not None else reply
-                    )
-                if reply.code == 421 and type(command) is not Quit:
-                    self._on_closing(pending, reply, index, final)
-                elif sasl:
-                    self._on_auth(pending, received, index, final)
-                else:
-                    _HANDLERS[type(command)](self, pending, reply, index, final)
-            elif isinstance(got, ServiceClosing):
-                closing = self._redactor.reply(got.reply)
-                self._log_reply(closing)
-                self._events.append(got if closing is got.reply else ServiceClosing(reply=closing))
-                self._fatal(
-                    TemporaryReplyError(
-                        closing, "session", "server closing: " + closing.describe()
-                    ),
-                    quit=False,
-                )
+            if not isinstance(got, tuple):
+                self._on_unpaired(got)
+                continue
+            pending, reply, index, final = got
+            cls = type(pending.command)
+            if redactor.active or self._logging or reply.code == 421 or cls in _SASL_COMMANDS:
+                self._on_reply(pending, reply, index, final)
             else:
-                assert isinstance(got, ConnectionClosed)
-                self._on_eof(got)
+                # The common case, which needs neither redaction nor the
+                # transcript: straight to the command's handler.
+                _HANDLERS[cls](self, pending, reply, index, final)
         return did
+
+    def _on_reply(self, pending: Pending, received: Reply, index: int, final: bool) -> None:
+        """A reply with what the common case skips: logs, events and errors
+        get it with any secret the server echoed hidden (the AUTH handler
+        decodes challenges from the reply as received); 421 closes."""
+        command = pending.command
+        redactor = self._redactor
+        reply = redactor.reply(received) if redactor.active else received
+        sasl = type(command) in _SASL_COMMANDS
+        if self._logging:
+            mech = self._mechanism
+            self._log_reply(mech.transcript_reply(reply) if sasl and mech is not None else reply)
+        if reply.code == 421 and type(command) is not Quit:
+            self._on_closing(pending, reply, index, final)
+        elif sasl:
+            self._on_auth(pending, received, index, final)
+        else:
+            _HANDLERS[type(command)](self, pending, reply, index, final)
+
+    def _on_unpaired(self, got: ServiceClosing | ConnectionClosed) -> None:
+        """An event that answers no command: the server closing unasked
+        (RFC 5321 3.8) or the connection's end."""
+        if isinstance(got, ServiceClosing):
+            closing = self._redactor.reply(got.reply)
+            self._log_reply(closing)
+            self._events.append(got if closing is got.reply else ServiceClosing(reply=closing))
+            self._fatal(
+                TemporaryReplyError(closing, "session", "server closing: " + closing.describe()),
+                quit=False,
+            )
+        else:
+            assert isinstance(got, ConnectionClosed)
+            self._on_eof(got)
 
     def _on_closing(self, pending: Pending, reply: Reply, index: int, final: bool) -> None:
         """RFC 5321 3.8: 421 to any command: the server is closing. A
@@ -1172,20 +1184,21 @@ class Session:
         msg = txn.msg
         m = msg.message
         notify, orcpt, utf8 = m.notify, m.orcpt, msg.utf8
-        push = self._conn.push
         lines: list[bytes] = []
         try:
             for rcpt in txn.rcpts[txn.sent : None if pipelining else txn.sent + 1]:
-                line = rcpt_line(rcpt, notify=notify, orcpt=rcpt if orcpt else None, utf8=utf8)
-                push(_RCPT, txn)
-                txn.sent += 1
-                lines.append(line)
+                lines.append(
+                    rcpt_line(rcpt, notify=notify, orcpt=rcpt if orcpt else None, utf8=utf8)
+                )
         finally:
-            # The RCPT lines go out together, each recorded as sent first.
-            self._write_command(b"".join(lines), Stage.RCPT)
-            if self._logging:
-                for line in lines:
-                    self._log(Direction.SENT, line)
+            if lines:
+                # The RCPT lines go out together, each recorded as sent first.
+                self._conn.push_many(_RCPT, len(lines), txn)
+                txn.sent += len(lines)
+                self._write_command(b"".join(lines), Stage.RCPT)
+                if self._logging:
+                    for line in lines:
+                        self._log(Direction.SENT, line)
         return True
 
     def _data_command_due(self, txn: _Txn) -> bool:

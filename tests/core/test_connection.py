@@ -790,3 +790,75 @@ def test_unsolicited_421_is_the_public_service_closing_event() -> None:
     event = conn.next_event()
     assert isinstance(event, smtpcore.ServiceClosing)
     assert event.reply.code == 421
+
+
+def _pending_view(conn: Connection) -> tuple[object, ...]:
+    # What a later reply is matched against: each outstanding command, its
+    # tag, and what the connection will make of its replies.
+    return (
+        state_of(conn),
+        conn.can_send(),
+        tuple(
+            (p.command, p.tag, p.per_recipient, p.final_data, p.ends_group)
+            for p in conn._pending  # the FIFO itself is compared
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    ("before", "command"),
+    [
+        pytest.param((MAIL,), BOB, id="rcpts-after-mail"),
+        pytest.param((MAIL, BOB), CAROL, id="rcpts-after-rcpt"),
+        pytest.param((), Rset(), id="rsets"),
+        pytest.param((), MAIL, id="mails-one-at-a-time"),
+        pytest.param((MAIL, BOB), Data(), id="group-ender"),
+        pytest.param((), Noop(), id="noop-ender"),
+    ],
+)
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one-at-a-time"])
+@pytest.mark.parametrize("count", [0, 1, 2, 5])
+def test_push_many_is_push_repeated(
+    before: tuple[Command, ...], command: Command, pipelining: bool, count: int
+) -> None:
+    # push_many(c, n) must leave the connection as n calls of push(c) do,
+    # or refuse where one of them would (with the same error type), so
+    # that every later reply is paired with the same command either way.
+    def outcome(many: bool) -> tuple[object, ...]:
+        conn = ready(pipelining=True)
+        for command_before in before:
+            conn.send(command_before)
+        conn.pipelining = pipelining
+        try:
+            if many:
+                conn.push_many(command, count, tag="t")
+            else:
+                for _ in range(count):
+                    conn.push(command, tag="t")
+        except LocalProtocolError as exc:
+            return ("refused", type(exc), _pending_view(conn))
+        return _pending_view(conn)
+
+    assert outcome(many=True) == outcome(many=False)
+
+
+def test_push_many_rcpts_then_their_replies_in_order() -> None:
+    conn = ready()
+    conn.send(MAIL)
+    conn.push_many(BOB, 3, tag="txn")
+    conn.send(Data())
+    events = collect(conn, [OK + OK + b"550 5.1.1 no\r\n" + OK + GO])
+    assert [e.reply.code for e in events if isinstance(e, ReplyReceived)] == [
+        250,
+        250,
+        550,
+        250,
+        354,
+    ]
+    assert [e.tag for e in events if isinstance(e, ReplyReceived)] == [
+        None,
+        "txn",
+        "txn",
+        "txn",
+        None,
+    ]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, NoReturn, final
 
@@ -497,55 +498,82 @@ class Connection:
         Raises:
             RemoteProtocolError: the server broke the protocol.
         """
-        if self._error is not None:
-            self._check_usable()
-        try:
-            reply = self._parser.next_reply()
-        except RemoteProtocolError as exc:
-            self._fail(exc)
+        taken: list[tuple[Pending, Reply, int, bool]] = []
+
+        def take(pending: Pending, reply: Reply, index: int, final: bool) -> bool:
+            taken.append((pending, reply, index, final))
+            return True  # one at a time
+
+        other = self.deliver(take)
+        return taken[0] if other is None else other
+
+    def deliver(
+        self, on_reply: Callable[[Pending, Reply, int, bool], bool]
+    ) -> ServiceClosing | ConnectionClosed | NeedData | None:
+        """Hand each complete reply buffered to ``on_reply(pending, reply,
+        index, final)``, as :meth:`next_reply` would return it, in order and
+        each before the next is read, so that what ``on_reply`` does (send a
+        command, say) is in place for the next. Stops when ``on_reply``
+        returns True (then returns None) or at the first outcome that is no
+        reply to a command (returned, :data:`NEED_DATA` included).
+
+        One call for a whole pipelined group's replies: the session's loop.
+
+        Raises:
+            RemoteProtocolError: the server broke the protocol (after every
+                reply before the fault was handed over).
+        """
         queue = self._pending
-        if self._surplus:
-            self._surplus = False
-            if queue:
-                # The server had answered everything when these octets came,
-                # so they were sent before the command now outstanding and
-                # cannot be its reply (RFC 2920 3.1; the STARTTLS injection
-                # of RFC 3207 4.2 generalised).
-                return self._unasked(
-                    reply, "server sent a reply before the command it would answer"
-                )
-        if reply is None:
-            return self._no_reply()
-        if not queue:
-            return self._unasked(reply, f"unsolicited reply: {reply.describe()}")
-        pending = queue[0]
-        command = pending.command
-        code = reply.code
-        cls = type(command)
-        # _can_answer's common cases first, inline: this is every reply's path.
-        if not (code >= 400 or (code < 300 and cls in _ANSWERED_2YZ)) and not _can_answer(
-            command, code
-        ):
-            self._out_of_step(command, code)
-        if pending.per_recipient:
-            # RFC 2033 4.2: LMTP's end of data gets one reply per recipient.
-            index = pending.received
-            pending.received = index + 1
-            final = code == 421 or index + 1 >= pending.expected()
-        else:
-            index, final = 0, True
-        if final:
-            queue.popleft()
-            if pending.ends_group:
-                self._group_enders -= 1
-            if not queue and self._parser.buffered:
-                self._surplus = True
-        if cls is Rcpt and code < 300:
-            # RFC 2033 4.2: LMTP's replies after the data count these.
-            pending.txn.accepted += 1  # type: ignore[union-attr]
-        elif code >= 400 or cls in REPLY_MOVES_STATE:
-            self._after_reply(pending, reply)
-        return pending, reply, index, final
+        while True:
+            if self._error is not None:
+                self._check_usable()
+            try:
+                reply = self._parser.next_reply()
+            except RemoteProtocolError as exc:
+                self._fail(exc)
+            if self._surplus:
+                self._surplus = False
+                if queue:
+                    # The server had answered everything when these octets
+                    # came, so they were sent before the command now
+                    # outstanding and cannot be its reply (RFC 2920 3.1; the
+                    # STARTTLS injection of RFC 3207 4.2 generalised).
+                    return self._unasked(
+                        reply, "server sent a reply before the command it would answer"
+                    )
+            if reply is None:
+                return self._no_reply()
+            if not queue:
+                return self._unasked(reply, f"unsolicited reply: {reply.describe()}")
+            pending = queue[0]
+            command = pending.command
+            code = reply.code
+            cls = type(command)
+            # _can_answer's common cases first, inline: every reply's path.
+            if not (code >= 400 or (code < 300 and cls in _ANSWERED_2YZ)) and not _can_answer(
+                command, code
+            ):
+                self._out_of_step(command, code)
+            if pending.per_recipient:
+                # RFC 2033 4.2: LMTP's end of data gets one reply per recipient.
+                index = pending.received
+                pending.received = index + 1
+                final = code == 421 or index + 1 >= pending.expected()
+            else:
+                index, final = 0, True
+            if final:
+                queue.popleft()
+                if pending.ends_group:
+                    self._group_enders -= 1
+                if not queue and self._parser.buffered:
+                    self._surplus = True
+            if cls is Rcpt and code < 300:
+                # RFC 2033 4.2: LMTP's replies after the data count these.
+                pending.txn.accepted += 1  # type: ignore[union-attr]
+            elif code >= 400 or cls in REPLY_MOVES_STATE:
+                self._after_reply(pending, reply)
+            if on_reply(pending, reply, index, final):
+                return None
 
     def _unasked(self, reply: Reply | None, why: str) -> ServiceClosing:
         """A reply no command waits for: only 421 may come unasked (RFC 5321

@@ -405,6 +405,7 @@ class Session:
         self._error: SMTPError | None = None
         self._close_reported = False
         self._replies_received = 0
+        self._replied = False  # a reply or event came in this _process_replies call
         # Bytes (or EOF) were received since the connection last had no
         # complete reply: only then can there be a reply to process.
         self._unparsed = True
@@ -656,32 +657,37 @@ class Session:
         """Handle every complete reply buffered; True if anything happened."""
         if not self._unparsed:
             return False
-        did = False
-        next_reply = self._conn.next_reply
-        redactor = self._redactor
+        self._replied = False
+        conn = self._conn
         while self._phase is not Phase.CLOSED:
             try:
-                got = next_reply()
+                got = conn.deliver(self._dispatch)
             except RemoteProtocolError as exc:
                 self._fatal(exc, quit=False)
                 return True
+            if got is None:
+                continue  # the session closed (the loop ends) or will check
             if got is NEED_DATA:
                 self._unparsed = False
-                return did
-            did = True
+                return self._replied
+            self._replied = True
             self._replies_received += 1
-            if not isinstance(got, tuple):
-                self._on_unpaired(got)
-                continue
-            pending, reply, index, final = got
-            cls = type(pending.command)
-            if redactor.active or self._logging or reply.code == 421 or cls in _SASL_COMMANDS:
-                self._on_reply(pending, reply, index, final)
-            else:
-                # The common case, which needs neither redaction nor the
-                # transcript: straight to the command's handler.
-                _HANDLERS[cls](self, pending, reply, index, final)
-        return did
+            self._on_unpaired(got)
+        return self._replied
+
+    def _dispatch(self, pending: Pending, reply: Reply, index: int, final: bool) -> bool:
+        """One reply to a command, from the connection's loop; True stops
+        it (the session closed)."""
+        self._replied = True
+        self._replies_received += 1
+        cls = type(pending.command)
+        if self._redactor.active or self._logging or reply.code == 421 or cls in _SASL_COMMANDS:
+            self._on_reply(pending, reply, index, final)
+        else:
+            # The common case, which needs neither redaction nor the
+            # transcript: straight to the command's handler.
+            _HANDLERS[cls](self, pending, reply, index, final)
+        return self._phase is Phase.CLOSED
 
     def _on_reply(self, pending: Pending, received: Reply, index: int, final: bool) -> None:
         """A reply with what the common case skips: logs, events and errors

@@ -41,6 +41,7 @@ from smtpcore import (
     StartTLS,
     Vrfy,
 )
+from smtpcore._connection import Pending
 from smtpcore._state import ConnState
 
 
@@ -862,3 +863,98 @@ def test_push_many_rcpts_then_their_replies_in_order() -> None:
         "txn",
         None,
     ]
+
+
+def _delivered(conn: Connection, pieces: list[bytes], *, eof: bool) -> list[Outcome]:
+    """What deliver() hands over for ``pieces``, as ``collect`` reports it."""
+    out: list[Outcome] = []
+
+    def on_reply(pending: Pending, reply: Reply, index: int, final: bool) -> bool:
+        out.append(
+            ReplyReceived(
+                command=pending.command, reply=reply, index=index, tag=pending.tag, final=final
+            )
+        )
+        return False
+
+    for piece in [*pieces, *([b""] if eof else [])]:
+        conn.receive_data(piece)
+        while True:
+            try:
+                other = conn.deliver(on_reply)
+            except RemoteProtocolError:
+                out.append(("raised", RemoteProtocolError))
+                return out
+            if other is NEED_DATA:
+                break
+            out.append(other)
+            if isinstance(other, ConnectionClosed):
+                return out
+    return out
+
+
+@settings(max_examples=examples(150), deadline=None)
+@given(
+    data=st.lists(
+        st.sampled_from(
+            [OK, GO, b"550 5.1.1 no\r\n", b"421 bye\r\n", b"250-", b"\r\n", b"354 x\r\n", b"x\n"]
+        ),
+        max_size=10,
+    ).map(b"".join),
+    sizes=st.lists(st.integers(1, 24), max_size=6),
+    eof=st.booleans(),
+    commands=st.sampled_from(
+        [(), (MAIL,), (MAIL, BOB, CAROL, Data()), (Rset(), MAIL, BOB), (Noop(),)]
+    ),
+    lmtp=st.booleans(),
+)
+def test_deliver_hands_over_what_next_event_does(
+    data: bytes,
+    sizes: list[int],
+    eof: bool,
+    commands: tuple[Command, ...],
+    lmtp: bool,
+) -> None:
+    # The session's loop (deliver) and the one-at-a-time API (next_event)
+    # pair every reply with the same command, and fail at the same point.
+    pieces: list[bytes] = []
+    pos = 0
+    for size in sizes:
+        pieces.append(data[pos : pos + size])
+        pos += size
+    pieces = [p for p in [*pieces, data[pos:]] if p]
+    one_by_one = collect(after(*commands, lmtp=lmtp)(), pieces, eof=eof)
+    assert _delivered(after(*commands, lmtp=lmtp)(), pieces, eof=eof) == one_by_one
+
+
+def test_deliver_stops_when_asked_and_keeps_the_rest() -> None:
+    conn = after(MAIL, BOB, CAROL)()
+    conn.receive_data(OK + OK + OK)
+    seen: list[int] = []
+
+    def first_two(pending: Pending, reply: Reply, index: int, final: bool) -> bool:
+        seen.append(reply.code)
+        return len(seen) == 2
+
+    assert conn.deliver(first_two) is None
+    assert seen == [250, 250]
+    assert outstanding(conn) == (CAROL,)
+    assert conn.next_event() == got(CAROL, 250, "2.0.0 ok")
+
+
+def test_deliver_runs_each_handler_before_the_next_reply() -> None:
+    # What the handler of one reply does is in place for the next: here it
+    # sends the RCPT that the third reply answers (as next_reply, called
+    # in a loop, would pair them).
+    conn = after(MAIL, BOB)()
+    conn.receive_data(OK + OK + OK)
+    seen: list[Command | None] = []
+
+    def on_reply(pending: Pending, reply: Reply, index: int, final: bool) -> bool:
+        seen.append(pending.command)
+        if pending.command == MAIL:
+            conn.send(CAROL)
+        return False
+
+    assert conn.deliver(on_reply) is NEED_DATA
+    assert seen == [MAIL, BOB, CAROL]

@@ -95,3 +95,31 @@ def test_profile_core_server_takes_bdat_in_pieces() -> None:
     assert server.take() == b"220 mini ESMTP\r\n"  # 5 octets of the chunk still due
     server.feed(b" worlNOOP\r\n")
     assert server.take() == b"250 2.0.0 Ok: queued as 4Xk1Lz0mJlz9ry\r\n250 2.1.5 Ok\r\n"
+
+
+def test_instruction_count_summary_is_read() -> None:
+    from bench.instructions import parse_refs
+
+    summary = "==1234== \n==1234== I   refs:      1,166,839,888\n"
+    assert parse_refs(summary) == 1_166_839_888
+    assert parse_refs("==1234== ERROR SUMMARY: 0 errors") is None
+
+
+@pytest.mark.parametrize("queued", [False, True], ids=["one-at-a-time", "queued"])
+def test_instruction_count_code_sends_the_messages(queued: bool) -> None:
+    # What runs under valgrind is plain Python: it must send what it says.
+    from bench.instructions import _core_code
+
+    code = _core_code(7, queued=queued, shape="bdat")
+    assert "== 7" in code
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=120)
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_instruction_count_of_the_core() -> None:
+    from bench.instructions import _core_code, per_message
+
+    per = per_message(20, lambda n: _core_code(n, queued=True, shape="plain"))
+    # Tens of thousands of instructions a message at least (a Python call
+    # is hundreds); a few million would mean the difference went wrong.
+    assert 20_000 < per < 5_000_000

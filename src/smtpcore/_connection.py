@@ -148,6 +148,11 @@ _ANSWERED_2YZ: frozenset[type[Command]] = frozenset(
 #: RCPTs, LHLO turns LMTP on, the end of data is answered per recipient.
 _OPENS_TRANSACTION: frozenset[type[Command]] = frozenset({Mail, Lhlo, EndOfData, Bdat})
 
+#: States every message's path tests (a module constant is much cheaper
+#: than an enum member looked up on its class, on Python 3.11).
+_TLS_PENDING: Final = ConnState.TLS_PENDING
+_BODY: Final = ConnState.BODY
+
 
 #: Stand-ins for BDAT commands whose line the caller built (``push_bdat``).
 _BDAT_LAST: Final = Bdat(size=0, last=True)
@@ -428,7 +433,7 @@ class Connection:
     def send_body(self, data: bytes) -> bytes:
         """Pass encoded message data through, checking that it is due now."""
         self._check_usable()
-        if self._state is ConnState.BODY:
+        if self._state is _BODY:
             return data
         if self._bdat_remaining:
             if len(data) > self._bdat_remaining:
@@ -459,7 +464,7 @@ class Connection:
             return
         if self._eof:
             raise LocalProtocolError("data received after EOF")
-        if self._state is ConnState.TLS_PENDING:
+        if self._state is _TLS_PENDING:
             # RFC 3207 4.2 and the STARTTLS command injection attacks (CVE-2011-0411,
             # NO STARTTLS 2021): nothing may arrive in plaintext between the 220
             # and the TLS handshake.
@@ -626,7 +631,7 @@ class Connection:
         if cls not in REPLY_MOVES_STATE:
             return  # a refusal that leaves the state where it is
         new = state_after_reply(cls, code)
-        if new is ConnState.TLS_PENDING and self._parser.buffered:
+        if new is _TLS_PENDING and self._parser.buffered:
             # RFC 3207 4.2 / NO STARTTLS (USENIX Security 2021): anything
             # already buffered after the 220 was injected in plaintext.
             self._fail(

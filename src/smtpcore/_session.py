@@ -227,6 +227,35 @@ _TXN_MOVES: dict[tuple[TxnState, _In], TxnState] = {
 del T
 
 
+# The enum members the per-message paths test, as module constants. Python
+# 3.11 looks a member up on its class (``Phase.READY``) through the hook of
+# EnumType.__getattr__, at about 15 times the cost of a global: the ~75 such
+# lookups a message made a tenth of the core's instructions (measured with
+# ``python -m bench.instructions``). Python 3.12 dropped the hook.
+_CLOSED: Final = Phase.CLOSED
+_READY: Final = Phase.READY
+_HELLO: Final = Phase.HELLO
+_AUTH: Final = Phase.AUTH
+_TLS_HANDSHAKE: Final = Phase.TLS_HANDSHAKE
+_QUITTING: Final = Phase.QUITTING
+_ENVELOPE: Final = TxnState.ENVELOPE
+_ABORTED: Final = TxnState.ABORTED
+_SEND_DATA: Final = _In.SEND_DATA
+_SEND_END: Final = _In.SEND_END
+_GOT_354: Final = _In.GOT_354
+_ANSWERED: Final = _In.ANSWERED
+_STAGE_DATA_BLOCK: Final = Stage.DATA_BLOCK
+_STAGE_MAIL: Final = Stage.MAIL
+_STAGE_RCPT: Final = Stage.RCPT
+_ACCEPTED: Final = RecipientState.ACCEPTED
+_BINARY_MIME: Final = BodyType.BINARY_MIME
+_EIGHT_BIT_MIME: Final = BodyType.EIGHT_BIT_MIME
+_MODE_DATA: Final = EncodeMode.DATA
+_MODE_BDAT: Final = EncodeMode.BDAT
+_AFTER_MAIL: Final = QuitAfter.MAIL
+_AFTER_RCPT: Final = QuitAfter.RCPT
+
+
 # Commands without arguments are immutable values: one of each serves every
 # transaction. ``_MAIL`` and ``_RCPT`` stand for the lines the session builds
 # itself (``Connection.push``): only their type, verb and stage are read.
@@ -319,7 +348,7 @@ class _Txn:
 
     def __init__(self, msg: _Msg, rcpts: list[str]) -> None:
         self.msg = msg
-        self.state = TxnState.ENVELOPE
+        self.state = _ENVELOPE
         self.rcpts = rcpts
         self.sent = -1  # RCPTs sent (-1: not even the MAIL yet)
         self.answered = 0  # RCPT replies in
@@ -451,7 +480,7 @@ class Session:
     @property
     def closed(self) -> bool:
         """True once the session asked for Close."""
-        return self._phase is Phase.CLOSED
+        return self._phase is _CLOSED
 
     @property
     def busy(self) -> bool:
@@ -502,9 +531,9 @@ class Session:
 
     def receive_data(self, data: bytes) -> None:
         """Bytes read from the server (``b""`` at EOF)."""
-        if self._phase is Phase.CLOSED:
+        if self._phase is _CLOSED:
             return
-        if self._phase is Phase.TLS_HANDSHAKE:
+        if self._phase is _TLS_HANDSHAKE:
             # RFC 3207 4.2: after its 220 the server waits for the handshake;
             # plaintext then is injected, and EOF means there will be no TLS.
             if data:
@@ -613,19 +642,19 @@ class Session:
                 # Let queued work join this write first: the end of one
                 # message's data and the next envelope go out together
                 # (RFC 2920 3.1), so a queue costs one round trip a message.
-                if self._phase is Phase.READY and self._body_txn is None and self._advance():
+                if self._phase is _READY and self._body_txn is None and self._advance():
                     continue
                 data = bytes(self._out)
                 self._out.clear()
                 self._writing = (self._out_stage, self._ends_unwritten)
                 self._ends_unwritten = []
                 return Write(data=data, stage=self._out_stage)
-            if self._phase is Phase.CLOSED:
+            if self._phase is _CLOSED:
                 if not self._close_reported:
                     self._close_reported = True
                     self._events.append(SessionClosed(error=self._error))
                 return Close()
-            if self._phase is Phase.TLS_HANDSHAKE:
+            if self._phase is _TLS_HANDSHAKE:
                 return StartTLSAction(server_hostname=self._config.server_hostname)
             if self._process_replies():
                 continue
@@ -659,7 +688,7 @@ class Session:
             return False
         self._replied = False
         conn = self._conn
-        while self._phase is not Phase.CLOSED:
+        while self._phase is not _CLOSED:
             try:
                 got = conn.deliver(self._dispatch)
             except RemoteProtocolError as exc:
@@ -687,7 +716,7 @@ class Session:
             # The common case, which needs neither redaction nor the
             # transcript: straight to the command's handler.
             _HANDLERS[cls](self, pending, reply, index, final)
-        return self._phase is Phase.CLOSED
+        return self._phase is _CLOSED
 
     def _on_reply(self, pending: Pending, received: Reply, index: int, final: bool) -> None:
         """A reply with what the common case skips: logs, events and errors
@@ -933,17 +962,17 @@ class Session:
         """Send what the phase and the connection allow; True if anything
         happened."""
         phase = self._phase
-        if phase is Phase.HELLO:
+        if phase is _HELLO:
             self._send_hello()
             return True
-        if phase is Phase.AUTH:
+        if phase is _AUTH:
             self._send_auth()
             return True
-        if phase is not Phase.READY:
+        if phase is not _READY:
             return False
         did = False
         active = self._active
-        if active and active[-1].state is TxnState.ENVELOPE:
+        if active and active[-1].state is _ENVELOPE:
             # Only the newest transaction can still have envelope to send:
             # a MAIL goes out once every earlier transaction's end is out.
             did = self._pump(active[-1])
@@ -1032,11 +1061,9 @@ class Session:
         over several transactions sends the same data in each)."""
         m = msg.message
         self._check_message(msg, caps)
-        msg.use_bdat = (self._config.chunking and caps.chunking) or (
-            m.body_type is BodyType.BINARY_MIME
-        )
+        msg.use_bdat = (self._config.chunking and caps.chunking) or (m.body_type is _BINARY_MIME)
         if m.data is not None:
-            if m.body_type is BodyType.BINARY_MIME:
+            if m.body_type is _BINARY_MIME:
                 # RFC 3030 3: BINARYMIME data has no lines: it goes as it is.
                 msg.wire = m.data
             else:
@@ -1053,7 +1080,7 @@ class Session:
                     # None): no second copy of a large body.
                     msg.in_memory = True
                 else:
-                    mode = EncodeMode.BDAT if msg.use_bdat else EncodeMode.DATA
+                    mode = _MODE_BDAT if msg.use_bdat else _MODE_DATA
                     # Without the terminator: the dot goes as EndOfData.
                     msg.wire = encode_scanned(data, info, mode, terminator=False)
         msg.mail_line = self._mail_line(msg, caps)
@@ -1083,14 +1110,14 @@ class Session:
                     "REQUIRETLS was requested but the server's certificate is not verified "
                     "(RFC 8689 4.2.1); TLS verification is turned off for this client"
                 )
-        if m.body_type is BodyType.BINARY_MIME and not (caps.binarymime and caps.chunking):
+        if m.body_type is _BINARY_MIME and not (caps.binarymime and caps.chunking):
             raise MessageContentError(
                 "BINARYMIME needs the server's BINARYMIME and CHUNKING (RFC 3030)"
             )
-        if m.body_type is BodyType.EIGHT_BIT_MIME and not caps.eightbitmime:
+        if m.body_type is _EIGHT_BIT_MIME and not caps.eightbitmime:
             raise MessageContentError("the server does not offer 8BITMIME (RFC 6152)")
         size = m.size_hint
-        if m.data is not None and m.body_type is not BodyType.BINARY_MIME:
+        if m.data is not None and m.body_type is not _BINARY_MIME:
             info = msg.info = scan_body(m.data)
             size = info.canonical_size
             self._check_body(info, caps)
@@ -1135,11 +1162,7 @@ class Session:
         the connection allows: everything at once with PIPELINING, else one
         command per reply. True if anything was sent."""
         conn = self._conn
-        if (
-            txn.state is not TxnState.ENVELOPE
-            or self._phase is not Phase.READY
-            or not conn.can_send()
-        ):
+        if txn.state is not _ENVELOPE or self._phase is not _READY or not conn.can_send():
             return False
         pipelining = conn.pipelining
         did = False
@@ -1159,11 +1182,11 @@ class Session:
         msg = txn.msg
         if not msg.use_bdat:
             self._send(_DATA, txn)
-            txn.move(_In.SEND_DATA)
+            txn.move(_SEND_DATA)
         elif msg.wire is not None:
             self._send_bdat(txn, msg.wire, last=True)
         else:
-            self._begin_stream(txn, EncodeMode.BDAT)
+            self._begin_stream(txn, _MODE_BDAT)
         return True
 
     def _send_mail(self, txn: _Txn, pipelining: bool) -> None:
@@ -1177,7 +1200,7 @@ class Session:
             self._rset_due = False
             if not pipelining:
                 return
-        self._send_line(_MAIL, txn.msg.mail_line, txn, Stage.MAIL)
+        self._send_line(_MAIL, txn.msg.mail_line, txn, _STAGE_MAIL)
         self._rset_due = True
         self._latest = txn
         txn.sent = 0
@@ -1185,7 +1208,7 @@ class Session:
     def _send_rcpts(self, txn: _Txn, pipelining: bool) -> bool:
         """``txn``'s RCPTs not sent yet (one without PIPELINING); False when
         none may go."""
-        if txn.mail_refused is not None or txn.withheld or self._quit_after is QuitAfter.MAIL:
+        if txn.mail_refused is not None or txn.withheld or self._quit_after is _AFTER_MAIL:
             return False  # replies known (no pipelining): no further RCPT
         msg = txn.msg
         m = msg.message
@@ -1201,7 +1224,7 @@ class Session:
                 # The RCPT lines go out together, each recorded as sent first.
                 self._conn.push_many(_RCPT, len(lines), txn)
                 txn.sent += len(lines)
-                self._write_command(b"".join(lines), Stage.RCPT)
+                self._write_command(b"".join(lines), _STAGE_RCPT)
                 if self._logging:
                     for line in lines:
                         self._log(Direction.SENT, line)
@@ -1210,7 +1233,7 @@ class Session:
     def _data_command_due(self, txn: _Txn) -> bool:
         """Whether ``txn``'s DATA (or BDAT) may follow its envelope now."""
         quit_after = self._quit_after
-        if quit_after is QuitAfter.MAIL or quit_after is QuitAfter.RCPT:
+        if quit_after is _AFTER_MAIL or quit_after is _AFTER_RCPT:
             return False  # probing: no data
         if txn.answered == txn.sent:
             # Every reply is in: the reply handler ends a transaction with
@@ -1264,7 +1287,7 @@ class Session:
             self._log(Direction.SENT, line)
         txn.bdat_in_flight += 1
         if last:
-            txn.move(_In.SEND_END)
+            txn.move(_SEND_END)
             self._ends_unwritten.append(txn)
         else:
             txn.move(_In.SEND_CHUNK)
@@ -1272,7 +1295,7 @@ class Session:
 
     def _send_end_of_data(self, txn: _Txn) -> None:
         self._send(_END_OF_DATA, txn)
-        txn.move(_In.SEND_END)
+        txn.move(_SEND_END)
         self._ends_unwritten.append(txn)
         if txn is self._latest:
             # RFC 5321 4.1.1.4: the end of data ends the transaction, whatever
@@ -1298,11 +1321,11 @@ class Session:
             if self._out:
                 self._writes.append((bytes(self._out), self._out_stage, []))
                 self._out.clear()
-            self._writes.append((data, Stage.DATA_BLOCK, self._ends_unwritten))
+            self._writes.append((data, _STAGE_DATA_BLOCK, self._ends_unwritten))
             self._ends_unwritten = []
         else:
             self._out += data
-        self._out_stage = Stage.DATA_BLOCK
+        self._out_stage = _STAGE_DATA_BLOCK
         msg.size += len(data)
         msg.data_sent = True
         if self._logging:
@@ -1347,7 +1370,7 @@ class Session:
             txn.mail_refused = reply
             if txn.msg.refusal is None:
                 txn.msg.refusal = _reply_error(reply, "MAIL")
-        if self._quit_after is QuitAfter.MAIL:
+        if self._quit_after is _AFTER_MAIL:
             self._probe_done(txn)
             return
         if txn.answered == txn.sent:  # else RCPT replies are due: not done yet
@@ -1397,10 +1420,10 @@ class Session:
         deliver once every envelope reply is in and no data command went."""
         if not txn.envelope_done:
             return
-        if self._quit_after is QuitAfter.RCPT:
+        if self._quit_after is _AFTER_RCPT:
             self._probe_done(txn)
             return
-        if txn.state is TxnState.ENVELOPE and (
+        if txn.state is _ENVELOPE and (
             txn.mail_refused is not None or txn.withheld or not txn.accepted
         ):
             txn.move(_In.NOTHING_TO_SEND)
@@ -1421,7 +1444,7 @@ class Session:
                 msg.refusal = _reply_error(reply, "DATA")
             self._end_transaction(txn)
             return
-        txn.move(_In.GOT_354)
+        txn.move(_GOT_354)
         if not txn.accepted:
             if self._conn.lmtp and not txn.positive:
                 # RFC 2033 4.2: with no RCPT accepted, DATA "MUST fail with a
@@ -1447,7 +1470,7 @@ class Session:
             self._write_data(msg, msg.wire)
             self._send_end_of_data(txn)
             return
-        self._begin_stream(txn, EncodeMode.DATA)
+        self._begin_stream(txn, _MODE_DATA)
 
     def _on_bdat(self, pending: Pending, reply: Reply, index: int, final: bool) -> None:
         if pending.final_data:
@@ -1478,7 +1501,7 @@ class Session:
             txn.msg.last_reply = reply
             if bdat:
                 txn.bdat_in_flight -= 1
-        if txn.state is TxnState.ABORTED or not txn.accepted:
+        if txn.state is _ABORTED or not txn.accepted:
             self._end_decides_nothing(txn, reply, final, bdat)
             return
         self._record_end_reply(txn, reply, index, final, bdat)
@@ -1489,7 +1512,7 @@ class Session:
             # transaction open (Exim) or not (Postfix): RSET before the next MAIL.
             txn.move(_In.REFUSED)
         else:
-            txn.move(_In.ANSWERED)
+            txn.move(_ANSWERED)
             if bdat and txn is self._latest:
                 self._rset_due = False  # the data was taken: the transaction is closed
         self._end_transaction(txn)
@@ -1499,14 +1522,14 @@ class Session:
         replies before decided."""
         if not final:
             return
-        if txn.state is TxnState.ABORTED:
+        if txn.state is _ABORTED:
             # A chunk was refused before: this reply changes nothing.
             if not txn.bdat_in_flight:
                 self._end_transaction(txn)
             return
         # The lone terminator, or BDAT LAST pipelined behind an envelope that
         # was refused: the RCPT replies decided.
-        txn.move(_In.REFUSED if bdat and not reply.is_positive else _In.ANSWERED)
+        txn.move(_In.REFUSED if bdat and not reply.is_positive else _ANSWERED)
         self._end_transaction(txn)
 
     def _record_end_reply(
@@ -1518,7 +1541,7 @@ class Session:
         accepted = txn.accepted
         statuses = msg.statuses
         positive = reply.code < 300  # Reply.is_positive: no 3yz here (RFC 5321 4.3.2)
-        state = RecipientState.ACCEPTED if positive else RecipientState.REFUSED
+        state = _ACCEPTED if positive else RecipientState.REFUSED
         if self._conn.lmtp:
             # RFC 2033 4.2: one reply per accepted recipient, in RCPT order.
             if index < len(accepted):
@@ -1626,7 +1649,7 @@ class Session:
             status = statuses.get(rcpt)
             if status is None:
                 status = RecipientStatus(recipient=rcpt, reply=None, state=RecipientState.NOT_SENT)
-            elif status.state is RecipientState.ACCEPTED:
+            elif status.state is _ACCEPTED:
                 count += 1
             elif status.state is RecipientState.UNKNOWN:
                 unknown = True
@@ -1794,8 +1817,8 @@ class Session:
         if self._logging:
             self._log(Direction.SENT, line)
 
-    def _write_command(self, line: bytes, stage: Stage = Stage.DATA_BLOCK) -> None:
-        if not (self._out_stage is Stage.DATA_BLOCK and self._out):
+    def _write_command(self, line: bytes, stage: Stage = _STAGE_DATA_BLOCK) -> None:
+        if not (self._out_stage is _STAGE_DATA_BLOCK and self._out):
             # RFC 5321 4.5.3.2.5: a write carrying message data is a data
             # block, whatever command follows the data in it.
             self._out_stage = stage
@@ -1840,7 +1863,7 @@ class Session:
         return self._out_stage
 
     def _check_open(self) -> None:
-        if self._phase in (Phase.QUITTING, Phase.CLOSED) or self._quit_queued:
+        if self._phase in (_QUITTING, _CLOSED) or self._quit_queued:
             raise LocalProtocolError("the session is closing or closed")
 
     def _new_id(self) -> int:

@@ -89,6 +89,10 @@ _LF = 0x0A
 # and RFC 2045 2.7/2.8: NUL is never allowed in text, 7bit or 8bit data.
 _REFUSED_CONTROLS = bytes([*range(0x09), 0x0B, *range(0x0E, 0x1B), *range(0x1C, 0x20)])
 _NUL_ONLY = b"\x00"
+# Every octet to itself but the refused controls (to DEL): a body holds a
+# refused control exactly when translating it changes it. A translation is
+# one table lookup an octet; deleting octets costs three times that.
+_MARK_REFUSED = bytes(0x7F if i in _REFUSED_CONTROLS else i for i in range(256))
 
 # The classification tables map every octet to one of three marks, so that a
 # single bytes.translate() pass serves both the control check (is there a
@@ -638,9 +642,9 @@ def scan_body(data: bytes, *, max_line_length: int | None = DEFAULT_MAX_LINE_LEN
     # (CRLF, bare CR, bare LF), so the canonical body is its lines each
     # followed by CRLF. Slices cut just after an LF keep every line, and
     # every CRLF, whole, and keep the work in the CPU cache.
-    # A refused control is found by deleting every such octet from a slice
-    # and comparing lengths: several times faster than a regular expression
-    # search, at the cost of one slice-sized copy at a time.
+    # A refused control is found by translating a slice with _MARK_REFUSED
+    # and comparing: several times faster than a regular expression search,
+    # at the cost of one slice-sized copy at a time.
     longest = chars = lines = 0
     start, size = 0, len(body)
     controls = False
@@ -649,7 +653,7 @@ def scan_body(data: bytes, *, max_line_length: int | None = DEFAULT_MAX_LINE_LEN
         lengths = list(map(len, body.splitlines()))
         if lengths:
             longest, chars, lines = max(lengths), sum(lengths), len(lengths)
-        controls = len(body.translate(None, _REFUSED_CONTROLS)) != size
+        controls = body.translate(_MARK_REFUSED) != body
         start = size
     while start < size:
         end = body.find(b"\n", start + _SLICE)
@@ -660,7 +664,7 @@ def scan_body(data: bytes, *, max_line_length: int | None = DEFAULT_MAX_LINE_LEN
             longest = max(longest, max(lengths))
             chars += sum(lengths)
             lines += len(lengths)
-        controls = controls or len(piece.translate(None, _REFUSED_CONTROLS)) != len(piece)
+        controls = controls or piece.translate(_MARK_REFUSED) != piece
         start = end
     canonical_size = chars + 2 * lines
     # Each bare CR or bare LF grows by one octet as it becomes CRLF, and a

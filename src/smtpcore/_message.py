@@ -40,6 +40,7 @@ import functools
 import io
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, NoReturn, final
 
@@ -689,6 +690,23 @@ def scan_body(data: bytes, *, max_line_length: int | None = DEFAULT_MAX_LINE_LEN
 _new_body_info = object.__new__
 
 
+def _slot_setters(cls: type, *names: str) -> tuple[Callable[[object, object], None], ...]:
+    return tuple(cls.__dict__[name].__set__ for name in names)
+
+
+# Each field set through its slot: half the cost of object.__setattr__.
+_BODY_INFO_SETTERS = _slot_setters(
+    BodyInfo,
+    "has_8bit",
+    "has_bare_line_endings",
+    "has_nul",
+    "has_controls",
+    "longest_line",
+    "over_limit",
+    "canonical_size",
+)
+
+
 def _init_body_info(
     info: BodyInfo,
     has_8bit: bool,
@@ -700,14 +718,14 @@ def _init_body_info(
     canonical_size: int,
 ) -> None:
     """Fill a new :class:`BodyInfo` (frozen) field by field."""
-    set_ = object.__setattr__
-    set_(info, "has_8bit", has_8bit)
-    set_(info, "has_bare_line_endings", has_bare_line_endings)
-    set_(info, "has_nul", has_nul)
-    set_(info, "has_controls", has_controls)
-    set_(info, "longest_line", longest_line)
-    set_(info, "over_limit", over_limit)
-    set_(info, "canonical_size", canonical_size)
+    s8, sbare, snul, sctl, slong, sover, ssize = _BODY_INFO_SETTERS
+    s8(info, has_8bit)
+    sbare(info, has_bare_line_endings)
+    snul(info, has_nul)
+    sctl(info, has_controls)
+    slong(info, longest_line)
+    sover(info, over_limit)
+    ssize(info, canonical_size)
 
 
 def encode_scanned(

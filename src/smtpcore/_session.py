@@ -108,6 +108,7 @@ from ._errors import (
     TLSRequiredError,
 )
 from ._events import (
+    IDLE,
     Action,
     Authenticated,
     Close,
@@ -115,13 +116,10 @@ from ._events import (
     Direction,
     Event,
     GreetingReceived,
-    Idle,
-    MessageAccepted,
     MessageFailed,
     MessageProbed,
     MessageResult,
     NeedBody,
-    Read,
     RecipientResult,
     RecipientState,
     RecipientStatus,
@@ -131,7 +129,11 @@ from ._events import (
     StartTLSAction,
     TLSEstablished,
     TranscriptEntry,
-    Write,
+    build_message_accepted,
+    build_message_result,
+    build_read,
+    build_recipient_status,
+    build_write,
 )
 from ._extensions import Capabilities
 from ._message import BodyEncoder, BodyInfo, EncodeMode, encode_scanned, scan_body
@@ -637,7 +639,7 @@ class Session:
             if self._writes:
                 data, stage, ends = self._writes.popleft()
                 self._writing = (stage, ends)
-                return Write(data=data, stage=stage)
+                return build_write(data, stage)
             if self._out:
                 # Let queued work join this write first: the end of one
                 # message's data and the next envelope go out together
@@ -648,7 +650,7 @@ class Session:
                 self._out.clear()
                 self._writing = (self._out_stage, self._ends_unwritten)
                 self._ends_unwritten = []
-                return Write(data=data, stage=self._out_stage)
+                return build_write(data, self._out_stage)
             if self._phase is _CLOSED:
                 if not self._close_reported:
                     self._close_reported = True
@@ -677,8 +679,8 @@ class Session:
             elif self._advance():
                 continue
             if self._conn.waiting:
-                return Read(stage=self._current_stage(), replies=self._replies_received)
-            return Idle()
+                return build_read(self._current_stage(), self._replies_received)
+            return IDLE
 
     # -- replies ---------------------------------------------------------------
 
@@ -764,9 +766,7 @@ class Session:
             elif type(command) is Rcpt:
                 rcpt = txn.rcpts[txn.answered]
                 txn.answered += 1
-                txn.msg.statuses[rcpt] = RecipientStatus(
-                    recipient=rcpt, reply=reply, state=RecipientState.REFUSED
-                )
+                txn.msg.statuses[rcpt] = build_recipient_status(rcpt, reply, RecipientState.REFUSED)
         if self._phase is not Phase.CLOSED:
             name = "greeting" if command is None else command.verb
             self._fatal(TemporaryReplyError(reply, name), quit=False)
@@ -1390,10 +1390,8 @@ class Session:
         if txn.mail_refused is not None:
             # No transaction to join: whatever the RCPT got, the MAIL refusal
             # decided (the server's reply to this recipient is kept).
-            msg.statuses[rcpt] = RecipientStatus(
-                recipient=rcpt,
-                reply=reply if not positive else txn.mail_refused,
-                state=RecipientState.REFUSED,
+            msg.statuses[rcpt] = build_recipient_status(
+                rcpt, reply if not positive else txn.mail_refused, RecipientState.REFUSED
             )
         elif positive:
             txn.accepted.append(rcpt)
@@ -1404,9 +1402,7 @@ class Session:
             # server refusing everyone cannot loop us).
             txn.deferred.append(rcpt)
         else:
-            msg.statuses[rcpt] = RecipientStatus(
-                recipient=rcpt, reply=reply, state=RecipientState.REFUSED
-            )
+            msg.statuses[rcpt] = build_recipient_status(rcpt, reply, RecipientState.REFUSED)
             if self._config.require_all_recipients and not txn.withheld:
                 # The message fails as a whole: deliver it to no one.
                 txn.withheld = True
@@ -1546,7 +1542,7 @@ class Session:
             # RFC 2033 4.2: one reply per accepted recipient, in RCPT order.
             if index < len(accepted):
                 rcpt = accepted[index]
-                statuses[rcpt] = RecipientStatus(recipient=rcpt, reply=reply, state=state)
+                statuses[rcpt] = build_recipient_status(rcpt, reply, state)
             if positive:
                 txn.data_refused = None
             elif final and reply.code == 421:
@@ -1554,7 +1550,7 @@ class Session:
                 txn.end_unwritten = False
         else:
             for rcpt in accepted:
-                statuses[rcpt] = RecipientStatus(recipient=rcpt, reply=reply, state=state)
+                statuses[rcpt] = build_recipient_status(rcpt, reply, state)
         if not positive:
             if msg.refusal is None:
                 msg.refusal = _reply_error(reply, "BDAT" if bdat else "DATA")
@@ -1577,19 +1573,15 @@ class Session:
                 continue
             if mail_refused is not None:
                 # Never sent (no pipelining): the MAIL refusal stopped it.
-                status = RecipientStatus(
-                    recipient=rcpt, reply=mail_refused, state=RecipientState.REFUSED
-                )
+                status = build_recipient_status(rcpt, mail_refused, RecipientState.REFUSED)
             elif txn.data_refused is not None and not txn.withheld:
                 # Accepted at RCPT, then DATA or a BDAT chunk was refused.
-                status = RecipientStatus(
-                    recipient=rcpt, reply=txn.data_refused, state=RecipientState.REFUSED
-                )
+                status = build_recipient_status(rcpt, txn.data_refused, RecipientState.REFUSED)
             else:
                 # Withheld (require_all_recipients), or never sent after the
                 # client stopped the envelope: the message did not go to it.
-                status = RecipientStatus(
-                    recipient=rcpt, reply=txn.rcpt_replies.get(rcpt), state=RecipientState.NOT_SENT
+                status = build_recipient_status(
+                    rcpt, txn.rcpt_replies.get(rcpt), RecipientState.NOT_SENT
                 )
             statuses[rcpt] = status
         if deferred:
@@ -1615,7 +1607,7 @@ class Session:
             and count
             and (not self._config.require_all_recipients or count == len(result.recipients))
         ):
-            self._events.append(MessageAccepted(result=result))
+            self._events.append(build_message_accepted(result))
             return
         accepted = result.accepted
         if error is None:
@@ -1648,20 +1640,20 @@ class Session:
         for rcpt in recipients:
             status = statuses.get(rcpt)
             if status is None:
-                status = RecipientStatus(recipient=rcpt, reply=None, state=RecipientState.NOT_SENT)
+                status = build_recipient_status(rcpt, None, RecipientState.NOT_SENT)
             elif status.state is _ACCEPTED:
                 count += 1
             elif status.state is RecipientState.UNKNOWN:
                 unknown = True
             ordered.append(status)
-        result = MessageResult(
-            message_id=msg.id,
-            sender=msg.message.sender,
-            recipients=tuple(ordered),
-            reply=msg.last_reply,
-            size=msg.size,
-            data_sent=msg.data_sent,
-            status_known=not unknown,
+        result = build_message_result(
+            msg.id,
+            msg.message.sender,
+            tuple(ordered),
+            msg.last_reply,
+            msg.size,
+            msg.data_sent,
+            not unknown,
         )
         return result, count
 
@@ -1670,8 +1662,8 @@ class Session:
         msg = txn.msg
         self._retire(txn)
         for rcpt in txn.accepted:
-            msg.statuses[rcpt] = RecipientStatus(
-                recipient=rcpt, reply=txn.rcpt_replies[rcpt], state=RecipientState.ACCEPTED
+            msg.statuses[rcpt] = build_recipient_status(
+                rcpt, txn.rcpt_replies[rcpt], RecipientState.ACCEPTED
             )
         if txn.mail_refused is not None:
             # The MAIL refusal decides every recipient it stopped.
@@ -1679,9 +1671,7 @@ class Session:
             for rcpt in txn.rcpts:
                 msg.statuses.setdefault(
                     rcpt,
-                    RecipientStatus(
-                        recipient=rcpt, reply=txn.mail_refused, state=RecipientState.REFUSED
-                    ),
+                    build_recipient_status(rcpt, txn.mail_refused, RecipientState.REFUSED),
                 )
         self._events.append(MessageProbed(result=self._result(msg)))
         self._begin_quit()
@@ -1699,16 +1689,14 @@ class Session:
                 continue
             reply = txn.rcpt_replies.get(rcpt)
             if txn.mail_refused is not None:
-                status = RecipientStatus(
-                    recipient=rcpt, reply=txn.mail_refused, state=RecipientState.REFUSED
-                )
+                status = build_recipient_status(rcpt, txn.mail_refused, RecipientState.REFUSED)
             elif end_out and not txn.withheld:
                 # RFC 5321 4.5.3.2.6: after the end of data and before its
                 # reply, the server may or may not have taken the message
                 # (also for a recipient whose RCPT reply never came).
-                status = RecipientStatus(recipient=rcpt, reply=reply, state=RecipientState.UNKNOWN)
+                status = build_recipient_status(rcpt, reply, RecipientState.UNKNOWN)
             else:
-                status = RecipientStatus(recipient=rcpt, reply=reply, state=RecipientState.NOT_SENT)
+                status = build_recipient_status(rcpt, reply, RecipientState.NOT_SENT)
             statuses[rcpt] = status
         self._fail_message(msg, error)
 

@@ -745,6 +745,17 @@ def test_pipelined_replies_any_chunking(
     assert outstanding(conn) == ()
 
 
+def _cut(data: bytes, sizes: list[int]) -> list[bytes]:
+    """``data`` in pieces of ``sizes`` (then the rest), empty pieces left out."""
+    pieces: list[bytes] = []
+    pos = 0
+    for size in sizes:
+        pieces.append(data[pos : pos + size])
+        pos += size
+    pieces.append(data[pos:])
+    return [p for p in pieces if p]
+
+
 @settings(max_examples=examples(150), deadline=None)
 @given(
     data=st.one_of(
@@ -764,14 +775,8 @@ def test_any_bytes_raise_only_remote_protocol_error(
     data: bytes, sizes: list[int], eof: bool, commands: tuple[Command, ...]
 ) -> None:
     # The receive path may raise RemoteProtocolError and nothing else.
-    pieces: list[bytes] = []
-    pos = 0
-    for size in sizes:
-        pieces.append(data[pos : pos + size])
-        pos += size
-    pieces.append(data[pos:])
     conn = after(*commands)()
-    events = collect(conn, [p for p in pieces if p], eof=eof)
+    events = collect(conn, _cut(data, sizes), eof=eof)
     if events and events[-1] == ("raised", RemoteProtocolError):
         dead(conn)
     for event in events:
@@ -917,12 +922,7 @@ def test_deliver_hands_over_what_next_event_does(
 ) -> None:
     # The session's loop (deliver) and the one-at-a-time API (next_event)
     # pair every reply with the same command, and fail at the same point.
-    pieces: list[bytes] = []
-    pos = 0
-    for size in sizes:
-        pieces.append(data[pos : pos + size])
-        pos += size
-    pieces = [p for p in [*pieces, data[pos:]] if p]
+    pieces = _cut(data, sizes)
     one_by_one = collect(after(*commands, lmtp=lmtp)(), pieces, eof=eof)
     assert _delivered(after(*commands, lmtp=lmtp)(), pieces, eof=eof) == one_by_one
 

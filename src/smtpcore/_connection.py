@@ -13,7 +13,9 @@ knows the SMTP grammar and the ordering rules, not the policy:
 * ``receive_data(data)`` buffers server bytes (``b""`` means EOF), and
   ``next_event()`` returns the next :class:`ReplyReceived` (bound to the
   command it answers), :class:`ServiceClosing` (an unsolicited 421),
-  :class:`ConnectionClosed` (EOF) or :data:`NEED_DATA`.
+  :class:`ConnectionClosed` (EOF) or :data:`NEED_DATA`. ``deliver(on_reply)``
+  is the same as a loop: each reply goes to ``on_reply`` before the next is
+  read (the session's reply loop, one call for a whole pipelined group).
 
 Pipelining is bookkeeping, not special cases: every command sent pushes the
 reply it expects onto the FIFO and every complete reply pops one, so replies

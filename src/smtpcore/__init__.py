@@ -102,6 +102,7 @@ from ._events import TranscriptEntry as TranscriptEntry
 from ._events import Write as Write
 from ._extensions import Capabilities as Capabilities
 from ._message import BodyEncoder as BodyEncoder
+from ._message import BodyInfo as BodyInfo
 from ._message import EncodeMode as EncodeMode
 from ._message import scan_body as scan_body
 from ._replies import Reply as Reply
@@ -123,6 +124,7 @@ __all__ = [
     "AuthenticationError",
     "Bdat",
     "BodyEncoder",
+    "BodyInfo",
     "BodyType",
     "Capabilities",
     "Close",

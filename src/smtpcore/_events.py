@@ -23,12 +23,13 @@ Events are frozen values; a negative reply is an event, not an exception.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, final
 
 from ._errors import ConnectionLostError, ReplyError, SMTPError, Stage
 from ._replies import Reply, printable
+from ._slots import slot_setters
 
 if TYPE_CHECKING:
     from ._commands import Command
@@ -406,42 +407,25 @@ class TranscriptEntry:
 
 # -- building values on the per-message paths ----------------------------------
 #
-# A frozen dataclass's __init__ sets each field through object.__setattr__
-# and takes its keywords in a dict: about 5,000 machine instructions for a
-# two-field Write, a tenth of what a whole message costs the core. The
-# builders below make the same objects, field by field through each slot's
-# descriptor, at half that. They run no checks (none of these classes has
-# any) and take every field, in the class's order; tests/core/test_events.py
-# checks them against the classes' own __init__.
+# The same objects as the classes' own __init__ makes, at half the cost (see
+# smtpcore._slots); tests/core/test_events.py checks each against its class.
 
 _new = object.__new__
 
-
-def _setter(cls: type, name: str) -> Callable[[object, object], None]:
-    setter: Callable[[object, object], None] = cls.__dict__[name].__set__
-    return setter
-
-
-_WRITE_DATA, _WRITE_STAGE = _setter(Write, "data"), _setter(Write, "stage")
-_READ_STAGE, _READ_REPLIES = _setter(Read, "stage"), _setter(Read, "replies")
-_RS_RECIPIENT, _RS_REPLY, _RS_STATE = (
-    _setter(RecipientStatus, "recipient"),
-    _setter(RecipientStatus, "reply"),
-    _setter(RecipientStatus, "state"),
+_WRITE_DATA, _WRITE_STAGE = slot_setters(Write, "data", "stage")
+_READ_STAGE, _READ_REPLIES = slot_setters(Read, "stage", "replies")
+_RS_RECIPIENT, _RS_REPLY, _RS_STATE = slot_setters(RecipientStatus, "recipient", "reply", "state")
+_MR_FIELDS = slot_setters(
+    MessageResult,
+    "message_id",
+    "sender",
+    "recipients",
+    "reply",
+    "size",
+    "data_sent",
+    "status_known",
 )
-_MR_FIELDS = tuple(
-    _setter(MessageResult, name)
-    for name in (
-        "message_id",
-        "sender",
-        "recipients",
-        "reply",
-        "size",
-        "data_sent",
-        "status_known",
-    )
-)
-_MA_RESULT = _setter(MessageAccepted, "result")
+(_MA_RESULT,) = slot_setters(MessageAccepted, "result")
 
 
 def build_write(data: bytes, stage: Stage) -> Write:

@@ -116,9 +116,59 @@ def test_built_values_are_frozen() -> None:
 def test_scan_body_builds_what_body_info_would(body: bytes) -> None:
     # scan_body builds its BodyInfo field by field; the value must be the
     # one the class's own __init__ (with its checks) makes of the same fields.
-    from smtpcore import scan_body
-    from smtpcore._message import BodyInfo
+    from smtpcore import BodyInfo, scan_body
 
     info = scan_body(body)
     fields = {f.name: getattr(info, f.name) for f in dataclasses.fields(BodyInfo)}
     assert BodyInfo(**fields) == info
+
+
+@given(
+    sender=st.sampled_from(["", "alice@example.com", "élise@exemple.fr", "bad address"]),
+    recipients=st.lists(
+        st.sampled_from(["bob@example.org", "Postmaster", "zoë@例え.jp", "no-at-sign"]),
+        max_size=3,
+    ),
+    body=st.binary(max_size=40),
+    smtputf8=st.booleans(),
+    envid=st.sampled_from([None, "id-1", "bad id"]),
+)
+def test_outgoing_message_build_makes_what_the_class_makes(
+    sender: str, recipients: list[str], body: bytes, smtputf8: bool, envid: str | None
+) -> None:
+    # build() sets the fields through their slots, then runs the same
+    # checks: the same value, or the same refusal, as the class's __init__.
+    from smtpcore import InvalidInputError, OutgoingMessage
+
+    def outcome(make: Callable[[], OutgoingMessage]) -> object:
+        try:
+            message = make()
+        except InvalidInputError as exc:
+            return ("refused", str(exc))
+        return (message, message.needs_smtputf8, message.wants_dsn)
+
+    built = outcome(
+        lambda: OutgoingMessage.build(
+            sender=sender, recipients=recipients, message=body, smtputf8=smtputf8, envid=envid
+        )
+    )
+    made = outcome(
+        lambda: OutgoingMessage(
+            sender=sender,
+            recipients=tuple(recipients),
+            data=body,
+            smtputf8=smtputf8,
+            envid=envid,
+        )
+    )
+    assert built == made
+
+
+def test_slot_setters_take_every_field_in_order() -> None:
+    from smtpcore._slots import slot_setters
+
+    assert len(slot_setters(Write, "data", "stage")) == 2
+    with pytest.raises(TypeError, match="has the fields"):
+        slot_setters(Write, "stage", "data")
+    with pytest.raises(TypeError, match="has the fields"):
+        slot_setters(RecipientStatus, "recipient", "reply")

@@ -673,9 +673,7 @@ def scan_body(data: bytes, *, max_line_length: int | None = DEFAULT_MAX_LINE_LEN
     added = 2 if body and body[-1] not in (_CR, _LF) else 0
     # Built without BodyInfo's checks of values given to it: these hold by
     # construction (a NUL is one of the refused controls).
-    info = _new_body_info(BodyInfo)
-    _init_body_info(
-        info,
+    return _body_info(
         not body.isascii(),
         canonical_size > size + added,
         controls and b"\x00" in body,
@@ -684,10 +682,6 @@ def scan_body(data: bytes, *, max_line_length: int | None = DEFAULT_MAX_LINE_LEN
         max_line_length is not None and longest > max_line_length,
         canonical_size,
     )
-    return info
-
-
-_new_body_info = object.__new__
 
 
 # Each field set through its slot (smtpcore._slots): half the cost of the
@@ -704,8 +698,7 @@ _BODY_INFO_SETTERS = slot_setters(
 )
 
 
-def _init_body_info(
-    info: BodyInfo,
+def _body_info(
     has_8bit: bool,
     has_bare_line_endings: bool,
     has_nul: bool,
@@ -713,8 +706,9 @@ def _init_body_info(
     longest_line: int,
     over_limit: bool,
     canonical_size: int,
-) -> None:
-    """Fill a new :class:`BodyInfo` (frozen) field by field."""
+) -> BodyInfo:
+    """``BodyInfo(...)`` with every field given, built field by field."""
+    info: BodyInfo = object.__new__(BodyInfo)
     s8, sbare, snul, sctl, slong, sover, ssize = _BODY_INFO_SETTERS
     s8(info, has_8bit)
     sbare(info, has_bare_line_endings)
@@ -723,6 +717,7 @@ def _init_body_info(
     slong(info, longest_line)
     sover(info, over_limit)
     ssize(info, canonical_size)
+    return info
 
 
 def encode_scanned(

@@ -436,7 +436,6 @@ class Session:
         self._error: SMTPError | None = None
         self._close_reported = False
         self._replies_received = 0
-        self._replied = False  # a reply or event came in this _process_replies call
         # Bytes (or EOF) were received since the connection last had no
         # complete reply: only then can there be a reply to process.
         self._unparsed = True
@@ -688,7 +687,7 @@ class Session:
         """Handle every complete reply buffered; True if anything happened."""
         if not self._unparsed:
             return False
-        self._replied = False
+        before = self._replies_received  # every reply and event counts
         conn = self._conn
         while self._phase is not _CLOSED:
             try:
@@ -697,19 +696,17 @@ class Session:
                 self._fatal(exc, quit=False)
                 return True
             if got is None:
-                continue  # the session closed (the loop ends) or will check
+                continue  # the session closed: the loop ends
             if got is NEED_DATA:
                 self._unparsed = False
-                return self._replied
-            self._replied = True
+                break
             self._replies_received += 1
             self._on_unpaired(got)
-        return self._replied
+        return self._replies_received != before
 
     def _dispatch(self, pending: Pending, reply: Reply, index: int, final: bool) -> bool:
         """One reply to a command, from the connection's loop; True stops
         it (the session closed)."""
-        self._replied = True
         self._replies_received += 1
         cls = type(pending.command)
         if self._redactor.active or self._logging or reply.code == 421 or cls in _SASL_COMMANDS:

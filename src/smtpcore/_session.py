@@ -1543,8 +1543,15 @@ class Session:
             if positive:
                 txn.data_refused = None
             elif final and reply.code == 421:
-                # The server closes instead of answering the others.
-                txn.end_unwritten = False
+                # The server closes (RFC 5321 3.8) instead of answering the
+                # recipients after this one: their end of data went out and
+                # no reply came, so their fate is unknown (RFC 5321
+                # 4.5.3.2.6), whatever the replies before said.
+                rcpt_replies = txn.rcpt_replies
+                for rcpt in accepted[index + 1 :]:
+                    statuses[rcpt] = build_recipient_status(
+                        rcpt, rcpt_replies.get(rcpt), RecipientState.UNKNOWN
+                    )
         else:
             for rcpt in accepted:
                 statuses[rcpt] = build_recipient_status(rcpt, reply, state)
@@ -1621,7 +1628,12 @@ class Session:
                     if reply is not None
                     else LocalProtocolError("the message was not sent")
                 )
-        error.result = result
+        if result.status_known:
+            error.result = result
+        else:
+            # Some recipient's end of data went unanswered (an LMTP server
+            # closing halfway through its replies): the error says so.
+            error = error.for_message(result, status_unknown=True)
         self._events.append(MessageFailed(result=result, error=error))
 
     def _result(self, msg: _Msg) -> MessageResult:

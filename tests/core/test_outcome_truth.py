@@ -749,6 +749,7 @@ REJECT: Final = "reject@example.org"
 NOSUCH: Final = "nosuch@example.org"
 RCPT1: Final = "rcpt1@example.org"
 RCPT2: Final = "rcpt2@example.org"
+RCPT3: Final = "rcpt3@example.org"
 CAROL_RCPT: Final = "carol@example.org"
 
 
@@ -993,3 +994,44 @@ def test_lmtp_refused_chunk_then_pipelined_bdat_last(variant: Variant) -> None:
     assert states(result) == {RCPT1: RecipientState.REFUSED, RCPT2: RecipientState.REFUSED}
     assert codes(result) == {RCPT1: 450, RCPT2: 450}
     assert run.server.queued == []
+
+
+@pytest.mark.parametrize("chunking", [False, True])
+@pytest.mark.parametrize("after", [0, 1, 2], ids=["before-any", "after-one", "after-two"])
+def test_lmtp_421_instead_of_the_remaining_replies_after_the_data(
+    chunking: bool, after: int
+) -> None:
+    # LMTP answers the end of data once per accepted recipient (RFC 2033
+    # 4.2). A server that sends 421 in place of one of those replies and
+    # closes leaves every later recipient without a reply: their data went
+    # out, so their fate is unknown (RFC 5321 4.5.3.2.6), not "not sent".
+    # (Found by the model-based property test.)
+    run = drive(
+        Scenario(
+            config=config(lmtp=True),
+            messages=(plan(0, ALICE, RCPT1, RCPT2, RCPT3),),
+            variant=Variant.POSTFIX,
+            features=Features(lmtp=True, chunking=chunking, pipelining=True),
+            fault=Fault(
+                trigger=Trigger.END,
+                nth=1,
+                failure=Failure.CLOSE_421,
+                queued=False,
+                lmtp_replies=after,
+            ),
+        )
+    )
+    verify(run)
+    _, result = result_of(run, 0)
+    expected = {
+        rcpt: RecipientState.ACCEPTED if i < after else RecipientState.UNKNOWN
+        for i, rcpt in enumerate((RCPT1, RCPT2, RCPT3))
+    }
+    expected[(RCPT1, RCPT2, RCPT3)[after]] = RecipientState.REFUSED  # the 421 answers it
+    assert states(result) == expected
+    assert codes(result)[(RCPT1, RCPT2, RCPT3)[after]] == 421
+    # Unknown while some recipient after the 421 is left without a reply.
+    assert result.status_known is (after == 2)
+    event, _ = result_of(run, 0)
+    if isinstance(event, MessageFailed):
+        assert event.error.status_unknown is not result.status_known

@@ -518,6 +518,53 @@ def s2_smtp_source(p: Params) -> Measure:
     return _smtp_source(p, p.connections)
 
 
+# -- a bare Python loop (the other reference point) ---------------------------
+
+
+def _bare_replies(sock: socket.socket, count: int, buf: bytearray) -> None:
+    """Read until ``count`` replies (last lines) are in ``buf``, each checked
+    to be positive; nothing else of the reply grammar is checked."""
+    while True:
+        lines = bytes(buf).split(b"\r\n")[:-1]
+        last = [line for line in lines if line[3:4] != b"-"]
+        if len(last) >= count:
+            _check(all(line[:1] in (b"2", b"3") for line in last), f"refused: {last!r}")
+            del buf[:]
+            return
+        data = sock.recv(65536)
+        _check(bool(data), "bare loop: the server closed the connection")
+        buf += data
+
+
+@bench("S1", "python-bare")
+def s1_python_bare(p: Params) -> Measure:
+    """Not a client: a loop with no checks but that every reply is positive,
+    sending each message in smtpcore's two round trips (the envelope and
+    DATA pipelined, then the data). What any Python client's loop could
+    reach at best, against which the adapters' loops are measured."""
+    msg = small_message(p.size)
+    envelope = (
+        f"MAIL FROM:<{SENDER}>\r\n" + "".join(f"RCPT TO:<{r}>\r\n" for r in RECIPIENTS) + "DATA\r\n"
+    ).encode()
+    data = msg.replace(b"\r\n.", b"\r\n..") + b".\r\n"
+    buf = bytearray()
+    with Meter() as m:
+        sock = socket.create_connection((HOST, p.port), timeout=TIMEOUT)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        _bare_replies(sock, 1, buf)
+        sock.sendall(b"EHLO localhost\r\n")
+        _bare_replies(sock, 1, buf)
+        for _ in range(p.messages):
+            sock.sendall(envelope)
+            _bare_replies(sock, len(RECIPIENTS) + 2, buf)
+            sock.sendall(data)
+            _bare_replies(sock, 1, buf)
+        sock.sendall(b"QUIT\r\n")
+        _bare_replies(sock, 1, buf)
+        sock.close()
+    return m.measure(p.messages)
+
+
 # -- smtpcore: blocking adapter ------------------------------------------------
 
 

@@ -96,6 +96,7 @@ S1_CLIENTS = (
     "smtpproto-asyncio",
     "smtpproto-trio",
     "smtp-source",
+    "python-bare",
     "smtpcore-blocking",
     "smtpcore-blocking-many",
     "smtpcore-session*",

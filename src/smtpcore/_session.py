@@ -1283,12 +1283,12 @@ class Session:
         if self._logging:
             self._log(Direction.SENT, line)
         txn.bdat_in_flight += 1
+        txn.move(_SEND_END if last else _In.SEND_CHUNK)
+        ends = self._write_data(txn.msg, chunk)
         if last:
-            txn.move(_SEND_END)
-            self._ends_unwritten.append(txn)
-        else:
-            txn.move(_In.SEND_CHUNK)
-        self._write_data(txn.msg, chunk)
+            # RFC 3030 2: the data ends with the chunk's last octet, so the
+            # end goes with the Write that carries that octet.
+            ends.append(txn)
 
     def _send_end_of_data(self, txn: _Txn) -> None:
         self._send(_END_OF_DATA, txn)
@@ -1309,19 +1309,25 @@ class Session:
         msg.streamed_before = True
         self._body_txn = txn
 
-    def _write_data(self, msg: _Msg, data: bytes) -> None:
+    def _write_data(self, msg: _Msg, data: bytes) -> list[_Txn]:
+        """Queue message data; returns the ends list of the Write that will
+        carry its last octet (an end of data recorded there is marked
+        unwritten only if that Write fails)."""
         if not data:
-            return
+            return self._ends_unwritten
         self._conn.send_body(data)
         if len(data) >= BIG_WRITE:
-            # As it is, in a Write of its own: no copy of a large body.
+            # As it is, in a Write of its own: no copy of a large body. What
+            # is queued before it goes first, with the ends it carries.
             if self._out:
-                self._writes.append((bytes(self._out), self._out_stage, []))
+                self._writes.append((bytes(self._out), self._out_stage, self._ends_unwritten))
                 self._out.clear()
-            self._writes.append((data, _STAGE_DATA_BLOCK, self._ends_unwritten))
-            self._ends_unwritten = []
+                self._ends_unwritten = []
+            ends: list[_Txn] = []
+            self._writes.append((data, _STAGE_DATA_BLOCK, ends))
         else:
             self._out += data
+            ends = self._ends_unwritten
         self._out_stage = _STAGE_DATA_BLOCK
         msg.size += len(data)
         msg.data_sent = True
@@ -1335,6 +1341,7 @@ class Session:
                 self._log(
                     Direction.SENT, f"[message data: {len(data)} octets]".encode(), summary=True
                 )
+        return ends
 
     def _stream_chunk(self, txn: _Txn, chunk: bytes) -> None:
         encoder = txn.encoder

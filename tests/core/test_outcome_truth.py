@@ -1035,3 +1035,50 @@ def test_lmtp_421_instead_of_the_remaining_replies_after_the_data(
     event, _ = result_of(run, 0)
     if isinstance(event, MessageFailed):
         assert event.error.status_unknown is not result.status_known
+
+
+@pytest.mark.parametrize("failure", ["reset", "timeout"])
+@pytest.mark.parametrize("failed_write", [0, 1, None], ids=["first", "second", "read"])
+def test_an_end_of_data_belongs_to_the_write_that_carries_it(
+    failure: str, failed_write: int | None
+) -> None:
+    # With CHUNKING, a small message's BDAT LAST and its chunk go out in one
+    # Write with the next message's envelope; that message's large chunk goes
+    # in a Write of its own. Each end of data is "not sent" only when the
+    # Write carrying it failed; once that Write completed, the end went out
+    # and, with no reply, its fate is unknown (RFC 5321 4.5.3.2.6). Before,
+    # the small message's end was booked on the large chunk's Write: a failure
+    # there reported it not sent, and a caller's retry could send it twice.
+    session = Session(SessionConfig(tls=TLSPolicy.NONE))
+    session.receive_data(b"220 model\r\n")
+    assert isinstance(session.next_action(), Write)  # EHLO
+    assert isinstance(session.next_action(), Read)
+    session.receive_data(b"250-model\r\n250-PIPELINING\r\n250 CHUNKING\r\n")
+    small = OutgoingMessage.build(
+        sender=ALICE, recipients=[RCPT1], message=b"Subject: a\r\n\r\nhi\r\n"
+    )
+    large_body = b"Subject: b\r\n\r\n" + b"y" * 78 + b"\r\n" + (b"z" * 78 + b"\r\n") * 1000
+    large = OutgoingMessage.build(sender=BOB, recipients=[RCPT2], message=large_body)
+    first, second = session.submit(small), session.submit(large)
+    write = session.next_action()
+    assert isinstance(write, Write)
+    assert b"BDAT 18 LAST\r\nSubject: a\r\n\r\nhi\r\n" in write.data  # the small end
+    if failed_write != 0:
+        write = session.next_action()  # the first Write completed
+        assert isinstance(write, Write)
+        assert write.data == large_body  # the large chunk, alone, with its end
+    if failed_write is None:
+        assert isinstance(session.next_action(), Read)  # both Writes completed
+    if failure == "reset":
+        session.connection_lost("read" if failed_write is None else "write", 104, "reset")
+    else:
+        session.timeout_expired(1.0)
+    outcomes = {e.result.message_id: e for e in session.events() if isinstance(e, MessageFailed)}
+    assert set(outcomes) == {first, second}
+    went_out = {first: failed_write != 0, second: failed_write is None}
+    for ident, event in outcomes.items():
+        [status] = event.result.recipients
+        assert status.state is (
+            RecipientState.UNKNOWN if went_out[ident] else RecipientState.NOT_SENT
+        )
+        assert event.error.status_unknown is went_out[ident]

@@ -113,9 +113,13 @@ ProgressCallback = Callable[[Progress], object]
 class SyncConnection(Protocol):
     """One connected byte stream, as a backend does I/O on it."""
 
+    #: After a write that failed (OSError or TimeoutError): how many of its
+    #: leading octets the OS took, at most, or None if it cannot tell.
+    written: int | None
+
     def write(self, data: bytes, timeout: float) -> None:
         """Write all of ``data`` within ``timeout`` seconds; return once the
-        kernel has it."""
+        kernel has it. On failure, sets :attr:`written` first."""
 
     def read(self, timeout: float) -> bytes:
         """What the server sent, waiting up to ``timeout``; ``b""`` at EOF."""
@@ -577,9 +581,9 @@ class SyncClient(Generic[SockT, StreamT]):
                     try:
                         conn.write(action.data, timeout(action.stage))
                     except TimeoutError:
-                        session.timeout_expired(timeout(action.stage))
+                        session.timeout_expired(timeout(action.stage), written=conn.written)
                     except OSError as exc:
-                        session.connection_lost("write", exc.errno, str(exc))
+                        session.connection_lost("write", exc.errno, str(exc), written=conn.written)
                 elif isinstance(action, Read):
                     if waiting != (action.stage, action.replies):
                         waiting = (action.stage, action.replies)

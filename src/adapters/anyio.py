@@ -221,6 +221,9 @@ class _AnyioConnection:
     # A plain cancel scope with an absolute deadline: fail_after's work
     # without its generator, on the path of every write and read.
 
+    #: anyio's streams cannot say how much of a failed write left.
+    written: int | None = None
+
     async def write(self, data: bytes, timeout: float) -> None:
         try:
             with anyio.CancelScope(deadline=anyio.current_time() + timeout):

@@ -55,6 +55,8 @@ class _Stream(asyncio.Protocol):
     empties, so a write through it could not tell when its bytes left.
     """
 
+    written: int | None = None
+
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         # Its loop, looked up once: get_running_loop() costs a getpid()
         # system call each time, and a read would make two.
@@ -169,6 +171,7 @@ class _Stream(asyncio.Protocol):
         """Write ``data``; return once the kernel has all of it."""
         transport = self.transport
         if transport is None or transport.is_closing():
+            self.written = 0
             raise self._broken()
         if self._tls is None:
             transport.write(data)
@@ -180,13 +183,28 @@ class _Stream(asyncio.Protocol):
         failed = transport.is_closing()
         if not (self._write_paused or failed):
             return  # the kernel took it all: the common case, with no wait
+        if failed:
+            # The send failed at once: none of it left (a partial send
+            # buffers the rest and leaves the transport open).
+            self.written = 0
+            raise self._broken()
         loop = self._loop
         deadline = loop.time() + timeout
-        while (self._write_paused or failed) and not self._lost:
-            await self._wait(deadline - loop.time())
-        if self._write_paused or failed:
+        try:
+            while self._write_paused and not self._lost:
+                await self._wait(deadline - loop.time())
+        except TimeoutError:
+            # Still buffered: the end of ``data`` (the transport's buffer
+            # holds ours after any earlier bytes). Under TLS it holds
+            # records, whose plain octets it cannot tell.
+            buffered = transport.get_write_buffer_size()
+            self.written = max(0, len(data) - buffered) if self._tls is None else None
+            raise
+        if self._write_paused:
             # The connection broke with bytes of ours still buffered: they
-            # never left (whatever came before them may have).
+            # never left, but what came before them may have, and asyncio
+            # forgets how much when it closes the transport.
+            self.written = None
             raise self._broken()
 
     async def start_tls(self, options: ClientOptions, hostname: str | None) -> bytes | None:

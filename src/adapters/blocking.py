@@ -95,28 +95,46 @@ class _Socket:
             self._poll = select.poll()
             self._poll.register(sock.fileno(), _IN)
 
+    written: int | None = None
+
     def write(self, data: bytes, timeout: float) -> None:
         try:
             sent = self.sock.send(data)
         except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
             sent = 0
+        except OSError:
+            self._failed(0)
+            raise
         if sent < len(data):
-            self._write_rest(memoryview(data)[sent:], time.monotonic() + timeout)
+            self._write_rest(memoryview(data)[sent:], time.monotonic() + timeout, sent)
 
-    def _write_rest(self, rest: memoryview, deadline: float) -> None:
+    def _write_rest(self, rest: memoryview, deadline: float, sent: int) -> None:
         """The kernel's buffer is full: wait for room, up to ``deadline``."""
         want = _OUT
-        while rest:
-            self._wait(want, deadline)
-            want = _OUT
-            try:
-                # TLS writes all or nothing (OpenSSL keeps what it encrypted
-                # for the retry, which passes the same bytes).
-                rest = rest[self.sock.send(rest) :]
-            except (BlockingIOError, ssl.SSLWantWriteError):
-                pass
-            except ssl.SSLWantReadError:
-                want = _IN  # TLS needs the peer's bytes first
+        try:
+            while rest:
+                self._wait(want, deadline)
+                want = _OUT
+                try:
+                    # TLS writes all or nothing (OpenSSL keeps what it
+                    # encrypted for the retry, which passes the same bytes).
+                    taken = self.sock.send(rest)
+                except (BlockingIOError, ssl.SSLWantWriteError):
+                    continue
+                except ssl.SSLWantReadError:
+                    want = _IN  # TLS needs the peer's bytes first
+                    continue
+                rest = rest[taken:]
+                sent += taken
+        except OSError:  # TimeoutError too
+            self._failed(sent)
+            raise
+
+    def _failed(self, sent: int) -> None:
+        """A write failed after the kernel took ``sent`` of its octets. Under
+        TLS a send that failed may have written some of its records: only
+        the write's last octet is known not to have left."""
+        self.written = None if isinstance(self.sock, ssl.SSLSocket) else sent
 
     def read(self, timeout: float) -> bytes:
         sock = self.sock

@@ -146,6 +146,8 @@ class _Connection:
     takes the stream's methods.
     """
 
+    written: int | None = None
+
     def __init__(self, stream: trio.abc.Stream) -> None:
         self.stream = stream
         self._raw = _raw_socket(stream)
@@ -155,24 +157,46 @@ class _Connection:
 
     async def write(self, data: bytes, timeout: float) -> None:
         raw = self._raw
-        if raw is not None:
-            await trio.lowlevel.checkpoint_if_cancelled()
+        if raw is None:
+            # A TLS or caller's stream cannot say how much of a failed write
+            # left.
+            self.written = None
             try:
-                sent = raw.send(data)
-            except BlockingIOError:
-                sent = 0
-            except OSError as exc:
+                with trio.CancelScope(deadline=trio.current_time() + timeout):
+                    await self.stream.send_all(data)
+                    return
+            except _BROKEN as exc:
                 _failed(exc)
-            if sent == len(data):
-                await trio.lowlevel.cancel_shielded_checkpoint()
-                return
-            data = data[sent:]
+            raise TimeoutError  # the deadline passed
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            sent = raw.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            self.written = 0
+            _failed(exc)
+        if sent == len(data):
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return
+        # The rest as trio's send_all does it, counting what the kernel took
+        # (for a failure: see AsyncConnection.written).
+        rest = memoryview(data)[sent:]
         try:
             with trio.CancelScope(deadline=trio.current_time() + timeout):
-                await self.stream.send_all(data)
+                while rest:
+                    await trio.lowlevel.wait_writable(raw)
+                    try:
+                        taken = raw.send(rest)
+                    except BlockingIOError:
+                        continue
+                    rest = rest[taken:]
+                    sent += taken
                 return
         except _BROKEN as exc:
+            self.written = sent
             _failed(exc)
+        self.written = sent
         raise TimeoutError  # the deadline passed
 
     async def read(self, timeout: float) -> bytes:

@@ -334,6 +334,7 @@ class _Txn:
         "data_refused",
         "deferred",
         "encoder",
+        "end_at",
         "end_unwritten",
         "mail_refused",
         "msg",
@@ -362,6 +363,7 @@ class _Txn:
         self.withheld = False  # require_all_recipients: a RCPT was refused
         self.data_refused: Reply | None = None
         self.end_unwritten = False  # the write holding its end failed
+        self.end_at = 0  # octets of that write up to its end's last one
         self.bdat_in_flight = 0
         self.encoder: BodyEncoder | None = None  # a streamed body's
         self.restart = False  # the next NeedBody starts the body over
@@ -441,9 +443,9 @@ class Session:
         self._unparsed = True
         # Transactions whose end (final dot, BDAT LAST) is in _out, not
         # written yet; and, while a Write is with the adapter, that Write's
-        # stage and ends.
+        # stage, ends and size.
         self._ends_unwritten: list[_Txn] = []
-        self._writing: tuple[Stage, list[_Txn]] | None = None
+        self._writing: tuple[Stage, list[_Txn], int] | None = None
         self.transcript: list[TranscriptEntry] = []
         self._logging = config.transaction_log  # config is frozen and read-only
         self._rcpt_events = config.recipient_events
@@ -549,21 +551,40 @@ class Session:
         except RemoteProtocolError as exc:
             self._fatal(exc, quit=False)
 
-    def timeout_expired(self, seconds: float | None = None) -> None:
+    def timeout_expired(self, seconds: float | None = None, *, written: int | None = None) -> None:
         """The read (or write) asked for by the last action timed out.
 
         The connection is closed without QUIT: a late reply must never be
-        paired with a later command.
+        paired with a later command. For a Write, ``written`` is as for
+        :meth:`connection_lost`.
         """
         if self._phase is Phase.CLOSED:
             return
-        self._fatal(SMTPTimeoutError(self._failed_stage(), seconds), quit=False)
+        self._check_written(written)
+        self._fatal(SMTPTimeoutError(self._failed_stage(written), seconds), quit=False)
 
-    def connection_lost(self, operation: str, errno: int | None = None, detail: str = "") -> None:
-        """The adapter's I/O failed (reset, broken pipe...)."""
+    def connection_lost(
+        self,
+        operation: str,
+        errno: int | None = None,
+        detail: str = "",
+        *,
+        written: int | None = None,
+    ) -> None:
+        """The adapter's I/O failed (reset, broken pipe...).
+
+        When the last action was a Write that did not complete, ``written``
+        is how many of its leading octets may have left (at most: the count
+        the OS took), or None if the adapter cannot tell. A message whose
+        final dot or ``BDAT LAST`` chunk is among those octets may have been
+        taken by the server: its status is unknown (RFC 5321 4.5.3.2.6),
+        not "not sent". With None, any octet but the Write's last may have
+        left (a Write that failed did not deliver its last octet).
+        """
         if self._phase is Phase.CLOSED:
             return
-        stage = self._failed_stage()
+        self._check_written(written)
+        stage = self._failed_stage(written)
         message = f"connection failed during {operation}" + (f": {detail}" if detail else "")
         self._fatal(
             ConnectionLostError(message, stage=stage, operation=operation, errno=errno),
@@ -637,7 +658,7 @@ class Session:
         while True:
             if self._writes:
                 data, stage, ends = self._writes.popleft()
-                self._writing = (stage, ends)
+                self._writing = (stage, ends, len(data))
                 return build_write(data, stage)
             if self._out:
                 # Let queued work join this write first: the end of one
@@ -647,7 +668,7 @@ class Session:
                     continue
                 data = bytes(self._out)
                 self._out.clear()
-                self._writing = (self._out_stage, self._ends_unwritten)
+                self._writing = (self._out_stage, self._ends_unwritten, len(data))
                 self._ends_unwritten = []
                 return build_write(data, self._out_stage)
             if self._phase is _CLOSED:
@@ -1289,11 +1310,13 @@ class Session:
             # RFC 3030 2: the data ends with the chunk's last octet, so the
             # end goes with the Write that carries that octet.
             ends.append(txn)
+            txn.end_at = len(self._out) if ends is self._ends_unwritten else size
 
     def _send_end_of_data(self, txn: _Txn) -> None:
         self._send(_END_OF_DATA, txn)
         txn.move(_SEND_END)
         self._ends_unwritten.append(txn)
+        txn.end_at = len(self._out)
         if txn is self._latest:
             # RFC 5321 4.1.1.4: the end of data ends the transaction, whatever
             # the reply (a missing reply ends the connection instead).
@@ -1842,18 +1865,30 @@ class Session:
         assert caps is not None
         return caps
 
-    def _failed_stage(self) -> Stage:
+    def _check_written(self, written: int | None) -> None:
+        if written is None or self._writing is None:
+            return
+        size = self._writing[2]
+        if not 0 <= written <= size:
+            raise LocalProtocolError(f"written={written} is not within the Write's {size} octets")
+
+    def _failed_stage(self, written: int | None) -> Stage:
         """The stage of a failed read or write, for its error.
 
-        A Write that did not complete never delivered its final dot or BDAT
-        LAST: those messages are not in the unknown state of RFC 5321
-        4.5.3.2.6, they were not sent.
+        An end of data beyond the ``written`` octets of a Write that did not
+        complete was never delivered: that message is not in the unknown
+        state of RFC 5321 4.5.3.2.6, it was not sent. One within them may
+        have reached the server, which may have taken the message.
         """
         if self._writing is None:
             return self._current_stage()
-        stage, ends = self._writing
+        stage, ends, size = self._writing
+        if written is None:
+            # Not told: only its last octet is known not to have left.
+            written = size - 1
         for txn in ends:
-            txn.end_unwritten = True
+            if txn.end_at > written:
+                txn.end_unwritten = True
         return stage
 
     def _current_stage(self) -> Stage:

@@ -49,7 +49,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 __all__ = [
@@ -239,6 +239,9 @@ class DataEnd:
     data: bytes
     answered: frozenset[str]
     live: bool
+    #: Every RCPT of its transaction as the client saw it (accepted or
+    #: not), with the index of the model's reply to it in ``replies``.
+    asked: tuple[tuple[str, int], ...] = ()
 
     @property
     def tag(self) -> str | None:
@@ -363,6 +366,14 @@ class ModelServer:
         self.fault = fault
         self.queued: list[Queued] = []
         self.ends: list[DataEnd] = []
+        # Ends of data and replies that went out in take_output.
+        self._ends_told = 0
+        self._replies_told = 0
+        # The RCPTs of the transaction as the client sees it (since its last
+        # MAIL), and the BDAT octets of its message so far, whatever the
+        # model made of them.
+        self._asked: list[tuple[str, int]] = []
+        self._chunk_data = bytearray()
         self.replies: list[SentReply] = []
         self.commands: list[bytes] = []
         self.faulted = False
@@ -401,7 +412,31 @@ class ModelServer:
         """The bytes the model sent since the last call."""
         out = bytes(self._out)
         self._out.clear()
+        self._ends_told = len(self.ends)
+        self._replies_told = len(self.replies)
         return out
+
+    def client_gone(self) -> None:
+        """The client's connection failed (during a write): it never reads
+        what the model said since the last :meth:`take_output`. The ends of
+        data answered there are unanswered for the client, which may have
+        missed the refusal of any RCPT of theirs too."""
+        for i in range(self._ends_told, len(self.ends)):
+            end = self.ends[i]
+            # RCPTs whose reply the client never read, or read as accepted
+            # (a transaction the model no longer had still is one to it).
+            missed = tuple(
+                r
+                for r, reply in end.asked
+                if reply >= self._replies_told or self.replies[reply].code < 300
+            )
+            self.ends[i] = replace(
+                end,
+                recipients=tuple(dict.fromkeys(end.recipients + missed)),
+                answered=frozenset(),
+            )
+        self._ends_told = len(self.ends)
+        self._replies_told = len(self.replies)
 
     def reply(self, serial: int) -> SentReply | None:
         """The reply with this serial, if this model sent it."""
@@ -461,6 +496,7 @@ class ModelServer:
         piece = bytes(self._in[:take])
         del self._in[:take]
         chunk.remaining -= take
+        self._chunk_data += piece
         if txn is not None:
             txn.sent += piece
         if txn is not None and chunk.verdict in (_Verdict.ACCEPT, _Verdict.DEAD):
@@ -476,6 +512,24 @@ class ModelServer:
                 self._dead_end(txn)
                 self._txn = None
             return True
+        if chunk.last and (
+            chunk.verdict is _Verdict.SILENT or (chunk.verdict is _Verdict.REFUSE and txn is None)
+        ):
+            # The client sent an end of data the model took for none: with
+            # no transaction, nothing was delivered; recorded for
+            # client_gone (the client may not know that).
+            self.ends.append(
+                DataEnd(
+                    sender=None,
+                    recipients=(),
+                    data=bytes(self._chunk_data),
+                    answered=frozenset(),
+                    live=True,
+                    asked=tuple(self._asked),
+                )
+            )
+        if chunk.last:
+            self._chunk_data.clear()
         if chunk.verdict is _Verdict.SILENT:
             if txn is not None:
                 txn.sent.clear()
@@ -519,6 +573,7 @@ class ModelServer:
                     data=bytes(txn.sent),
                     answered=frozenset(rcpts),
                     live=True,
+                    asked=tuple(self._asked),
                 )
             )
             txn.sent.clear()
@@ -568,6 +623,8 @@ class ModelServer:
         self._out += text.encode("ascii")
 
     def _mail(self, line: bytes) -> None:
+        self._asked = []  # the client starts a transaction, as it sees it
+        self._chunk_data.clear()
         sender = _address(line, b"MAIL FROM")
         if sender is None:
             self._send(501, "5.5.4", "syntax: MAIL FROM:<address>", ReplyKind.MAIL)
@@ -590,6 +647,7 @@ class ModelServer:
         if rcpt is None:
             self._send(501, "5.5.4", "syntax: RCPT TO:<address>", ReplyKind.RCPT)
             return
+        self._asked.append((rcpt, len(self.replies)))  # its reply is the next
         if txn is None:
             self._send(503, "5.5.1", "need MAIL first", ReplyKind.RCPT, recipient=rcpt)
             return
@@ -780,6 +838,7 @@ class ModelServer:
                 data=data,
                 answered=frozenset(answered),
                 live=True,
+                asked=tuple(self._asked),
             )
         )
         if delivered:

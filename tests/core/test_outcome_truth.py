@@ -129,6 +129,20 @@ class Plan:
 
 
 @dataclass(frozen=True)
+class WriteCut:
+    """The client's own connection fails during its ``nth`` Write (a reset,
+    or a timeout while the server stopped reading), after the OS took ``at``
+    percent of it. ``exact``: the adapter can count those octets (plain
+    sockets) and says so; else it says nothing, and the model is given all
+    but the Write's last octet, the most that may have left."""
+
+    nth: int
+    at: int
+    exact: bool
+    timeout: bool
+
+
+@dataclass(frozen=True)
 class Scenario:
     """Everything one run needs."""
 
@@ -139,6 +153,7 @@ class Scenario:
     policy: Policy = field(default_factory=Policy)
     fault: Fault | None = None
     read_size: int | None = None  # the model's output is read in pieces this big
+    cut: WriteCut | None = None
 
 
 def config(**kwargs: object) -> SessionConfig:
@@ -195,6 +210,11 @@ def faults(draw: st.DrawFn) -> Fault:
 
 
 _FAULTS: Final = st.one_of(st.none(), faults())
+_CUT: Final = st.builds(
+    WriteCut, nth=st.integers(2, 6), at=st.integers(0, 100), exact=_BOOLS, timeout=_BOOLS
+)
+#: One run in four cuts a Write short.
+_CUTS: Final = st.one_of(st.none(), st.none(), st.none(), _CUT)
 _PLAN_PARTS: Final = st.tuples(
     st.sampled_from(SENDERS),
     st.lists(st.sampled_from(RECIPIENTS), min_size=1, max_size=4, unique=True),
@@ -221,8 +241,9 @@ _BATCHES: Final = st.lists(_PLAN_PARTS, min_size=1, max_size=6).map(
 
 
 @st.composite
-def scenarios(draw: st.DrawFn) -> Scenario:
-    """A batch of 1-6 messages, a server and at most one fault."""
+def scenarios(draw: st.DrawFn, cuts: st.SearchStrategy[WriteCut | None] = _CUTS) -> Scenario:
+    """A batch of 1-6 messages, a server, at most one fault and at most one
+    Write cut short."""
     lmtp = draw(_BOOLS)
     keeps = draw(_BOOLS)
     variant = (Variant.DOVECOT if lmtp else Variant.EXIM) if keeps else Variant.POSTFIX
@@ -259,10 +280,30 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         policy=policy,
         fault=draw(_FAULTS),
         read_size=draw(st.sampled_from([None, 1, 5])),
+        cut=draw(cuts),
     )
 
 
 # -- the drive -------------------------------------------------------------------------------
+
+
+def cut_short(session: Session, server: ModelServer, run: Run, data: bytes, cut: WriteCut) -> None:
+    """Fail a Write partway: the model gets what the OS took, the session is
+    told of the failure (and of that count when the adapter could tell)."""
+    size = len(data)
+    written = size * cut.at // 100 if cut.exact else None
+    reached = size - 1 if written is None else written
+    run.wire.append(("C", data[:reached]))
+    told = "" if written is None else f", told {written}"
+    run.wire.append(
+        ("!", f"[Write {cut.nth} failed after {reached} of {size} octets{told}]".encode())
+    )
+    server.feed(data[:reached])
+    server.client_gone()
+    if cut.timeout:
+        session.timeout_expired(1.0, written=written)
+    else:
+        session.connection_lost("write", 32, "broken pipe", written=written)
 
 
 class ServerRecord(Protocol):
@@ -370,12 +411,18 @@ def drive(scenario: Scenario) -> Run:
     session.quit()
     inbox = bytearray()
     positions: dict[int, int] = {}
+    writes = 0
     with watchdog(STUCK_AFTER):
         try:
             for _ in range(MAX_ACTIONS):
                 action = session.next_action()
                 run.events.extend(session.events())
                 if isinstance(action, Write):
+                    writes += 1
+                    cut = scenario.cut
+                    if cut is not None and writes == cut.nth and not inbox:
+                        cut_short(session, server, run, action.data, cut)
+                        continue
                     run.wire.append(("C", action.data))
                     server.feed(action.data)
                 elif isinstance(action, Read):
@@ -740,6 +787,14 @@ def test_replies_match_states(scenario: Scenario) -> None:
     verify(drive(scenario), ReplyTruthError)
 
 
+@PROPERTY
+@given(scenario=scenarios(cuts=_CUT))
+def test_a_write_cut_short(scenario: Scenario) -> None:
+    # Every invariant, where the client's connection fails partway through a
+    # Write: an end of data among the octets that left may have been taken.
+    verify(drive(scenario))
+
+
 # -- regressions: the reported bugs, each against the model ---------------------------------
 
 ALICE: Final = "alice@example.com"
@@ -1069,10 +1124,15 @@ def test_an_end_of_data_belongs_to_the_write_that_carries_it(
         assert write.data == large_body  # the large chunk, alone, with its end
     if failed_write is None:
         assert isinstance(session.next_action(), Read)  # both Writes completed
+    # A failed first Write took nothing (the small end sits inside it: the
+    # octets written decide, see the next test); the second, whatever it
+    # took, did not deliver its last octet.
+    written = 0 if failed_write == 0 else None
     if failure == "reset":
-        session.connection_lost("read" if failed_write is None else "write", 104, "reset")
+        operation = "read" if failed_write is None else "write"
+        session.connection_lost(operation, 104, "reset", written=written)
     else:
-        session.timeout_expired(1.0)
+        session.timeout_expired(1.0, written=written)
     outcomes = {e.result.message_id: e for e in session.events() if isinstance(e, MessageFailed)}
     assert set(outcomes) == {first, second}
     went_out = {first: failed_write != 0, second: failed_write is None}
@@ -1082,3 +1142,92 @@ def test_an_end_of_data_belongs_to_the_write_that_carries_it(
             RecipientState.UNKNOWN if went_out[ident] else RecipientState.NOT_SENT
         )
         assert event.error.status_unknown is went_out[ident]
+
+
+def _one_write_with_an_end_inside(chunking: bool) -> tuple[Session, int, int, Write, int]:
+    """A session whose next Write carries the first message's end of data
+    with more after it: the second message's envelope and (with CHUNKING)
+    its whole data. Returns the session, both message ids, that Write and
+    the offset just past the first end's last octet."""
+    session = Session(SessionConfig(tls=TLSPolicy.NONE))
+    session.receive_data(b"220 model\r\n")
+    assert isinstance(session.next_action(), Write)  # EHLO
+    assert isinstance(session.next_action(), Read)
+    extensions = b"250-PIPELINING\r\n250 CHUNKING\r\n" if chunking else b"250 PIPELINING\r\n"
+    session.receive_data(b"250-model\r\n" + extensions)
+    first = session.submit(
+        OutgoingMessage.build(sender=ALICE, recipients=[RCPT1], message=b"Subject: a\r\n\r\nhi\r\n")
+    )
+    second = session.submit(
+        OutgoingMessage.build(
+            sender=BOB,
+            recipients=[RCPT2],
+            message=b"Subject: b\r\n\r\n" + (b"y" * 78 + b"\r\n") * 50,
+        )
+    )
+    write = session.next_action()
+    assert isinstance(write, Write)
+    if chunking:
+        end = write.data.index(b"hi\r\n") + 4
+    else:
+        assert write.data.endswith(b"DATA\r\n")
+        assert isinstance(session.next_action(), Read)
+        session.receive_data(b"250 ok\r\n250 ok\r\n354 go\r\n")
+        write = session.next_action()
+        assert isinstance(write, Write)
+        end = write.data.index(b"\r\n.\r\n") + 5
+    assert b"MAIL FROM:<bob@example.com>" in write.data[end:]
+    return session, first, second, write, end
+
+
+WRITTEN: Final = ["none", "0", "before-end", "end", "all-but-last", "all"]
+
+
+@pytest.mark.parametrize("failure", ["reset", "timeout"])
+@pytest.mark.parametrize("chunking", [True, False], ids=["bdat", "data"])
+@pytest.mark.parametrize("written", WRITTEN)
+def test_an_end_inside_the_octets_written_may_have_arrived(
+    failure: str, chunking: bool, written: str
+) -> None:
+    # A Write that fails partway (a reset, or a timeout while the server
+    # stopped reading) carries the first message's end of data and then the
+    # second message's envelope. The octets the OS took before the failure
+    # may have reached the server: if the first end is among them, the
+    # server may have queued that message, and its status is unknown (RFC
+    # 5321 4.5.3.2.6). Before, every end in a failed Write was reported
+    # "not sent", status known: a caller's retry could send it twice.
+    session, first, second, write, end = _one_write_with_an_end_inside(chunking)
+    size = len(write.data)
+    count = {
+        "none": None,
+        "0": 0,
+        "before-end": end - 1,
+        "end": end,
+        "all-but-last": size - 1,
+        "all": size,
+    }[written]
+    if failure == "reset":
+        session.connection_lost("write", 32, "broken pipe", written=count)
+    else:
+        session.timeout_expired(1.0, written=count)
+    outcomes = {e.result.message_id: e for e in session.events() if isinstance(e, MessageFailed)}
+    assert set(outcomes) == {first, second}
+    reached = size - 1 if count is None else count  # None: all but the last octet may have
+    went_out = {first: reached >= end, second: chunking and reached == size}
+    for ident, event in outcomes.items():
+        [status] = event.result.recipients
+        expected = RecipientState.UNKNOWN if went_out[ident] else RecipientState.NOT_SENT
+        assert status.state is expected, (ident, status)
+        assert event.error.status_unknown is went_out[ident]
+        assert event.result.status_known is not went_out[ident]
+
+
+@pytest.mark.parametrize("written", [-1, 10**9])
+def test_written_beyond_the_write_is_refused(written: int) -> None:
+    session, first, _, write, _ = _one_write_with_an_end_inside(chunking=True)
+    with pytest.raises(LocalProtocolError, match="written="):
+        session.connection_lost("write", 32, "broken pipe", written=written)
+    # Nothing changed: the right count is still taken.
+    session.connection_lost("write", 32, "broken pipe", written=len(write.data) - 1)
+    outcomes = {e.result.message_id: e for e in session.events() if isinstance(e, MessageFailed)}
+    assert outcomes[first].error.status_unknown

@@ -45,8 +45,16 @@ def start_peer(tls: TLSMaterial) -> Iterator[StartPeer]:
     the ``tls`` fixture's certificate unless given another context."""
     started: list[Peer] = []
 
-    def start(*scripts: Sequence[Step], tls_context: ssl.SSLContext | None = None) -> Peer:
-        peer = Peer(*scripts, tls_context=tls_context or tls.server_context()).start()
+    def start(
+        *scripts: Sequence[Step],
+        tls_context: ssl.SSLContext | None = None,
+        receive_buffer: int | None = None,
+    ) -> Peer:
+        peer = Peer(
+            *scripts,
+            tls_context=tls_context or tls.server_context(),
+            receive_buffer=receive_buffer,
+        ).start()
         started.append(peer)
         return peer
 

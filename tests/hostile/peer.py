@@ -482,9 +482,16 @@ class Peer:
         *scripts: one script per expected connection, in order. A further
             connection is recorded as a failure and closed at once.
         tls_context: the server context StartTLS steps use by default.
+        receive_buffer: SO_RCVBUF for every connection (a small one makes
+            a client's large write block as soon as the peer stops reading).
     """
 
-    def __init__(self, *scripts: Sequence[Step], tls_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        *scripts: Sequence[Step],
+        tls_context: ssl.SSLContext | None = None,
+        receive_buffer: int | None = None,
+    ) -> None:
         self.scripts = [tuple(script) for script in scripts]
         self.tls_context = tls_context
         self.records: list[ConnRecord] = []
@@ -495,6 +502,9 @@ class Peer:
         self._active = 0
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if receive_buffer is not None:
+            # Before listen(): accepted connections take it, window included.
+            self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
         self._listener.bind((LOOPBACK, 0))
         self._listener.listen(8)
         self._listener.settimeout(_POLL)

@@ -46,9 +46,12 @@ from .peer import (
     BODY,
     EHLO,
     LOOPBACK,
+    MAIL,
     RCPT,
+    RCPT_TO,
     SENDER,
     Close,
+    Deaf,
     Expect,
     ReadExactly,
     ReadUntil,
@@ -253,3 +256,66 @@ async def test_swallowed_dot_leaves_the_recipient_unknown(
     assert result.retryable == ()
     assert not result.status_known
     assert result.data_sent
+
+
+# -- a write cut short after a final dot -------------------------------------------------------
+
+#: The second message: under 64 KiB, so that it goes in the same write as the
+#: first message's end, and far more than the small socket buffers below hold.
+SECOND = b"Subject: second\r\n\r\n" + (b"y" * 78 + b"\r\n") * 700
+SECOND_RCPT = "carol@example.test"
+
+
+def small_send_buffer(flavor: Flavor, port: int) -> object:
+    """A connected socket whose send buffer is small (the kernel doubles it):
+    a large write blocks as soon as the peer stops reading."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    sock.connect((LOOPBACK, port))
+    if flavor.name == "trio":
+        import trio
+
+        return trio.socket.from_stdlib_socket(sock)
+    return sock
+
+
+async def test_a_final_dot_in_a_write_that_timed_out(flavor: Flavor, start_peer: StartPeer) -> None:
+    """With CHUNKING and PIPELINING, the first message's ``BDAT LAST`` chunk
+    and the second message's envelope and chunk go out in one write. The
+    server reads the first message whole (and queues it), then stops
+    reading: the write times out partway. The first message's data went out,
+    so its status is unknown (RFC 5321 4.5.3.2.6); the second one's end
+    never left, so it was not sent. Before, both were reported not sent: a
+    caller's retry would send the first one twice."""
+    first_chunk = BODY
+    peer = start_peer(
+        [
+            *hello(b"PIPELINING", b"CHUNKING"),
+            Expect(MAIL),
+            Expect(RCPT_TO),
+            Expect(f"BDAT {len(first_chunk)} LAST".encode()),
+            ReadExactly(len(first_chunk)),
+            Send(b"250 2.1.0 OK\r\n250 2.1.5 OK\r\n250 2.0.0 queued\r\n"),
+            Deaf(5.0),
+        ],
+        receive_buffer=4096,
+    )
+    items = [
+        {"sender": SENDER, "recipients": [RCPT], "message": first_chunk},
+        {"sender": SENDER, "recipients": [SECOND_RCPT], "message": SECOND},
+    ]
+    sock = small_send_buffer(flavor, peer.port)
+    async with flavor.client(**peer.options(sock=sock, timeout=0.5)) as handle:
+        outcomes = await flavor.call(handle.client.send_many, items)
+    await peer.settled()
+    assert outcome_of(outcomes[0]) == ("unknown", True), outcomes[0]
+    assert outcome_of(outcomes[1]) == ("not-sent", False), outcomes[1]
+    assert peer.record.bodies[0] == first_chunk
+
+
+def outcome_of(outcome: object) -> tuple[str, bool]:
+    """(its one recipient's state, error.status_unknown) of a failed message."""
+    assert isinstance(outcome, SMTPError), outcome
+    assert outcome.result is not None
+    [status] = outcome.result.recipients
+    return status.state.value, outcome.status_unknown

@@ -1,0 +1,118 @@
+"""What a failed write says it wrote (``AsyncConnection.written``): the
+count the session uses to tell a final dot that may have left (status
+unknown) from one that did not (not sent). Over plain sockets the adapters
+count exactly what the kernel took: the peer, reading everything after the
+failure, gets exactly that many octets, a prefix of the write."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+import trio
+from smtpcore.adapters._common import ClientOptions
+from smtpcore.adapters.asyncio import open_stream
+from smtpcore.adapters.blocking import _Socket
+from smtpcore.adapters.trio import _Connection
+
+LOOPBACK = "127.0.0.1"
+#: Far more than the small buffers below hold.
+DATA = bytes(range(256)) * 4096  # 1 MiB
+
+
+@contextmanager
+def stalled_peer() -> Iterator[tuple[int, Callable[[], bytes]]]:
+    """A listener with a small receive buffer whose one connection reads
+    nothing until ``received()`` is called, then everything to EOF.
+    Yields (port, received)."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    listener.bind((LOOPBACK, 0))
+    listener.listen(1)
+    accepted: list[socket.socket] = []
+    thread = threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True)
+    thread.start()
+
+    def received() -> bytes:
+        thread.join(5.0)
+        [conn] = accepted
+        conn.settimeout(5.0)
+        got = bytearray()
+        while chunk := conn.recv(65536):
+            got += chunk
+        conn.close()
+        return bytes(got)
+
+    try:
+        yield listener.getsockname()[1], received
+    finally:
+        listener.close()
+
+
+def small_socket(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    sock.connect((LOOPBACK, port))
+    return sock
+
+
+def test_blocking_counts_what_left_before_a_timeout() -> None:
+    with stalled_peer() as (port, received):
+        conn = _Socket(small_socket(port))
+        with pytest.raises(TimeoutError):
+            conn.write(DATA, 0.3)
+        conn.abort()
+        got = received()
+    assert conn.written is not None
+    assert 0 < conn.written < len(DATA)
+    assert got == DATA[: conn.written]
+
+
+def test_asyncio_counts_what_left_before_a_timeout() -> None:
+    async def main() -> tuple[int | None, bytes]:
+        with stalled_peer() as (port, received):
+            options = ClientOptions.build(server=LOOPBACK, port=port, tls="none")
+            stream = await open_stream(options, small_socket(port))
+            with pytest.raises(TimeoutError):
+                await stream.write(DATA, 0.3)
+            stream.abort()
+            await asyncio.sleep(0)
+            return stream.written, await asyncio.to_thread(received)
+
+    written, got = asyncio.run(main())
+    assert written is not None
+    assert 0 < written < len(DATA)
+    assert got == DATA[:written]
+
+
+def test_trio_counts_what_left_before_a_timeout() -> None:
+    async def main() -> tuple[int | None, bytes]:
+        with stalled_peer() as (port, received):
+            sock = trio.socket.from_stdlib_socket(small_socket(port))
+            conn = _Connection(trio.SocketStream(sock))
+            with pytest.raises(TimeoutError):
+                await conn.write(DATA, 0.3)
+            await conn.aclose(False, 1.0)
+            return conn.written, await trio.to_thread.run_sync(received)
+
+    written, got = trio.run(main)
+    assert written is not None
+    assert 0 < written < len(DATA)
+    assert got == DATA[:written]
+
+
+def test_a_write_to_a_reset_connection_took_nothing() -> None:
+    # The send fails at once: nothing of it left.
+    with stalled_peer() as (port, received):
+        sock = small_socket(port)
+        conn = _Socket(sock)
+        sock.shutdown(socket.SHUT_WR)  # our side can no longer send
+        with pytest.raises(OSError):
+            conn.write(b"x" * 100, 1.0)
+        conn.abort()
+        assert received() == b""
+    assert conn.written == 0

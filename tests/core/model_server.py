@@ -241,7 +241,7 @@ class DataEnd:
     live: bool
     #: Every RCPT of its transaction as the client saw it (accepted or
     #: not), with the index of the model's reply to it in ``replies``.
-    asked: tuple[tuple[str, int], ...] = ()
+    asked: tuple[tuple[str, int], ...] = field(default=(), compare=False)
 
     @property
     def tag(self) -> str | None:
@@ -373,6 +373,8 @@ class ModelServer:
         # MAIL), and the BDAT octets of its message so far, whatever the
         # model made of them.
         self._asked: list[tuple[str, int]] = []
+        self._orphans: list[DataEnd] = []  # ends of data with no transaction
+        self._orphans_told = 0
         self._chunk_data = bytearray()
         self.replies: list[SentReply] = []
         self.commands: list[bytes] = []
@@ -414,13 +416,17 @@ class ModelServer:
         self._out.clear()
         self._ends_told = len(self.ends)
         self._replies_told = len(self.replies)
+        self._orphans_told = len(self._orphans)
         return out
 
     def client_gone(self) -> None:
         """The client's connection failed (during a write): it never reads
         what the model said since the last :meth:`take_output`. The ends of
         data answered there are unanswered for the client, which may have
-        missed the refusal of any RCPT of theirs too."""
+        missed the refusal of any RCPT of theirs too. An end of data the
+        model took for none (no transaction) is one to the client."""
+        self.ends += self._orphans[self._orphans_told :]
+        self._orphans_told = len(self._orphans)
         for i in range(self._ends_told, len(self.ends)):
             end = self.ends[i]
             # RCPTs whose reply the client never read, or read as accepted
@@ -516,9 +522,9 @@ class ModelServer:
             chunk.verdict is _Verdict.SILENT or (chunk.verdict is _Verdict.REFUSE and txn is None)
         ):
             # The client sent an end of data the model took for none: with
-            # no transaction, nothing was delivered; recorded for
-            # client_gone (the client may not know that).
-            self.ends.append(
+            # no transaction, nothing was delivered; kept for client_gone
+            # (the client may not know that).
+            self._orphans.append(
                 DataEnd(
                     sender=None,
                     recipients=(),

@@ -15,8 +15,10 @@ Strategies:
   LF, NUL, controls, ``<``, ``>`` or smuggled parameters.
 * :func:`message_bodies`: bodies with leading dots, bare CR/LF, 8-bit data.
 * :func:`server_scripts`: a server's side of a whole conversation, with
-  random failures (4xx/5xx at any stage, 421, EOF, garbage, time-outs);
-  :func:`run_script` drives a :class:`smtpcore.Session` through one.
+  random failures (4xx/5xx at any stage, 421, EOF, garbage, time-outs) and,
+  if asked, a write of the client's that fails partway
+  (:class:`WriteFailure`); :func:`run_script` drives a
+  :class:`smtpcore.Session` through one.
 
 Examples::
 
@@ -66,6 +68,7 @@ from ._driver import ServerSignal as ServerSignal
 from ._driver import ServerStep as ServerStep
 from ._driver import WireEntry as WireEntry
 from ._driver import WireKind as WireKind
+from ._driver import WriteFailure as WriteFailure
 from ._driver import run_script as run_script
 from ._strategies import KNOWN_EXTENSIONS as KNOWN_EXTENSIONS
 from ._strategies import addresses as addresses
@@ -87,6 +90,7 @@ __all__ = [
     "ServerStep",
     "WireEntry",
     "WireKind",
+    "WriteFailure",
     "addresses",
     "chunkings",
     "ehlo_replies",

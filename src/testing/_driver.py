@@ -10,7 +10,8 @@ that crossed the wire (:class:`WireEntry`) and every event.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+import errno
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, TypeVar, final
 
@@ -35,6 +36,7 @@ __all__ = [
     "ServerStep",
     "WireEntry",
     "WireKind",
+    "WriteFailure",
     "run_script",
 ]
 
@@ -61,6 +63,33 @@ ServerStep = bytes | ServerSignal
 
 @final
 @dataclass(frozen=True, slots=True, kw_only=True)
+class WriteFailure:
+    """The client's own connection fails during one of its writes.
+
+    Attributes:
+        nth: which Write fails (1: the first, the EHLO).
+        written: how many of its leading octets left before the failure (the
+            count the session is given); more than the Write holds means
+            all of it. None: the adapter cannot tell (as over TLS); the
+            session is given no count, and all but the Write's last octet
+            go on the record, the most that may have left.
+        timeout: the Write times out (``timeout_expired``) rather than
+            failing (``connection_lost``, as a reset would).
+    """
+
+    nth: int
+    written: int | None = None
+    timeout: bool = False
+
+    def __post_init__(self) -> None:
+        if self.nth < 1:
+            raise ValueError(f"nth counts Writes from 1, not {self.nth}")
+        if self.written is not None and self.written < 0:
+            raise ValueError(f"written is a count of octets, not {self.written}")
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ServerScript:
     """What a server does, step by step.
 
@@ -69,15 +98,20 @@ class ServerScript:
             values for time-outs and TLS handshakes.
         notes: what was injected (failures, garbage), for readable
             Hypothesis falsifying examples.
+        write_failure: the client's connection fails during one of its
+            writes (see :class:`WriteFailure`).
     """
 
     steps: tuple[ServerStep, ...]
     notes: tuple[str, ...] = ()
+    write_failure: WriteFailure | None = None
 
     def __post_init__(self) -> None:
         for step in self.steps:
             if not isinstance(step, (bytes, ServerSignal)):
                 raise TypeError(f"a script step is bytes or a ServerSignal, not {step!r}")
+        if self.write_failure is not None and not isinstance(self.write_failure, WriteFailure):
+            raise TypeError(f"write_failure is a WriteFailure, not {self.write_failure!r}")
 
     @property
     def wire(self) -> bytes:
@@ -88,7 +122,8 @@ class ServerScript:
 class WireKind(enum.Enum):
     """What a :class:`WireEntry` records."""
 
-    SENT = "sent"  # the client wrote ``data``
+    SENT = "sent"  # the client wrote ``data`` (of a failed write: what left)
+    WRITE_FAILED = "write-failed"  # the write failed (WriteFailure)
     RECEIVED = "received"  # ``data`` was given to receive_data (b"": EOF)
     TIMEOUT = "timeout"  # timeout_expired() was called
     TLS_ESTABLISHED = "tls-established"
@@ -151,6 +186,27 @@ class ScriptRun:
         return [e for e in self.events if isinstance(e, cls)]
 
 
+def _fail_write(
+    session: Session,
+    data: bytes,
+    failure: WriteFailure,
+    record: Callable[[WireKind, bytes], None],
+) -> None:
+    """Cut the Write of ``data`` short as ``failure`` says."""
+    if failure.written is None:
+        written, left = None, len(data) - 1
+    else:
+        written = left = min(failure.written, len(data))
+    record(WireKind.SENT, data[:left])
+    record(WireKind.WRITE_FAILED, b"")
+    if failure.timeout:
+        session.timeout_expired(None, written=written)
+    else:
+        session.connection_lost(
+            "write", errno.ECONNRESET, "the script's write failure", written=written
+        )
+
+
 def _pipelining(session: Session) -> bool:
     caps = session.capabilities
     return bool(caps is not None and caps.pipelining and session.config.pipelining)
@@ -163,6 +219,7 @@ def run_script(
     bodies: Mapping[int, Sequence[bytes]] | None = None,
     quit_when_idle: bool = True,
     max_actions: int = 10_000,
+    write_failure: WriteFailure | None = None,
 ) -> ScriptRun:
     """Drive ``session`` against ``script`` until it closes (or idles).
 
@@ -172,7 +229,10 @@ def run_script(
     TLS_FAIL, TIMEOUT, or bytes (plaintext that arrived before the
     handshake, given to ``receive_data``). When the script runs out, reads
     get EOF and handshakes fail. NeedBody is answered from ``bodies`` (the
-    chunks of each message id, then ``b""``).
+    chunks of each message id, then ``b""``). A write failure (given here or
+    in the script) cuts its Write short: what left is recorded as SENT,
+    then WRITE_FAILED, and the session is told (``connection_lost`` or
+    ``timeout_expired``, with ``written=``).
 
     Args:
         session: a fresh session, with messages already submitted.
@@ -181,6 +241,8 @@ def run_script(
         quit_when_idle: call ``quit()`` the first time the session is idle
             (the run then ends with Close); otherwise stop at Idle.
         max_actions: give up (AssertionError) after this many actions.
+        write_failure: the client's connection fails during a write (in
+            place of the script's own ``write_failure``).
 
     Returns:
         What happened.
@@ -190,6 +252,9 @@ def run_script(
         KeyError: the session asked for a body not in ``bodies``.
     """
     steps = list(script.steps if isinstance(script, ServerScript) else script)
+    if write_failure is None and isinstance(script, ServerScript):
+        write_failure = script.write_failure
+    writes = 0
     run = ScriptRun(session=session)
     quit_called = False
     body_pos: dict[int, int] = {}
@@ -223,7 +288,11 @@ def run_script(
         run.actions.append(action)
         run.events.extend(session.events())
         if isinstance(action, Write):
-            record(WireKind.SENT, action.data)
+            writes += 1
+            if write_failure is not None and writes == write_failure.nth:
+                _fail_write(session, action.data, write_failure, record)
+            else:
+                record(WireKind.SENT, action.data)
         elif isinstance(action, Read):
             step = next_step(reading=True)
             if step is ServerSignal.TIMEOUT:

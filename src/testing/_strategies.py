@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import string
 from collections.abc import Collection, Iterable, Sequence
+from typing import Final
 
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
@@ -12,7 +13,7 @@ from hypothesis.strategies import SearchStrategy
 
 from smtpcore import Reply
 
-from ._driver import EOF, ServerScript, ServerSignal, ServerStep
+from ._driver import EOF, ServerScript, ServerSignal, ServerStep, WriteFailure
 
 __all__ = [
     "KNOWN_EXTENSIONS",
@@ -663,6 +664,19 @@ def _wire(reply: Reply) -> bytes:
     return reply.to_bytes()
 
 
+#: One in three: a write of the client's fails partway.
+_WRITE_FAILURES: Final = st.one_of(
+    st.none(),
+    st.none(),
+    st.builds(
+        WriteFailure,
+        nth=st.integers(1, 8),
+        written=st.none() | st.integers(0, 2048),
+        timeout=st.booleans(),
+    ),
+)
+
+
 @st.composite
 def _server_script(
     draw: st.DrawFn,
@@ -675,6 +689,7 @@ def _server_script(
     lmtp: bool,
     failures: bool,
     split: bool,
+    write_failures: bool,
 ) -> ServerScript:
     never = set() if chunking else {"CHUNKING", "BINARYMIME"}
     first_always = {"STARTTLS"} if starttls else set()
@@ -761,7 +776,12 @@ def _server_script(
             steps.extend(draw(chunkings(step, max_chunks=4)))
         else:
             steps.append(step)
-    return ServerScript(steps=tuple(steps), notes=tuple(notes))
+    write_failure = draw(_WRITE_FAILURES) if write_failures else None
+    if write_failure is not None:
+        count = "an unknown count" if write_failure.written is None else write_failure.written
+        how = "timed out" if write_failure.timeout else "reset"
+        notes.append(f"write {write_failure.nth}: {how} after {count} octets")
+    return ServerScript(steps=tuple(steps), notes=tuple(notes), write_failure=write_failure)
 
 
 def server_scripts(
@@ -774,6 +794,7 @@ def server_scripts(
     lmtp: bool = False,
     failures: bool = True,
     split: bool = True,
+    write_failures: bool = False,
 ) -> SearchStrategy[ServerScript]:
     """What a server answers to one client conversation, with random faults.
 
@@ -789,8 +810,11 @@ def server_scripts(
     the positive one (the script then goes on as written, so replies may
     no longer match what the client sends, as with a confused server), a 421
     followed by EOF, EOF, garbage, a time-out, or a failed TLS handshake.
-    With ``split`` replies are cut into random reads. ``notes`` says what
-    was injected. Run a script with :func:`run_script`.
+    With ``split`` replies are cut into random reads. With ``write_failures``
+    one script in three also fails one of the client's first eight writes
+    partway (:class:`WriteFailure`: a reset or a time-out, after a random
+    count of its octets or an unknown one). ``notes`` says what was
+    injected. Run a script with :func:`run_script`.
 
     Example::
 
@@ -814,4 +838,5 @@ def server_scripts(
         lmtp=lmtp,
         failures=failures,
         split=split,
+        write_failures=write_failures,
     )

@@ -32,7 +32,9 @@ from smtpcore.testing import (
     KNOWN_EXTENSIONS,
     ScriptRun,
     ServerScript,
+    ServerStep,
     WireKind,
+    WriteFailure,
     addresses,
     chunkings,
     ehlo_replies,
@@ -56,6 +58,7 @@ from smtpcore import (
     MessageProbed,
     OutgoingMessage,
     Rcpt,
+    RecipientState,
     RemoteProtocolError,
     Reply,
     ReplyParser,
@@ -152,11 +155,12 @@ def run_known(
     script: ServerScript,
     *,
     bodies: dict[int, Sequence[bytes]] | None = None,
+    write_failure: WriteFailure | None = None,
 ) -> ScriptRun:
     """run_script, rejecting (hypothesis.reject) the inputs that trip an open
     core bug, so that a property fails only for a new one."""
     try:
-        run = run_script(session, script, bodies=bodies)
+        run = run_script(session, script, bodies=bodies, write_failure=write_failure)
     except LocalProtocolError as exc:
         # The session sends RSET where the connection forbids it.
         if "rset-after-pipelined-envelope" in OPEN_BUGS and "cannot send RSET" in str(exc):
@@ -445,6 +449,120 @@ def test_random_servers_keep_every_wire_invariant(
     monitor(run, bodies=bodies, recipients=recipients)
     got = sorted(e.result.message_id for e in outcomes(run))
     assert got == ids, script.notes
+
+
+# -- a write that fails partway (smtpcore.testing.WriteFailure) -------------------------
+
+
+@FAST
+@given(
+    data=st.data(),
+    pipelining=st.booleans(),
+    chunking=st.booleans(),
+    lmtp=st.booleans(),
+    failure=st.builds(
+        WriteFailure,
+        nth=st.integers(1, 8),
+        written=st.none() | st.integers(0, 400),
+        timeout=st.booleans(),
+    ),
+)
+def test_a_write_that_fails_partway_ends_the_session(
+    data: st.DataObject, pipelining: bool, chunking: bool, lmtp: bool, failure: WriteFailure
+) -> None:
+    script = data.draw(
+        server_scripts(recipients=2, messages=2, chunking=chunking, lmtp=lmtp), label="script"
+    )
+    session = Session(config(pipelining=pipelining, lmtp=lmtp, chunking=chunking))
+    ids = [
+        session.submit(
+            OutgoingMessage.build(sender=sender, recipients=[BOB, CAROL], message=b"hi\r\n")
+        )
+        for sender in (SENDER, "carol@example.org")
+    ]
+    run = run_known(session, script, write_failure=failure)
+    assert run.closed
+    assert sorted(e.result.message_id for e in outcomes(run)) == ids
+    kinds = [e.kind for e in run.wire]
+    if WireKind.WRITE_FAILED not in kinds:
+        return  # the session had closed before that write
+    cut = kinds.index(WireKind.WRITE_FAILED)
+    assert kinds.count(WireKind.WRITE_FAILED) == 1
+    assert WireKind.SENT not in kinds[cut + 1 :]  # not a byte after the failure
+    if not run.wire[cut].after_error:
+        assert isinstance(run.error, SMTPTimeoutError if failure.timeout else ConnectionLostError)
+
+
+def _two_messages_in_one_write(chunking: bool) -> tuple[Session, list[ServerStep], bytes]:
+    """A session whose third Write (with CHUNKING: second) carries the first
+    message's end of data and then the second message's envelope; returns
+    it, the script up to that Write, and the first end's last octets."""
+    session = Session(config(chunking=chunking))
+    for sender in (SENDER, "carol@example.org"):
+        session.submit(OutgoingMessage.build(sender=sender, recipients=[BOB], message=b"hi\r\n"))
+    ehlo = b"250-mx.example.net\r\n250-PIPELINING\r\n250 CHUNKING\r\n"
+    if chunking:
+        return session, [GREETING, ehlo], b"BDAT 4 LAST\r\nhi\r\n"
+    return session, [GREETING, ehlo, b"250 ok\r\n250 ok\r\n354 go\r\n"], b"hi\r\n.\r\n"
+
+
+@pytest.mark.parametrize("chunking", [True, False], ids=["bdat", "data"])
+@pytest.mark.parametrize("timeout", [False, True], ids=["reset", "timeout"])
+@pytest.mark.parametrize("written", ["0", "just-before-end", "end", "unknown", "too-many"])
+def test_a_write_failure_tells_the_session_what_left(
+    chunking: bool, timeout: bool, written: str
+) -> None:
+    session, steps, end = _two_messages_in_one_write(chunking)
+    nth = 2 if chunking else 3
+    # The Write that fails, as it would have gone out whole.
+    whole = run_script(_two_messages_in_one_write(chunking)[0], steps, quit_when_idle=False).wire
+    data = [e.data for e in whole if e.kind is WireKind.SENT][nth - 1]
+    offset = data.index(end) + len(end)
+    assert b"MAIL FROM:<carol@example.org>" in data[offset:]
+    count = {
+        "0": 0,
+        "just-before-end": offset - 1,
+        "end": offset,
+        "unknown": None,
+        "too-many": len(data) + 100,
+    }[written]
+    failure = WriteFailure(nth=nth, written=count, timeout=timeout)
+    run = run_script(session, ServerScript(steps=tuple(steps), write_failure=failure))
+    sent = [e for e in run.wire if e.kind is WireKind.SENT]
+    left = len(data) - 1 if count is None else min(count, len(data))
+    assert sent[-1].data == data[:left]
+    assert run.wire[-1].kind is WireKind.WRITE_FAILED
+    assert isinstance(run.error, SMTPTimeoutError if timeout else ConnectionLostError)
+    first, second = (e.result for e in outcomes(run))
+    went_out = left >= offset
+    assert [r.state for r in first.recipients] == [
+        RecipientState.UNKNOWN if went_out else RecipientState.NOT_SENT
+    ]
+    assert first.status_known is not went_out
+    assert [r.state for r in second.recipients] == [
+        RecipientState.UNKNOWN if written == "too-many" and chunking else RecipientState.NOT_SENT
+    ]
+
+
+def test_write_failure_is_checked() -> None:
+    with pytest.raises(ValueError, match="nth"):
+        WriteFailure(nth=0)
+    with pytest.raises(ValueError, match="written"):
+        WriteFailure(nth=1, written=-1)
+    with pytest.raises(TypeError, match="write_failure"):
+        ServerScript(steps=(), write_failure=3)  # type: ignore[arg-type]
+
+
+@FAST
+@given(script=server_scripts(messages=2, write_failures=True))
+def test_server_scripts_can_fail_a_write(script: ServerScript) -> None:
+    failure = script.write_failure
+    notes = [n for n in script.notes if n.startswith("write ")]
+    if failure is None:
+        assert notes == []
+    else:
+        [note] = notes
+        assert note.startswith(f"write {failure.nth}: ")
 
 
 # -- the reply parser ------------------------------------------------------------------

@@ -305,7 +305,7 @@ async def test_a_final_dot_in_a_write_that_timed_out(flavor: Flavor, start_peer:
         {"sender": SENDER, "recipients": [SECOND_RCPT], "message": SECOND},
     ]
     sock = small_send_buffer(flavor, peer.port)
-    async with flavor.client(**peer.options(sock=sock, timeout=0.5)) as handle:
+    async with flavor.client(**peer.options(sock=sock, timeout=1.0)) as handle:
         outcomes = await flavor.call(handle.client.send_many, items)
     await peer.settled()
     assert outcome_of(outcomes[0]) == ("unknown", True), outcomes[0]

@@ -87,6 +87,8 @@ class _Socket:
     time differs, and the ``poll`` CPython makes before every send).
     """
 
+    written: int | None = None
+
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         sock.setblocking(False)
@@ -94,8 +96,6 @@ class _Socket:
         if hasattr(select, "poll"):  # not on Windows: select() there
             self._poll = select.poll()
             self._poll.register(sock.fileno(), _IN)
-
-    written: int | None = None
 
     def write(self, data: bytes, timeout: float) -> None:
         try:

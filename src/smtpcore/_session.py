@@ -560,7 +560,6 @@ class Session:
         """
         if self._phase is Phase.CLOSED:
             return
-        self._check_written(written)
         self._fatal(SMTPTimeoutError(self._failed_stage(written), seconds), quit=False)
 
     def connection_lost(
@@ -583,7 +582,6 @@ class Session:
         """
         if self._phase is Phase.CLOSED:
             return
-        self._check_written(written)
         stage = self._failed_stage(written)
         message = f"connection failed during {operation}" + (f": {detail}" if detail else "")
         self._fatal(
@@ -1865,13 +1863,6 @@ class Session:
         assert caps is not None
         return caps
 
-    def _check_written(self, written: int | None) -> None:
-        if written is None or self._writing is None:
-            return
-        size = self._writing[2]
-        if not 0 <= written <= size:
-            raise LocalProtocolError(f"written={written} is not within the Write's {size} octets")
-
     def _failed_stage(self, written: int | None) -> Stage:
         """The stage of a failed read or write, for its error.
 
@@ -1886,6 +1877,8 @@ class Session:
         if written is None:
             # Not told: only its last octet is known not to have left.
             written = size - 1
+        elif not 0 <= written <= size:
+            raise LocalProtocolError(f"written={written} is not within the Write's {size} octets")
         for txn in ends:
             if txn.end_at > written:
                 txn.end_unwritten = True

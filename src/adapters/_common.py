@@ -13,6 +13,7 @@ import email.message
 import inspect
 import logging
 import os
+import socket
 import ssl
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -529,6 +530,27 @@ class AwaitsCallbacks:
         result = callback(*args)
         if inspect.isawaitable(result):
             await result
+
+
+#: At most this many reads of what arrived before a failed write (1 MiB).
+_RECEIVED_NOW_READS: Final = 16
+
+
+def received_now(sock: socket.socket | None, size: int) -> bytes:
+    """What the non-blocking ``sock`` holds, taken without waiting (``b""``
+    for None): once a write failed, the replies to what went before it.
+    Stops at EOF or any error (nothing more there, a partial TLS record, a
+    broken connection): the failed write tells the session the rest."""
+    taken: list[bytes] = []
+    try:
+        while sock is not None and len(taken) < _RECEIVED_NOW_READS:
+            data = sock.recv(size)
+            if not data:
+                break
+            taken.append(data)
+    except OSError:
+        pass
+    return b"".join(taken)
 
 
 def connect_error(exc: OSError, address: str, operation: str = "connect") -> ConnectionLostError:

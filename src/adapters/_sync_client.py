@@ -127,6 +127,11 @@ class SyncConnection(Protocol):
     def readable_now(self) -> bool:
         """True if bytes or EOF wait to be read (on an idle connection)."""
 
+    def received_now(self) -> bytes:
+        """What the server already sent, taken without waiting: ``b""`` if
+        nothing, at EOF, on an error, or where the backend cannot tell. Once
+        a write failed, these are the replies to what went before it."""
+
     def start_tls(self, options: ClientOptions, hostname: str | None) -> bytes | None:
         """Run the TLS handshake: None once TLS is up. Bytes the server sent
         in the clear before it are returned instead (for the session to
@@ -581,8 +586,10 @@ class SyncClient(Generic[SockT, StreamT]):
                     try:
                         conn.write(action.data, timeout(action.stage))
                     except TimeoutError:
+                        _take_replies(session, conn)
                         session.timeout_expired(timeout(action.stage), written=conn.written)
                     except OSError as exc:
+                        _take_replies(session, conn)
                         session.connection_lost("write", exc.errno, str(exc), written=conn.written)
                 elif isinstance(action, Read):
                     if waiting != (action.stage, action.replies):
@@ -643,6 +650,15 @@ def _read(session: Session, conn: SyncConnection, left: float, seconds: float) -
     except OSError as exc:
         session.connection_lost("read", exc.errno, str(exc))
     else:
+        session.receive_data(data)
+
+
+def _take_replies(session: Session, conn: SyncConnection) -> None:
+    """A write failed: hand the session what the server already sent (it
+    may have answered what went before), which it settles before the
+    failure: a message it accepted is reported accepted, not unknown."""
+    data = conn.received_now()
+    if data:  # b"" would say EOF
         session.receive_data(data)
 
 

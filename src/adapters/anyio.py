@@ -42,7 +42,7 @@ from anyio.streams.tls import TLSAttribute, TLSStream
 from smtpcore import SMTPTimeoutError, Stage, TLSError
 
 from ._async_client import AsyncClient, AsyncConnection, AsyncPool, AsyncSend
-from ._common import AwaitsCallbacks, ClientOptions, TLSInfo, connect_error
+from ._common import AwaitsCallbacks, ClientOptions, TLSInfo, connect_error, received_now
 from .asyncio import open_stream as open_asyncio_stream
 
 __all__ = ["Client", "Pool", "send"]
@@ -257,6 +257,13 @@ class _AnyioConnection:
             poller.register(fd, select.POLLIN)
             return bool(poller.poll(0))
         return bool(select.select([fd], [], [], 0)[0])
+
+    def received_now(self) -> bytes:
+        """What our own plain socket holds, without waiting (it reads
+        nothing ahead). TLS and a caller's stream cannot be read without a
+        checkpoint, which may wait: ``b""``."""
+        stream = self.stream
+        return received_now(stream.socket if type(stream) is _SocketStream else None, _READ_SIZE)
 
     async def start_tls(self, options: ClientOptions, hostname: str | None) -> None:
         # Nothing is read ahead here: bytes after the 220 reply reach the

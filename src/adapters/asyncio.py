@@ -155,6 +155,10 @@ class _Stream(asyncio.Protocol):
             self.transport.resume_reading()
         return data
 
+    def received_now(self) -> bytes:
+        """What was received (and decrypted) so far, without waiting."""
+        return self._take()
+
     async def read(self, timeout: float) -> bytes:
         """What was received, waiting up to ``timeout``; ``b""`` at EOF."""
         if not self.readable_now():

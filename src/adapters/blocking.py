@@ -22,7 +22,7 @@ from typing import Any, NoReturn, TypeVar, final
 
 from smtpcore import ConfigurationError, SMTPTimeoutError, Stage, TLSError
 
-from ._common import ClientOptions, TLSInfo, connect_error
+from ._common import ClientOptions, TLSInfo, connect_error, received_now
 from ._sync_client import SyncClient, SyncPool, SyncSend
 
 __all__ = ["Client", "Pool", "send"]
@@ -184,6 +184,9 @@ class _Socket:
         if isinstance(sock, ssl.SSLSocket) and sock.pending():
             return True
         return self._ready(_IN, 0.0)
+
+    def received_now(self) -> bytes:
+        return received_now(self.sock, _READ_SIZE)
 
     def start_tls(self, options: ClientOptions, hostname: str | None) -> None:
         # Nothing is read ahead here: bytes after the 220 reply reach the

@@ -22,7 +22,7 @@ import trio
 from smtpcore import SMTPTimeoutError, Stage, TLSError
 
 from ._async_client import AsyncClient, AsyncPool, AsyncSend
-from ._common import AwaitsCallbacks, ClientOptions, TLSInfo, connect_error
+from ._common import AwaitsCallbacks, ClientOptions, TLSInfo, connect_error, received_now
 
 __all__ = ["Client", "Pool", "send"]
 
@@ -243,6 +243,11 @@ class _Connection:
             poller.register(fd, select.POLLIN)
             return bool(poller.poll(0))
         return bool(select.select([fd], [], [], 0)[0])
+
+    def received_now(self) -> bytes:
+        """What the socket holds, without waiting. A TLS or caller's stream
+        cannot be read without a checkpoint (which may wait): ``b""``."""
+        return received_now(self._raw, _READ_SIZE)
 
     async def start_tls(self, options: ClientOptions, hostname: str | None) -> None:
         # Nothing is read ahead here: bytes after the 220 reply reach the

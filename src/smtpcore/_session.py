@@ -556,11 +556,15 @@ class Session:
 
         The connection is closed without QUIT: a late reply must never be
         paired with a later command. For a Write, ``written`` is as for
-        :meth:`connection_lost`.
+        :meth:`connection_lost`, and so is the handling of replies received
+        before it.
         """
         if self._phase is Phase.CLOSED:
             return
-        self._fatal(SMTPTimeoutError(self._failed_stage(written), seconds), quit=False)
+        stage = self._failed_stage(written)
+        if self._answered_before_failing():
+            return
+        self._fatal(SMTPTimeoutError(stage, seconds), quit=False)
 
     def connection_lost(
         self,
@@ -579,10 +583,18 @@ class Session:
         taken by the server: its status is unknown (RFC 5321 4.5.3.2.6),
         not "not sent". With None, any octet but the Write's last may have
         left (a Write that failed did not deliver its last octet).
+
+        Complete replies given to :meth:`receive_data` before this call are
+        handled first: a Write can fail after the server answered what came
+        before it, and an adapter that reads what is already there without
+        waiting lets those messages be reported accepted or refused, not
+        unknown (and a 421 say why the connection went).
         """
         if self._phase is Phase.CLOSED:
             return
         stage = self._failed_stage(written)
+        if self._answered_before_failing():
+            return
         message = f"connection failed during {operation}" + (f": {detail}" if detail else "")
         self._fatal(
             ConnectionLostError(message, stage=stage, operation=operation, errno=errno),
@@ -1883,6 +1895,23 @@ class Session:
             if txn.end_at > written:
                 txn.end_unwritten = True
         return stage
+
+    def _answered_before_failing(self) -> bool:
+        """Handle the complete replies received (``receive_data``) but not
+        yet taken, before the I/O failure is reported; True if they closed
+        the session.
+
+        A Write can fail after the server answered what came before it: the
+        replies an adapter reads without waiting once the Write failed. A
+        reply only answers what reached the server, so each settles its
+        command as usual: a message whose final reply is among them was
+        accepted or refused, not left in the unknown state of RFC 5321
+        4.5.3.2.6 (a retry would duplicate an accepted one), and a 421 tells
+        why the connection went (RFC 5321 3.8). Whatever the replies prompt
+        the session to send is never written (``_fatal`` drops it).
+        """
+        self._process_replies()
+        return self._phase is _CLOSED
 
     def _current_stage(self) -> Stage:
         if self._conn.waiting:

@@ -75,17 +75,24 @@ class WriteFailure:
             go on the record, the most that may have left.
         timeout: the Write times out (``timeout_expired``) rather than
             failing (``connection_lost``, as a reset would).
+        received: what the server had sent by then that the adapter read
+            without waiting once the Write failed (its replies to what
+            went before): given to ``receive_data`` before the failure is
+            reported, as the adapters do.
     """
 
     nth: int
     written: int | None = None
     timeout: bool = False
+    received: bytes = b""
 
     def __post_init__(self) -> None:
         if self.nth < 1:
             raise ValueError(f"nth counts Writes from 1, not {self.nth}")
         if self.written is not None and self.written < 0:
             raise ValueError(f"written is a count of octets, not {self.written}")
+        if not isinstance(self.received, bytes):
+            raise TypeError(f"received is bytes, not {self.received!r}")
 
 
 @final
@@ -199,6 +206,9 @@ def _fail_write(
         written = left = min(failure.written, len(data))
     record(WireKind.SENT, data[:left])
     record(WireKind.WRITE_FAILED, b"")
+    if failure.received:
+        record(WireKind.RECEIVED, failure.received)
+        session.receive_data(failure.received)
     if failure.timeout:
         session.timeout_expired(None, written=written)
     else:

@@ -62,6 +62,7 @@ from model_server import (
 
 from smtpcore import (
     Close,
+    ConnectionLostError,
     Event,
     Idle,
     LocalProtocolError,
@@ -74,10 +75,14 @@ from smtpcore import (
     Read,
     RecipientsRefusedError,
     RecipientState,
+    RemoteProtocolError,
     Reply,
     Session,
+    SessionClosed,
     SessionConfig,
+    SMTPTimeoutError,
     StartTLSAction,
+    TemporaryReplyError,
     TLSPolicy,
     Write,
 )
@@ -134,12 +139,17 @@ class WriteCut:
     or a timeout while the server stopped reading), after the OS took ``at``
     percent of it. ``exact``: the adapter can count those octets (plain
     sockets) and says so; else it says nothing, and the model is given all
-    but the Write's last octet, the most that may have left."""
+    but the Write's last octet, the most that may have left. ``answers``:
+    what the server said before the failure (to the octets that reached
+    it, these included) is there to read, and the adapter hands it to the
+    session before it reports the failure (``received_now``); else none of
+    it is read."""
 
     nth: int
     at: int
     exact: bool
     timeout: bool
+    answers: bool = False
 
 
 @dataclass(frozen=True)
@@ -211,7 +221,12 @@ def faults(draw: st.DrawFn) -> Fault:
 
 _FAULTS: Final = st.one_of(st.none(), faults())
 _CUT: Final = st.builds(
-    WriteCut, nth=st.integers(2, 6), at=st.integers(0, 100), exact=_BOOLS, timeout=_BOOLS
+    WriteCut,
+    nth=st.integers(2, 6),
+    at=st.integers(0, 100),
+    exact=_BOOLS,
+    timeout=_BOOLS,
+    answers=_BOOLS,
 )
 #: One run in four cuts a Write short.
 _CUTS: Final = st.one_of(st.none(), st.none(), st.none(), _CUT)
@@ -295,10 +310,16 @@ def cut_short(session: Session, server: ModelServer, run: Run, data: bytes, cut:
     reached = size - 1 if written is None else written
     run.wire.append(("C", data[:reached]))
     told = "" if written is None else f", told {written}"
+    read = ", the replies before it read" if cut.answers else ""
     run.wire.append(
-        ("!", f"[Write {cut.nth} failed after {reached} of {size} octets{told}]".encode())
+        ("!", f"[Write {cut.nth} failed after {reached} of {size} octets{told}{read}]".encode())
     )
     server.feed(data[:reached])
+    if cut.answers:
+        said = server.take_output()
+        if said:
+            run.wire.append(("S", said))
+            session.receive_data(said)
     server.client_gone()
     if cut.timeout:
         session.timeout_expired(1.0, written=written)
@@ -1231,3 +1252,128 @@ def test_written_beyond_the_write_is_refused(written: int) -> None:
     session.connection_lost("write", 32, "broken pipe", written=len(write.data) - 1)
     outcomes = {e.result.message_id: e for e in session.events() if isinstance(e, MessageFailed)}
     assert outcomes[first].error.status_unknown
+
+
+def _fail(session: Session, failure: str, written: int | None) -> None:
+    if failure == "reset":
+        session.connection_lost("write", 104, "connection reset", written=written)
+    else:
+        session.timeout_expired(1.0, written=written)
+
+
+def _outcomes(session: Session) -> dict[int, MessageAccepted | MessageFailed]:
+    return {
+        e.result.message_id: e
+        for e in session.events()
+        if isinstance(e, (MessageAccepted, MessageFailed))
+    }
+
+
+#: The replies to the first message of _one_write_with_an_end_inside, as the
+#: server sends them once it has its end of data: with CHUNKING its MAIL,
+#: RCPT and BDAT LAST were in the Write that failed; with DATA only its dot.
+FIRST_ANSWERED: Final = {
+    True: b"250 sender ok\r\n250 rcpt ok\r\n250 2.0.0 queued as A1\r\n",
+    False: b"250 2.0.0 queued as A1\r\n",
+}
+
+
+@pytest.mark.parametrize("failure", ["reset", "timeout"])
+@pytest.mark.parametrize("chunking", [True, False], ids=["bdat", "data"])
+@pytest.mark.parametrize("written", ["none", "end", "all"])
+def test_replies_received_before_a_failed_write_settle_their_messages(
+    failure: str, chunking: bool, written: str
+) -> None:
+    # The server took the first message and answered it, then stopped
+    # reading (or reset) while the rest of the Write was going out. An
+    # adapter reads what is already there without waiting and hands it to
+    # the session before the failure: the first message was accepted. Before,
+    # its status was reported unknown, and a caller's retry sent it twice.
+    session, first, second, write, end = _one_write_with_an_end_inside(chunking)
+    count = {"none": None, "end": end, "all": len(write.data)}[written]
+    session.receive_data(FIRST_ANSWERED[chunking])
+    _fail(session, failure, count)
+    outcomes = _outcomes(session)
+    assert set(outcomes) == {first, second}
+    accepted = outcomes[first]
+    assert isinstance(accepted, MessageAccepted)
+    assert accepted.result.accepted == ("rcpt1@example.org",)
+    assert accepted.result.reply is not None
+    assert accepted.result.reply.message.endswith("queued as A1")
+    # The second: not sent, unless its own end may have left (all of the
+    # Write, with CHUNKING, and no reply for it).
+    failed = outcomes[second]
+    assert isinstance(failed, MessageFailed)
+    may_have_left = chunking and written == "all"
+    assert failed.error.status_unknown is may_have_left
+    [status] = failed.result.recipients
+    assert status.state is (RecipientState.UNKNOWN if may_have_left else RecipientState.NOT_SENT)
+    # The session's own error is still the I/O failure.
+    closed = [e for e in session.events() if isinstance(e, SessionClosed)]
+    assert not closed
+    assert isinstance(session.next_action(), Close)
+    [closed_event] = [e for e in session.events() if isinstance(e, SessionClosed)]
+    expected = ConnectionLostError if failure == "reset" else SMTPTimeoutError
+    assert isinstance(closed_event.error, expected)
+
+
+def test_an_answer_that_completes_after_the_failure_is_not_taken() -> None:
+    # Only complete replies count: half a reply answers nothing.
+    session, first, second, _, end = _one_write_with_an_end_inside(chunking=False)
+    session.receive_data(b"250 2.0.0 queu")
+    _fail(session, "reset", end)
+    outcomes = _outcomes(session)
+    assert outcomes[first].result.recipients[0].state is RecipientState.UNKNOWN
+    assert outcomes[second].result.recipients[0].state is RecipientState.NOT_SENT
+
+
+@pytest.mark.parametrize("failure", ["reset", "timeout"])
+def test_a_421_received_before_a_failed_write_says_why(failure: str) -> None:
+    # RFC 5321 3.8: the server said it was closing, then closed while the
+    # client was writing. The 421 answers the first message's end of data
+    # (refused, status known) and is the session's error, not a bare reset.
+    session, first, second, _, end = _one_write_with_an_end_inside(chunking=False)
+    session.receive_data(b"421 4.3.2 shutting down\r\n")
+    _fail(session, failure, end)
+    outcomes = _outcomes(session)
+    refused = outcomes[first]
+    assert isinstance(refused, MessageFailed)
+    assert refused.result.recipients[0].state is RecipientState.REFUSED
+    assert not refused.error.status_unknown
+    assert outcomes[second].result.recipients[0].state is RecipientState.NOT_SENT
+    assert isinstance(session.next_action(), Close)
+    [closed] = [e for e in session.events() if isinstance(e, SessionClosed)]
+    assert isinstance(closed.error, TemporaryReplyError)
+    assert closed.error.reply.code == 421
+
+
+def test_what_the_replies_prompt_is_never_written() -> None:
+    # With DATA, the whole failed Write (the first's dot, the second's
+    # envelope and DATA) was answered, 354 included: the session would now
+    # send the second's data, but the connection has failed. That data
+    # never goes out, so the second message was not sent (status known).
+    session, first, second, write, _ = _one_write_with_an_end_inside(chunking=False)
+    session.receive_data(b"250 2.0.0 queued\r\n250 ok\r\n250 ok\r\n354 go\r\n")
+    _fail(session, "timeout", len(write.data))
+    outcomes = _outcomes(session)
+    assert isinstance(outcomes[first], MessageAccepted)
+    failed = outcomes[second]
+    assert isinstance(failed, MessageFailed)
+    assert not failed.error.status_unknown
+    assert failed.result.recipients[0].state is RecipientState.NOT_SENT
+    assert isinstance(session.next_action(), Close)
+
+
+def test_a_malformed_reply_received_before_a_failed_write() -> None:
+    # What was received is checked as any reply is: a malformed one is the
+    # server's protocol error, and the first message, whose end went out
+    # with no well-formed reply, is unknown.
+    session, first, second, _, end = _one_write_with_an_end_inside(chunking=False)
+    session.receive_data(b"25x queued\r\n")
+    _fail(session, "reset", end)
+    outcomes = _outcomes(session)
+    assert outcomes[first].result.recipients[0].state is RecipientState.UNKNOWN
+    assert outcomes[second].result.recipients[0].state is RecipientState.NOT_SENT
+    assert isinstance(session.next_action(), Close)
+    [closed] = [e for e in session.events() if isinstance(e, SessionClosed)]
+    assert isinstance(closed.error, RemoteProtocolError)

@@ -544,11 +544,36 @@ def test_a_write_failure_tells_the_session_what_left(
     ]
 
 
+@pytest.mark.parametrize("chunking", [True, False], ids=["bdat", "data"])
+def test_a_write_failure_with_replies_already_received(chunking: bool) -> None:
+    # The first message's end left and the server answered it before the
+    # Write failed: the adapter reads that answer without waiting, and the
+    # first message is accepted, not unknown.
+    session, steps, end = _two_messages_in_one_write(chunking)
+    nth = 2 if chunking else 3
+    whole = run_script(_two_messages_in_one_write(chunking)[0], steps, quit_when_idle=False).wire
+    data = [e.data for e in whole if e.kind is WireKind.SENT][nth - 1]
+    offset = data.index(end) + len(end)
+    answers = b"250 ok\r\n250 ok\r\n250 queued\r\n" if chunking else b"250 queued\r\n"
+    failure = WriteFailure(nth=nth, written=offset, timeout=True, received=answers)
+    run = run_script(session, ServerScript(steps=tuple(steps), write_failure=failure))
+    assert [e.kind for e in run.wire[-2:]] == [WireKind.WRITE_FAILED, WireKind.RECEIVED]
+    assert run.wire[-1].data == answers
+    first, second = (e.result for e in outcomes(run))
+    assert first.accepted == (BOB,)
+    assert first.reply is not None
+    assert first.reply.message == "queued"
+    assert [r.state for r in second.recipients] == [RecipientState.NOT_SENT]
+    assert isinstance(run.error, SMTPTimeoutError)
+
+
 def test_write_failure_is_checked() -> None:
     with pytest.raises(ValueError, match="nth"):
         WriteFailure(nth=0)
     with pytest.raises(ValueError, match="written"):
         WriteFailure(nth=1, written=-1)
+    with pytest.raises(TypeError, match="received"):
+        WriteFailure(nth=1, received="250 ok")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="write_failure"):
         ServerScript(steps=(), write_failure=3)  # type: ignore[arg-type]
 

@@ -16,6 +16,11 @@ TLS_OK     0x05  the next TLS handshake succeeds
 TLS_FAIL   0x06  the next TLS handshake fails
 CALL       0x07  a caller action at the next read: value[0] % 4 is 0 submit a
                  message (body value[1:]), 1 NOOP, 2 VRFY, 3 quit()
+WRITE_FAIL 0x08  the next Write fails partway: value[0] bit 1 a time-out (else
+                 a reset); value[1:3] how many octets left, big-endian
+                 (0xFFFF: the adapter cannot tell; more than the Write: all);
+                 value[3:] what the server had sent, read without waiting and
+                 given to the session before the failure
 =========  ====  ===============================================================
 
 When the records run out, every further read gets EOF and every handshake
@@ -36,6 +41,7 @@ too, LocalProtocolError included, since the harness uses the API correctly):
   EHLO/STARTTLS/QUIT before TLS when TLS is required, nothing but one QUIT
   after a fatal error, nothing after QUIT, RFC 2920 grouping, only the
   caller's addresses);
+* after a failed Write, nothing more is written (not even QUIT);
 * after Close, next_action() stays Close and input is ignored;
 * every submitted message gets exactly one outcome event (accepted, failed
   or probed) and the session reports SessionClosed exactly once, last, with
@@ -99,6 +105,9 @@ TIMEOUT = 0x04
 TLS_OK = 0x05
 TLS_FAIL = 0x06
 CALL = 0x07
+WRITE_FAIL = 0x08
+#: WRITE_FAIL's count for "the adapter cannot tell".
+UNKNOWN_COUNT = 0xFFFF
 
 CALL_SUBMIT = 0
 CALL_NOOP = 1
@@ -285,10 +294,12 @@ def decode(data: bytes) -> Plan:
         elif kind == BODY:
             if len(bodies) < 3:
                 bodies.append(value)
-        elif kind in (SERVER, TIMEOUT, TLS_OK, TLS_FAIL, CALL):
+        elif kind in (SERVER, TIMEOUT, TLS_OK, TLS_FAIL, CALL, WRITE_FAIL):
             steps.append((kind, value))
             if kind == SERVER:
                 server += value
+            elif kind == WRITE_FAIL:
+                server += value[3:]
     return Plan(options, bodies or [b"Subject: fuzz\r\n\r\nHello.\r\n"], steps, bytes(server))
 
 
@@ -303,6 +314,7 @@ class Run:
     ids: list[int] = field(default_factory=list)
     tickets: list[int] = field(default_factory=list)
     handshakes_ok: int = 0
+    write_failed: bool = False
 
 
 class _Driver:
@@ -394,7 +406,8 @@ class _Driver:
                 # is asked again what to do.
                 self.call(value)
                 return
-            # A TLS result while the session reads: not applicable, skipped.
+            # A TLS result or a write failure while the session reads: not
+            # applicable, skipped.
         self.feed(b"")
 
     def on_starttls(self) -> None:
@@ -416,9 +429,26 @@ class _Driver:
             if kind == TIMEOUT:
                 self.session.timeout_expired(30.0)
                 return
-            self.call(value)
-            return
+            if kind == CALL:
+                self.call(value)
+            return  # a write failure during a handshake: not applicable
         self.session.tls_failed("no more input")
+
+    def fail_write(self, action: Write, value: bytes) -> None:
+        """The adapter's Write failed partway (WRITE_FAIL): what the server
+        had sent goes to the session first, as an adapter reads it without
+        waiting, then the failure with the count of octets that left."""
+        self.run.write_failed = True
+        timeout = bool(value[:1]) and bool(value[0] & 1)
+        count = int.from_bytes(value[1:3].ljust(2, b"\0"), "big")
+        written = None if count == UNKNOWN_COUNT else min(count, len(action.data))
+        received = value[3:]
+        if received:
+            self.feed(received)
+        if timeout:
+            self.session.timeout_expired(30.0, written=written)
+        else:
+            self.session.connection_lost("write", 104, "fuzzed reset", written=written)
 
     def on_body(self, action: NeedBody) -> None:
         ident = action.message_id
@@ -447,7 +477,12 @@ class _Driver:
             run.actions += 1
             run.events.extend(session.events())
             if isinstance(action, Write):
-                self.monitor.write(action.data, after_error=session.error is not None)
+                if run.write_failed:
+                    raise OracleError(f"a Write after a failed one: {action.data[:60]!r}")
+                if self.plan.steps and self.plan.steps[0][0] == WRITE_FAIL:
+                    self.fail_write(action, self.plan.steps.popleft()[1])
+                else:
+                    self.monitor.write(action.data, after_error=session.error is not None)
             elif isinstance(action, Read):
                 self.on_read()
             elif isinstance(action, StartTLSAction):
@@ -635,6 +670,14 @@ def call(what: int, value: bytes = b"") -> bytes:
     return encode_records([(CALL, bytes([what]) + value)])
 
 
+def write_fail(
+    *, timeout: bool = False, written: int | None = None, received: bytes = b""
+) -> bytes:
+    """A WRITE_FAIL record."""
+    count = UNKNOWN_COUNT if written is None else min(written, UNKNOWN_COUNT - 1)
+    return encode_records([(WRITE_FAIL, bytes([timeout]) + count.to_bytes(2, "big") + received)])
+
+
 # -- random inputs for replay mode -----------------------------------------------------------
 
 _EHLO_KEYWORDS = (
@@ -724,6 +767,12 @@ def random_input(rng: random.Random) -> bytes:
             break
         if roll < 0.08:
             parts.append(call(rng.randrange(4), rng.choice(_BODIES)))
+        elif roll < 0.13:
+            # The client's next write fails, after the server answered (or
+            # not) what came before it.
+            answered = rng.choice((b"", item, _reply(rng, item)))
+            written = rng.choice((None, 0, rng.randrange(1, 400), 10_000))
+            parts.append(write_fail(timeout=rng.random() < 0.5, written=written, received=answered))
         reply = _reply(rng, item)
         cut = rng.randint(0, len(reply)) if rng.random() < 0.2 else len(reply)
         parts.append(server(*(p for p in (reply[:cut], reply[cut:]) if p)))

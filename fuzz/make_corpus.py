@@ -27,6 +27,7 @@ from fuzz.fuzz_session import (
     call,
     options,
     server,
+    write_fail,
 )
 from fuzz.fuzzlib import CORPUS_DIR
 from smtpcore import TLSPolicy
@@ -365,6 +366,23 @@ def session_seeds() -> dict[str, bytes]:
         + server(POSTFIX_MAIL + POSTFIX_RCPT + POSTFIX_DATA, POSTFIX_QUEUED)
         + server(POSTFIX_MAIL + POSTFIX_RCPT + POSTFIX_DATA, POSTFIX_QUEUED)
         + server(b"250 2.0.0 Ok\r\n", POSTFIX_BYE)
+    )
+    # Two messages in one write with CHUNKING; the write times out after
+    # 120 octets, with the first message's replies already received.
+    seeds["write-timeout-after-replies"] = (
+        options(quit_up_front=True)
+        + body(BODY)
+        + body(TRICKY_BODY)
+        + server(POSTFIX_GREETING, POSTFIX_EHLO)
+        + write_fail(timeout=True, written=120, received=POSTFIX_MAIL + POSTFIX_RCPT)
+    )
+    # The same write reset, its count unknown (TLS), a 421 received first.
+    seeds["write-reset-after-421"] = (
+        options()
+        + body(BODY)
+        + body(TRICKY_BODY)
+        + server(POSTFIX_GREETING, POSTFIX_EHLO)
+        + write_fail(received=POSTFIX_MAIL + POSTFIX_TIMEOUT_421)
     )
     # Probing: quit after RCPT (swaks --quit-after RCPT).
     seeds["probe-quit-after-rcpt"] = (

@@ -33,8 +33,13 @@ lint: install
 typecheck: install
 	$(BIN)/mypy --strict src tests fuzz scripts
 
+# The tests run in one process per core (pytest-xdist); each test file stays
+# on one worker (--dist loadfile), so a file's servers (the private Postfix,
+# Celery's redis-server) start once. PYTEST_WORKERS=0 runs them in this process.
+PYTEST_WORKERS ?= auto
+
 unit: install
-	$(BIN)/python -m pytest --cov --cov-branch --cov-report=term $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --cov --cov-branch --cov-report=term $(PYTEST_ARGS)
 	@echo "Coverage of the core (src/smtpcore), lines and branches; must stay >= 95%:"
 	$(BIN)/python -m coverage report --include='src/smtpcore/*' --omit='src/smtpcore/__main__.py' --fail-under=95
 

@@ -17,6 +17,7 @@ accepts connections, and stops it on exit.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -277,7 +279,26 @@ def _allow_config_directory(d: Path, *, remove: bool = False) -> None:
     """Postfix refuses ``-c DIR`` unless the system main.cf lists DIR in
     ``alternate_config_directories`` (shared/interop/postfix.md 2). Add it
     (or take it out again), keeping what other instances (the interop tests)
-    put there."""
+    put there. Under :data:`MAIN_CF_LOCK`: the interop tests may edit the
+    same file at the same time (a parallel test run)."""
+    with _main_cf_lock():
+        _edit_config_directories(d, remove=remove)
+
+
+#: The lock that the benchmarks and the interop tests take around their
+#: read-modify-write of the system main.cf (``postconf -e`` replaces the
+#: file, so the file itself cannot be locked).
+MAIN_CF_LOCK = Path(tempfile.gettempdir()) / "smtpcore-postfix-main-cf.lock"
+
+
+@contextlib.contextmanager
+def _main_cf_lock() -> Iterator[None]:
+    with MAIN_CF_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _edit_config_directories(d: Path, *, remove: bool) -> None:
     current = subprocess.run(
         ["postconf", "-h", "alternate_config_directories"],
         capture_output=True,

@@ -23,6 +23,7 @@ import contextlib
 import copy
 import email.message
 import email.policy
+import fcntl
 import importlib
 import os
 import re
@@ -30,6 +31,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -604,6 +606,9 @@ class _LineReader:
 POSTFIX: Final = "/usr/sbin/postfix"
 POSTCONF: Final = "/usr/sbin/postconf"
 SYSTEM_MAIN_CF: Final = Path("/etc/postfix/main.cf")
+#: Taken around every edit of SYSTEM_MAIN_CF, here and by the benchmarks
+#: (bench/servers.py MAIN_CF_LOCK: the same path).
+MAIN_CF_LOCK: Final = Path(tempfile.gettempdir()) / "smtpcore-postfix-main-cf.lock"
 MASTER_CF_DIST: Final = Path("/usr/share/postfix/master.cf.dist")
 #: Fixed, so that the system main.cf lists one directory however often the
 #: suite runs.
@@ -746,6 +751,13 @@ class PostfixServer:
     def _allow_config_dir(self) -> None:
         # Recipe step 2: `postfix -c DIR` needs DIR in the system main.cf's
         # alternate_config_directories. Appended once; later runs find it.
+        # The benchmarks' Postfix (bench/servers.py) edits the same file,
+        # perhaps at the same time in a parallel run: both take its lock.
+        with MAIN_CF_LOCK.open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._add_config_dir()
+
+    def _add_config_dir(self) -> None:
         current = _run(
             POSTCONF, "-c", str(SYSTEM_MAIN_CF.parent), "-h", "alternate_config_directories"
         )

@@ -289,6 +289,11 @@ def two_messages() -> list[dict[str, Any]]:
     ]
 
 
+#: How long the server below stops reading: longer than the client's 1 s
+#: timeout, with room for a loaded machine.
+DEAF: Final = Deaf(3.0)
+
+
 def first_message_then(*after: Step, tls: bool = False) -> list[Step]:
     """With CHUNKING and PIPELINING, the first message's ``BDAT LAST`` chunk
     and the second message's envelope and chunk go out in one write: the
@@ -312,7 +317,7 @@ async def test_a_final_dot_in_a_write_that_timed_out(flavor: Flavor, start_peer:
     5321 4.5.3.2.6); the second one's end never left, so it was not sent.
     Before, both were reported not sent: a caller's retry would send the
     first one twice."""
-    peer = start_peer(first_message_then(Deaf(5.0)), receive_buffer=4096)
+    peer = start_peer(first_message_then(DEAF), receive_buffer=4096)
     sock = small_send_buffer(flavor, peer.port)
     async with flavor.client(**peer.options(sock=sock, timeout=1.0)) as handle:
         outcomes = await flavor.call(handle.client.send_many, two_messages())
@@ -333,7 +338,7 @@ async def test_a_reply_that_came_before_a_write_timed_out(
     retry would send it twice."""
     peer = start_peer(
         first_message_then(
-            Send(b"250 2.1.0 OK\r\n250 2.1.5 OK\r\n250 2.0.0 queued as Q1\r\n"), Deaf(5.0)
+            Send(b"250 2.1.0 OK\r\n250 2.1.5 OK\r\n250 2.0.0 queued as Q1\r\n"), DEAF
         ),
         receive_buffer=4096,
     )
@@ -366,7 +371,7 @@ async def test_a_reply_that_came_before_a_write_timed_out_under_tls(
     peer = start_peer(
         first_message_then(
             Send(b"250 2.1.0 OK\r\n250 2.1.5 OK\r\n250 2.0.0 queued as Q1\r\n"),
-            Deaf(5.0),
+            DEAF,
             tls=True,
         ),
         receive_buffer=4096,

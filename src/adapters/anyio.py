@@ -63,6 +63,9 @@ class _SocketStream(anyio.abc.ByteStream):
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.socket = sock
+        #: Octets of the last :meth:`send` the kernel took (all of them once
+        #: it returns; fewer when it was cancelled or failed).
+        self.sent = 0
 
     async def receive(self, max_bytes: int = _READ_SIZE) -> bytes:
         while True:
@@ -77,11 +80,15 @@ class _SocketStream(anyio.abc.ByteStream):
 
     async def send(self, item: bytes) -> None:
         view = memoryview(item)
+        self.sent = 0
         while view:
             try:
-                view = view[self._call(self.socket.send, view) :]
+                taken = self._call(self.socket.send, view)
             except BlockingIOError:
                 await anyio.wait_writable(self.socket)
+                continue
+            view = view[taken:]
+            self.sent += taken
 
     def _call(self, method: Callable[[Any], T], argument: Any) -> T:
         """A socket call, its failure in anyio's terms (except would-block)."""
@@ -221,7 +228,8 @@ class _AnyioConnection:
     # A plain cancel scope with an absolute deadline: fail_after's work
     # without its generator, on the path of every write and read.
 
-    #: anyio's streams cannot say how much of a failed write left.
+    #: After a failed write: what our own plain socket stream took of it;
+    #: None over TLS or a caller's stream, which cannot say.
     written: int | None = None
 
     async def write(self, data: bytes, timeout: float) -> None:
@@ -230,10 +238,17 @@ class _AnyioConnection:
                 await self.stream.send(data)
                 return
         except anyio.EndOfStream as exc:  # TLS wanted a record, the server closed
+            self._count()
             raise BrokenPipeError(errno.EPIPE, "the server closed the connection") from exc
         except _BROKEN as exc:
+            self._count()
             _failed(exc)
+        self._count()
         raise TimeoutError  # the deadline passed
+
+    def _count(self) -> None:
+        stream = self.stream
+        self.written = stream.sent if type(stream) is _SocketStream else None
 
     async def read(self, timeout: float) -> bytes:
         try:

@@ -12,9 +12,11 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import anyio
 import pytest
 import trio
 from smtpcore.adapters._common import ClientOptions
+from smtpcore.adapters.anyio import _AnyioConnection, _SocketStream
 from smtpcore.adapters.asyncio import open_stream
 from smtpcore.adapters.blocking import _Socket
 from smtpcore.adapters.trio import _Connection
@@ -100,6 +102,23 @@ def test_trio_counts_what_left_before_a_timeout() -> None:
             return conn.written, await trio.to_thread.run_sync(received)
 
     written, got = trio.run(main)
+    assert written is not None
+    assert 0 < written < len(DATA)
+    assert got == DATA[:written]
+
+
+def test_anyio_counts_what_left_before_a_timeout() -> None:
+    # anyio on trio: the adapter's own socket stream (on asyncio, anyio
+    # takes the asyncio adapter's connection, counted above).
+    async def main() -> tuple[int | None, bytes]:
+        with stalled_peer() as (port, received):
+            conn = _AnyioConnection(_SocketStream(small_socket(port)))
+            with pytest.raises(TimeoutError):
+                await conn.write(DATA, 0.3)
+            await conn.aclose(False, 1.0)
+            return conn.written, await anyio.to_thread.run_sync(received)
+
+    written, got = anyio.run(main, backend="trio")
     assert written is not None
     assert 0 < written < len(DATA)
     assert got == DATA[:written]

@@ -1317,16 +1317,6 @@ def test_replies_received_before_a_failed_write_settle_their_messages(
     assert isinstance(closed_event.error, expected)
 
 
-def test_an_answer_that_completes_after_the_failure_is_not_taken() -> None:
-    # Only complete replies count: half a reply answers nothing.
-    session, first, second, _, end = _one_write_with_an_end_inside(chunking=False)
-    session.receive_data(b"250 2.0.0 queu")
-    _fail(session, "reset", end)
-    outcomes = _outcomes(session)
-    assert outcomes[first].result.recipients[0].state is RecipientState.UNKNOWN
-    assert outcomes[second].result.recipients[0].state is RecipientState.NOT_SENT
-
-
 @pytest.mark.parametrize("failure", ["reset", "timeout"])
 def test_a_421_received_before_a_failed_write_says_why(failure: str) -> None:
     # RFC 5321 3.8: the server said it was closing, then closed while the
@@ -1364,16 +1354,24 @@ def test_what_the_replies_prompt_is_never_written() -> None:
     assert isinstance(session.next_action(), Close)
 
 
-def test_a_malformed_reply_received_before_a_failed_write() -> None:
-    # What was received is checked as any reply is: a malformed one is the
-    # server's protocol error, and the first message, whose end went out
-    # with no well-formed reply, is unknown.
+@pytest.mark.parametrize(
+    ("received", "error"),
+    [(b"250 2.0.0 queu", ConnectionLostError), (b"25x queued\r\n", RemoteProtocolError)],
+    ids=["half-a-reply", "malformed"],
+)
+def test_no_well_formed_reply_received_before_a_failed_write(
+    received: bytes, error: type[Exception]
+) -> None:
+    # Only complete, well-formed replies settle anything: half a reply
+    # answers nothing, and a malformed one is the server's protocol error
+    # (checked as any reply is). The first message, whose end went out with
+    # no well-formed reply, is unknown.
     session, first, second, _, end = _one_write_with_an_end_inside(chunking=False)
-    session.receive_data(b"25x queued\r\n")
+    session.receive_data(received)
     _fail(session, "reset", end)
     outcomes = _outcomes(session)
     assert outcomes[first].result.recipients[0].state is RecipientState.UNKNOWN
     assert outcomes[second].result.recipients[0].state is RecipientState.NOT_SENT
     assert isinstance(session.next_action(), Close)
     [closed] = [e for e in session.events() if isinstance(e, SessionClosed)]
-    assert isinstance(closed.error, RemoteProtocolError)
+    assert isinstance(closed.error, error)

@@ -35,6 +35,21 @@ T = TypeVar("T")
 _READ_HIGH_WATER = 256 * 1024
 #: Decrypted bytes taken from the TLS layer at a time.
 _READ_SIZE = 64 * 1024
+#: Plain octets encrypted at a time: at most one TLS record's (RFC 8446
+#: 5.1: 2^14), so that the records the kernel took whole say how much of a
+#: write may have reached the server.
+_RECORD_SIZE = 16 * 1024
+
+
+def _written(data: bytes, records: list[tuple[int, int]], buffered: int) -> int:
+    """How many leading octets of ``data`` may have left when ``buffered``
+    octets of it (of its TLS records, when ``records`` says where each
+    piece's records end) were still in the transport's buffer."""
+    if not records:
+        return max(0, len(data) - buffered)
+    handed = records[-1][0]
+    taken = handed - buffered  # record octets the kernel took
+    return max((plain for end, plain in records if end <= taken), default=0)
 
 
 class _Stream(asyncio.Protocol):
@@ -76,6 +91,8 @@ class _Stream(asyncio.Protocol):
         self._tls_up = False
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
+        # Octets of records the TLS layer sent of itself (a key update).
+        self._flushed = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -113,7 +130,9 @@ class _Stream(asyncio.Protocol):
     def _flush(self) -> None:
         """Hand the TLS records made so far to the transport."""
         if self._outgoing.pending and self.transport is not None:
-            self.transport.write(self._outgoing.read())
+            records = self._outgoing.read()
+            self._flushed += len(records)
+            self.transport.write(records)
 
     def eof_received(self) -> None:
         self._eof = True
@@ -177,11 +196,11 @@ class _Stream(asyncio.Protocol):
         if transport is None or transport.is_closing():
             self.written = 0
             raise self._broken()
+        records: list[tuple[int, int]] = []
         if self._tls is None:
             transport.write(data)
         else:
-            self._tls.write(data)  # an SSLError is an OSError: a failed write
-            transport.write(self._outgoing.read())
+            records = self._encrypt(self._tls, transport, data)
         # A send that fails at once closes the transport, which reports why
         # a moment later (connection_lost).
         failed = transport.is_closing()
@@ -194,15 +213,21 @@ class _Stream(asyncio.Protocol):
             raise self._broken()
         loop = self._loop
         deadline = loop.time() + timeout
+        flushed = self._flushed
         try:
             while self._write_paused and not self._lost:
                 await self._wait(deadline - loop.time())
         except TimeoutError:
             # Still buffered: the end of ``data`` (the transport's buffer
             # holds ours after any earlier bytes). Under TLS it holds
-            # records, whose plain octets it cannot tell.
-            buffered = transport.get_write_buffer_size()
-            self.written = max(0, len(data) - buffered) if self._tls is None else None
+            # records: the plain octets that may have left are those of the
+            # records the kernel took whole (the rest of a record is thrown
+            # away with the buffer, and the server cannot read half of one).
+            # Records the TLS layer sent of itself meanwhile are buffered
+            # behind ours: at most that many of the buffered octets are not
+            # ours (what is left errs towards "may have left").
+            buffered = transport.get_write_buffer_size() - (self._flushed - flushed)
+            self.written = _written(data, records, max(0, buffered))
             raise
         if self._write_paused:
             # The connection broke with bytes of ours still buffered: they
@@ -210,6 +235,30 @@ class _Stream(asyncio.Protocol):
             # forgets how much when it closes the transport.
             self.written = None
             raise self._broken()
+
+    def _encrypt(
+        self, tls: ssl.SSLObject, transport: asyncio.Transport, data: bytes
+    ) -> list[tuple[int, int]]:
+        """Hand ``data`` to the transport as TLS records, a record's worth of
+        plain octets at a time. Returns, for each piece, where its records
+        end in what was handed over and where it ends in ``data``."""
+        if len(data) <= _RECORD_SIZE:
+            tls.write(data)  # an SSLError is an OSError: a failed write
+            records = self._outgoing.read()
+            transport.write(records)
+            return [(len(records), len(data))]
+        pieces: list[bytes] = []
+        records_end = 0
+        ends: list[tuple[int, int]] = []
+        view = memoryview(data)
+        for start in range(0, len(data), _RECORD_SIZE):
+            piece = view[start : start + _RECORD_SIZE]
+            tls.write(piece)
+            pieces.append(self._outgoing.read())
+            records_end += len(pieces[-1])
+            ends.append((records_end, start + len(piece)))
+        transport.write(b"".join(pieces))
+        return ends
 
     async def start_tls(self, options: ClientOptions, hostname: str | None) -> bytes | None:
         """STARTTLS's handshake, unless the server already sent more."""

@@ -7,7 +7,9 @@ failure, gets exactly that many octets, a prefix of the write."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,6 +17,7 @@ from contextlib import contextmanager
 import anyio
 import pytest
 import trio
+from servers import TLSMaterial
 from smtpcore.adapters._common import ClientOptions
 from smtpcore.adapters.anyio import _AnyioConnection, _SocketStream
 from smtpcore.adapters.asyncio import open_stream
@@ -55,9 +58,9 @@ def stalled_peer() -> Iterator[tuple[int, Callable[[], bytes]]]:
         listener.close()
 
 
-def small_socket(port: int) -> socket.socket:
+def small_socket(port: int, send_buffer: int = 4096) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
     sock.connect((LOOPBACK, port))
     return sock
 
@@ -88,6 +91,79 @@ def test_asyncio_counts_what_left_before_a_timeout() -> None:
     written, got = asyncio.run(main())
     assert written is not None
     assert 0 < written < len(DATA)
+    assert got == DATA[:written]
+
+
+@contextmanager
+def stalled_tls_peer(
+    tls: TLSMaterial,
+) -> Iterator[tuple[int, Callable[[], bytes]]]:
+    """:func:`stalled_peer` over TLS: the handshake runs at once, then the
+    connection reads nothing until ``received()``, which returns the plain
+    octets decrypted from everything that came, to EOF."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    listener.bind((LOOPBACK, 0))
+    listener.listen(1)
+    accepted: list[ssl.SSLSocket] = []
+    context = tls.server_context()
+
+    def serve() -> None:
+        conn = listener.accept()[0]
+        conn.settimeout(5.0)
+        accepted.append(context.wrap_socket(conn, server_side=True))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+
+    def received() -> bytes:
+        thread.join(5.0)
+        [conn] = accepted
+        got = bytearray()
+        # Until EOF, or the broken record the client's abort left.
+        with contextlib.suppress(ssl.SSLError, OSError):
+            while chunk := conn.recv(65536):
+                got += chunk
+        conn.close()
+        return bytes(got)
+
+    try:
+        yield listener.getsockname()[1], received
+    finally:
+        listener.close()
+
+
+@pytest.mark.parametrize("size", [len(DATA), 10_000], ids=["many-records", "one-record"])
+def test_asyncio_counts_the_records_that_left_under_tls(size: int) -> None:
+    # Under TLS the transport holds records: what may have reached the
+    # server is the plain octets of the records the kernel took whole. The
+    # server, reading on after the failure, decrypts exactly those.
+    tls = TLSMaterial.create()
+    data = DATA[:size]
+
+    async def main() -> tuple[int | None, bytes]:
+        with stalled_tls_peer(tls) as (port, received):
+            options = ClientOptions.build(
+                server=LOOPBACK, port=port, tls="implicit", ssl_context=tls.client_context()
+            )
+            # Buffers that hold a few records (of 16 KiB and some).
+            stream = await open_stream(options, small_socket(port, 64 * 1024))
+            # Fill the socket buffers first, so that the write below stalls.
+            with pytest.raises(TimeoutError):
+                await stream.write(DATA, 0.3)
+            first = stream.written
+            assert first is not None
+            with pytest.raises(TimeoutError):
+                await stream.write(data, 0.3)
+            assert stream.written == 0  # nothing of it got past the first
+            stream.abort()
+            await asyncio.sleep(0)
+            return first, await asyncio.to_thread(received)
+
+    written, got = asyncio.run(main())
+    assert written is not None
+    assert 0 < written < len(DATA)
+    assert written % (16 * 1024) == 0  # whole records of 16 KiB
     assert got == DATA[:written]
 
 

@@ -30,6 +30,8 @@ __all__ = ["Client", "Pool", "send"]
 T = TypeVar("T")
 
 _READ_SIZE = 65536
+#: Plain octets a TLS send takes at most: one record's (RFC 8446 5.1: 2^14).
+_RECORD_SIZE = 16 * 1024
 
 #: poll()'s event bits (select() stands in for it where there is none).
 _IN = getattr(select, "POLLIN", 1)
@@ -98,27 +100,42 @@ class _Socket:
             self._poll.register(sock.fileno(), _IN)
 
     def write(self, data: bytes, timeout: float) -> None:
+        if len(data) > _RECORD_SIZE and isinstance(self.sock, ssl.SSLSocket):
+            self._write_rest(memoryview(data), time.monotonic() + timeout, 0, wait=False)
+            return
         try:
             sent = self.sock.send(data)
         except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
             sent = 0
         except OSError:
-            self._failed(0)
+            self.written = 0
             raise
         if sent < len(data):
             self._write_rest(memoryview(data)[sent:], time.monotonic() + timeout, sent)
 
-    def _write_rest(self, rest: memoryview, deadline: float, sent: int) -> None:
-        """The kernel's buffer is full: wait for room, up to ``deadline``."""
+    def _write_rest(
+        self, rest: memoryview, deadline: float, sent: int, *, wait: bool = True
+    ) -> None:
+        """Write ``rest``, waiting for room in the kernel's buffer (full, when
+        ``wait``) up to ``deadline``.
+
+        Under TLS a send writes all of its records or reports none
+        (OpenSSL keeps what it encrypted for the retry, which passes the
+        same bytes), so each send is of one record's worth at most: the
+        sends that completed are then the plain octets that may have left.
+        The half-written record of a failed one is dropped with the
+        connection, and the server cannot read half of one.
+        """
+        tls = isinstance(self.sock, ssl.SSLSocket)
+        size = _RECORD_SIZE if tls else len(rest)
         want = _OUT
         try:
             while rest:
-                self._wait(want, deadline)
-                want = _OUT
+                if wait:
+                    self._wait(want, deadline)
+                wait, want = True, _OUT
                 try:
-                    # TLS writes all or nothing (OpenSSL keeps what it
-                    # encrypted for the retry, which passes the same bytes).
-                    taken = self.sock.send(rest)
+                    taken = self.sock.send(rest[:size])
                 except (BlockingIOError, ssl.SSLWantWriteError):
                     continue
                 except ssl.SSLWantReadError:
@@ -126,15 +143,12 @@ class _Socket:
                     continue
                 rest = rest[taken:]
                 sent += taken
+                # A plain send takes all the kernel has room for; a TLS one a
+                # record, and the next may fit at once.
+                wait = not tls
         except OSError:  # TimeoutError too
-            self._failed(sent)
+            self.written = sent
             raise
-
-    def _failed(self, sent: int) -> None:
-        """A write failed after the kernel took ``sent`` of its octets. Under
-        TLS a send that failed may have written some of its records: only
-        the write's last octet is known not to have left."""
-        self.written = None if isinstance(self.sock, ssl.SSLSocket) else sent
 
     def read(self, timeout: float) -> bytes:
         sock = self.sock

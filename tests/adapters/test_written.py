@@ -21,7 +21,7 @@ from servers import TLSMaterial
 from smtpcore.adapters._common import ClientOptions
 from smtpcore.adapters.anyio import _AnyioConnection, _SocketStream
 from smtpcore.adapters.asyncio import open_stream
-from smtpcore.adapters.blocking import _Socket
+from smtpcore.adapters.blocking import _Socket, wrap_tls
 from smtpcore.adapters.trio import _Connection
 
 LOOPBACK = "127.0.0.1"
@@ -107,6 +107,10 @@ def stalled_tls_peer(
     listener.listen(1)
     accepted: list[ssl.SSLSocket] = []
     context = tls.server_context()
+    # No TLS 1.3 session tickets: a client that never reads would close with
+    # them unread, which resets the connection and discards what the kernel
+    # had not yet handed to this peer.
+    context.num_tickets = 0
 
     def serve() -> None:
         conn = listener.accept()[0]
@@ -165,6 +169,23 @@ def test_asyncio_counts_the_records_that_left_under_tls(size: int) -> None:
     assert 0 < written < len(DATA)
     assert written % (16 * 1024) == 0  # whole records of 16 KiB
     assert got == DATA[:written]
+
+
+def test_blocking_counts_the_records_that_left_under_tls() -> None:
+    tls = TLSMaterial.create()
+    with stalled_tls_peer(tls) as (port, received):
+        options = ClientOptions.build(
+            server=LOOPBACK, port=port, tls="implicit", ssl_context=tls.client_context()
+        )
+        conn = _Socket(wrap_tls(small_socket(port, 64 * 1024), options, LOOPBACK))
+        with pytest.raises(TimeoutError):
+            conn.write(DATA, 0.3)
+        conn.abort()
+        got = received()
+    assert conn.written is not None
+    assert 0 < conn.written < len(DATA)
+    assert conn.written % (16 * 1024) == 0  # whole records of 16 KiB
+    assert got == DATA[: conn.written]
 
 
 def test_trio_counts_what_left_before_a_timeout() -> None:

@@ -50,6 +50,9 @@ __all__ = ["Client", "Pool", "send"]
 T = TypeVar("T")
 
 _READ_SIZE = 64 * 1024
+#: Plain octets a TLS write hands over at a time: one record's at most (RFC
+#: 8446 5.1: 2^14), to count a failed write by whole records.
+_RECORD_SIZE = 16 * 1024
 #: What a failed stream operation raises (TLSStream lets ssl.SSLError through).
 _BROKEN = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
@@ -228,27 +231,42 @@ class _AnyioConnection:
     # A plain cancel scope with an absolute deadline: fail_after's work
     # without its generator, on the path of every write and read.
 
-    #: After a failed write: what our own plain socket stream took of it;
-    #: None over TLS or a caller's stream, which cannot say.
+    #: After a failed write: what our own socket stream took of it (under
+    #: TLS, by whole records); None over a caller's stream, which cannot say.
     written: int | None = None
 
     async def write(self, data: bytes, timeout: float) -> None:
+        stream = self.stream
+        # TLS over our socket goes a record's worth (16 KiB) at a time: each
+        # send that completes has handed its records to the kernel, so the
+        # completed ones are the plain octets that may have left.
+        tls = isinstance(stream, TLSStream) and type(stream.transport_stream) is _SocketStream
+        sent = 0
         try:
             with anyio.CancelScope(deadline=anyio.current_time() + timeout):
-                await self.stream.send(data)
+                if not tls:
+                    await stream.send(data)
+                    return
+                for start in range(0, len(data), _RECORD_SIZE):
+                    piece = data[start : start + _RECORD_SIZE]
+                    await stream.send(piece)
+                    sent += len(piece)
                 return
         except anyio.EndOfStream as exc:  # TLS wanted a record, the server closed
-            self._count()
+            self._count(tls, sent)
             raise BrokenPipeError(errno.EPIPE, "the server closed the connection") from exc
         except _BROKEN as exc:
-            self._count()
+            self._count(tls, sent)
             _failed(exc)
-        self._count()
+        self._count(tls, sent)
         raise TimeoutError  # the deadline passed
 
-    def _count(self) -> None:
+    def _count(self, tls: bool, sent: int) -> None:
         stream = self.stream
-        self.written = stream.sent if type(stream) is _SocketStream else None
+        if tls:
+            self.written = sent
+        else:
+            self.written = stream.sent if type(stream) is _SocketStream else None
 
     async def read(self, timeout: float) -> bytes:
         try:

@@ -29,6 +29,9 @@ __all__ = ["Client", "Pool", "send"]
 T = TypeVar("T")
 
 _READ_SIZE = 64 * 1024
+#: Plain octets a TLS write hands over at a time: one record's at most (RFC
+#: 8446 5.1: 2^14), to count a failed write by whole records.
+_RECORD_SIZE = 16 * 1024
 #: What a failed stream operation raises.
 _BROKEN = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
@@ -114,6 +117,12 @@ def _socket_stream(stream: trio.abc.Stream) -> trio.SocketStream | None:
     return stream if isinstance(stream, trio.SocketStream) else None
 
 
+def _tls_on_socket(stream: trio.abc.Stream) -> bool:
+    """TLS straight over a trio socket stream (whose ``send_all`` returns
+    once the kernel has every octet)."""
+    return isinstance(stream, trio.SSLStream) and type(stream.transport_stream) is trio.SocketStream
+
+
 def _raw_socket(stream: trio.abc.Stream) -> socket.socket | None:
     """The standard socket under a plain trio socket stream, else None.
 
@@ -158,16 +167,8 @@ class _Connection:
     async def write(self, data: bytes, timeout: float) -> None:
         raw = self._raw
         if raw is None:
-            # A TLS or caller's stream cannot say how much of a failed write
-            # left.
-            self.written = None
-            try:
-                with trio.CancelScope(deadline=trio.current_time() + timeout):
-                    await self.stream.send_all(data)
-                    return
-            except _BROKEN as exc:
-                _failed(exc)
-            raise TimeoutError  # the deadline passed
+            await self._write_stream(data, timeout)
+            return
         await trio.lowlevel.checkpoint_if_cancelled()
         try:
             sent = raw.send(data)
@@ -197,6 +198,31 @@ class _Connection:
             self.written = sent
             _failed(exc)
         self.written = sent
+        raise TimeoutError  # the deadline passed
+
+    async def _write_stream(self, data: bytes, timeout: float) -> None:
+        """A write through the stream's own method. TLS on a trio socket
+        goes a record's worth (16 KiB) at a time: each ``send_all`` that
+        completes has handed its records to the kernel, so the completed
+        ones are the plain octets that may have left (a half-sent record is
+        dropped with the connection). A caller's stream cannot say."""
+        counted = _tls_on_socket(self.stream)
+        sent = 0
+        try:
+            with trio.CancelScope(deadline=trio.current_time() + timeout):
+                if not counted:
+                    await self.stream.send_all(data)
+                    return
+                view = memoryview(data)
+                for start in range(0, len(data), _RECORD_SIZE):
+                    piece = view[start : start + _RECORD_SIZE]
+                    await self.stream.send_all(piece)
+                    sent += len(piece)
+                return
+        except _BROKEN as exc:
+            self.written = sent if counted else None
+            _failed(exc)
+        self.written = sent if counted else None
         raise TimeoutError  # the deadline passed
 
     async def read(self, timeout: float) -> bytes:

@@ -70,9 +70,9 @@ class WriteFailure:
         nth: which Write fails (1: the first, the EHLO).
         written: how many of its leading octets left before the failure (the
             count the session is given); more than the Write holds means
-            all of it. None: the adapter cannot tell (as over TLS); the
-            session is given no count, and all but the Write's last octet
-            go on the record, the most that may have left.
+            all of it. None: the adapter cannot tell (over a caller's own
+            stream); the session is given no count, and all but the Write's
+            last octet go on the record, the most that may have left.
         timeout: the Write times out (``timeout_expired``) rather than
             failing (``connection_lost``, as a reset would).
         received: what the server had sent by then that the adapter read

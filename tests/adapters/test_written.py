@@ -20,9 +20,11 @@ import trio
 from servers import TLSMaterial
 from smtpcore.adapters._common import ClientOptions
 from smtpcore.adapters.anyio import _AnyioConnection, _SocketStream
+from smtpcore.adapters.anyio import start_tls as anyio_start_tls
 from smtpcore.adapters.asyncio import open_stream
 from smtpcore.adapters.blocking import _Socket, wrap_tls
 from smtpcore.adapters.trio import _Connection
+from smtpcore.adapters.trio import start_tls as trio_start_tls
 
 LOOPBACK = "127.0.0.1"
 #: Far more than the small buffers below hold.
@@ -186,6 +188,40 @@ def test_blocking_counts_the_records_that_left_under_tls() -> None:
     assert 0 < conn.written < len(DATA)
     assert conn.written % (16 * 1024) == 0  # whole records of 16 KiB
     assert got == DATA[: conn.written]
+
+
+def test_trio_and_anyio_count_the_records_that_left_under_tls() -> None:
+    tls = TLSMaterial.create()
+
+    def options(port: int) -> ClientOptions:
+        return ClientOptions.build(
+            server=LOOPBACK, port=port, tls="implicit", ssl_context=tls.client_context()
+        )
+
+    async def with_trio() -> tuple[int | None, bytes]:
+        with stalled_tls_peer(tls) as (port, received):
+            sock = trio.socket.from_stdlib_socket(small_socket(port, 64 * 1024))
+            stream = await trio_start_tls(trio.SocketStream(sock), options(port), LOOPBACK)
+            conn = _Connection(stream)
+            with pytest.raises(TimeoutError):
+                await conn.write(DATA, 0.3)
+            await conn.aclose(False, 1.0)
+            return conn.written, await trio.to_thread.run_sync(received)
+
+    async def with_anyio() -> tuple[int | None, bytes]:
+        with stalled_tls_peer(tls) as (port, received):
+            plain = _SocketStream(small_socket(port, 64 * 1024))
+            conn = _AnyioConnection(await anyio_start_tls(plain, options(port), LOOPBACK))
+            with pytest.raises(TimeoutError):
+                await conn.write(DATA, 0.3)
+            await conn.aclose(False, 1.0)
+            return conn.written, await anyio.to_thread.run_sync(received)
+
+    for written, got in (trio.run(with_trio), anyio.run(with_anyio, backend="trio")):
+        assert written is not None
+        assert 0 < written < len(DATA)
+        assert written % (16 * 1024) == 0  # whole records of 16 KiB
+        assert got == DATA[:written]
 
 
 def test_trio_counts_what_left_before_a_timeout() -> None:

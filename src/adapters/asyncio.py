@@ -41,7 +41,7 @@ _READ_SIZE = 64 * 1024
 _RECORD_SIZE = 16 * 1024
 
 
-def _written(data: bytes, records: list[tuple[int, int]], buffered: int) -> int:
+def _written(data: bytes, records: Sequence[tuple[int, int]], buffered: int) -> int:
     """How many leading octets of ``data`` may have left when ``buffered``
     octets of it (of its TLS records, when ``records`` says where each
     piece's records end) were still in the transport's buffer."""
@@ -196,7 +196,7 @@ class _Stream(asyncio.Protocol):
         if transport is None or transport.is_closing():
             self.written = 0
             raise self._broken()
-        records: list[tuple[int, int]] = []
+        records: Sequence[tuple[int, int]] = ()
         if self._tls is None:
             transport.write(data)
         else:

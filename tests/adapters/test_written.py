@@ -32,25 +32,39 @@ DATA = bytes(range(256)) * 4096  # 1 MiB
 
 
 @contextmanager
-def stalled_peer() -> Iterator[tuple[int, Callable[[], bytes]]]:
+def stalled_peer(tls: TLSMaterial | None = None) -> Iterator[tuple[int, Callable[[], bytes]]]:
     """A listener with a small receive buffer whose one connection reads
-    nothing until ``received()`` is called, then everything to EOF.
-    Yields (port, received)."""
+    nothing until ``received()`` is called, then everything to EOF (with
+    ``tls``: after the handshake, which runs at once; ``received()`` then
+    returns the plain octets decrypted). Yields (port, received)."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     listener.bind((LOOPBACK, 0))
     listener.listen(1)
     accepted: list[socket.socket] = []
-    thread = threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True)
+    context = tls.server_context() if tls is not None else None
+    if context is not None:
+        # No TLS 1.3 session tickets: a client that never reads would close
+        # with them unread, which resets the connection and discards what
+        # the kernel had not yet handed to this peer.
+        context.num_tickets = 0
+
+    def serve() -> None:
+        conn = listener.accept()[0]
+        conn.settimeout(5.0)
+        accepted.append(conn if context is None else context.wrap_socket(conn, server_side=True))
+
+    thread = threading.Thread(target=serve, daemon=True)
     thread.start()
 
     def received() -> bytes:
         thread.join(5.0)
         [conn] = accepted
-        conn.settimeout(5.0)
         got = bytearray()
-        while chunk := conn.recv(65536):
-            got += chunk
+        # Until EOF, or (TLS) the broken record the client's abort left.
+        with contextlib.suppress(ssl.SSLError) if context is not None else contextlib.nullcontext():
+            while chunk := conn.recv(65536):
+                got += chunk
         conn.close()
         return bytes(got)
 
@@ -67,16 +81,33 @@ def small_socket(port: int, send_buffer: int = 4096) -> socket.socket:
     return sock
 
 
-def test_blocking_counts_what_left_before_a_timeout() -> None:
-    with stalled_peer() as (port, received):
-        conn = _Socket(small_socket(port))
+def check_count(written: int | None, got: bytes, *, tls: bool = False) -> None:
+    """The peer got exactly the ``written`` first octets of DATA: some, not
+    all (under TLS, whole records of 16 KiB)."""
+    assert written is not None
+    assert 0 < written < len(DATA)
+    if tls:
+        assert written % (16 * 1024) == 0
+    assert got == DATA[:written]
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_blocking_counts_what_left_before_a_timeout(tls: bool) -> None:
+    material = TLSMaterial.create() if tls else None
+    with stalled_peer(material) as (port, received):
+        if material is None:
+            sock = small_socket(port)
+        else:
+            options = ClientOptions.build(
+                server=LOOPBACK, port=port, tls="implicit", ssl_context=material.client_context()
+            )
+            sock = wrap_tls(small_socket(port, 64 * 1024), options, LOOPBACK)
+        conn = _Socket(sock)
         with pytest.raises(TimeoutError):
             conn.write(DATA, 0.3)
         conn.abort()
         got = received()
-    assert conn.written is not None
-    assert 0 < conn.written < len(DATA)
-    assert got == DATA[: conn.written]
+    check_count(conn.written, got, tls=tls)
 
 
 def test_asyncio_counts_what_left_before_a_timeout() -> None:
@@ -91,52 +122,7 @@ def test_asyncio_counts_what_left_before_a_timeout() -> None:
             return stream.written, await asyncio.to_thread(received)
 
     written, got = asyncio.run(main())
-    assert written is not None
-    assert 0 < written < len(DATA)
-    assert got == DATA[:written]
-
-
-@contextmanager
-def stalled_tls_peer(
-    tls: TLSMaterial,
-) -> Iterator[tuple[int, Callable[[], bytes]]]:
-    """:func:`stalled_peer` over TLS: the handshake runs at once, then the
-    connection reads nothing until ``received()``, which returns the plain
-    octets decrypted from everything that came, to EOF."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    listener.bind((LOOPBACK, 0))
-    listener.listen(1)
-    accepted: list[ssl.SSLSocket] = []
-    context = tls.server_context()
-    # No TLS 1.3 session tickets: a client that never reads would close with
-    # them unread, which resets the connection and discards what the kernel
-    # had not yet handed to this peer.
-    context.num_tickets = 0
-
-    def serve() -> None:
-        conn = listener.accept()[0]
-        conn.settimeout(5.0)
-        accepted.append(context.wrap_socket(conn, server_side=True))
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-
-    def received() -> bytes:
-        thread.join(5.0)
-        [conn] = accepted
-        got = bytearray()
-        # Until EOF, or the broken record the client's abort left.
-        with contextlib.suppress(ssl.SSLError, OSError):
-            while chunk := conn.recv(65536):
-                got += chunk
-        conn.close()
-        return bytes(got)
-
-    try:
-        yield listener.getsockname()[1], received
-    finally:
-        listener.close()
+    check_count(written, got)
 
 
 @pytest.mark.parametrize("size", [len(DATA), 10_000], ids=["many-records", "one-record"])
@@ -148,7 +134,7 @@ def test_asyncio_counts_the_records_that_left_under_tls(size: int) -> None:
     data = DATA[:size]
 
     async def main() -> tuple[int | None, bytes]:
-        with stalled_tls_peer(tls) as (port, received):
+        with stalled_peer(tls) as (port, received):
             options = ClientOptions.build(
                 server=LOOPBACK, port=port, tls="implicit", ssl_context=tls.client_context()
             )
@@ -167,27 +153,7 @@ def test_asyncio_counts_the_records_that_left_under_tls(size: int) -> None:
             return first, await asyncio.to_thread(received)
 
     written, got = asyncio.run(main())
-    assert written is not None
-    assert 0 < written < len(DATA)
-    assert written % (16 * 1024) == 0  # whole records of 16 KiB
-    assert got == DATA[:written]
-
-
-def test_blocking_counts_the_records_that_left_under_tls() -> None:
-    tls = TLSMaterial.create()
-    with stalled_tls_peer(tls) as (port, received):
-        options = ClientOptions.build(
-            server=LOOPBACK, port=port, tls="implicit", ssl_context=tls.client_context()
-        )
-        conn = _Socket(wrap_tls(small_socket(port, 64 * 1024), options, LOOPBACK))
-        with pytest.raises(TimeoutError):
-            conn.write(DATA, 0.3)
-        conn.abort()
-        got = received()
-    assert conn.written is not None
-    assert 0 < conn.written < len(DATA)
-    assert conn.written % (16 * 1024) == 0  # whole records of 16 KiB
-    assert got == DATA[: conn.written]
+    check_count(written, got, tls=True)
 
 
 def test_trio_and_anyio_count_the_records_that_left_under_tls() -> None:
@@ -199,7 +165,7 @@ def test_trio_and_anyio_count_the_records_that_left_under_tls() -> None:
         )
 
     async def with_trio() -> tuple[int | None, bytes]:
-        with stalled_tls_peer(tls) as (port, received):
+        with stalled_peer(tls) as (port, received):
             sock = trio.socket.from_stdlib_socket(small_socket(port, 64 * 1024))
             stream = await trio_start_tls(trio.SocketStream(sock), options(port), LOOPBACK)
             conn = _Connection(stream)
@@ -209,7 +175,7 @@ def test_trio_and_anyio_count_the_records_that_left_under_tls() -> None:
             return conn.written, await trio.to_thread.run_sync(received)
 
     async def with_anyio() -> tuple[int | None, bytes]:
-        with stalled_tls_peer(tls) as (port, received):
+        with stalled_peer(tls) as (port, received):
             plain = _SocketStream(small_socket(port, 64 * 1024))
             conn = _AnyioConnection(await anyio_start_tls(plain, options(port), LOOPBACK))
             with pytest.raises(TimeoutError):
@@ -218,10 +184,7 @@ def test_trio_and_anyio_count_the_records_that_left_under_tls() -> None:
             return conn.written, await anyio.to_thread.run_sync(received)
 
     for written, got in (trio.run(with_trio), anyio.run(with_anyio, backend="trio")):
-        assert written is not None
-        assert 0 < written < len(DATA)
-        assert written % (16 * 1024) == 0  # whole records of 16 KiB
-        assert got == DATA[:written]
+        check_count(written, got, tls=True)
 
 
 def test_trio_counts_what_left_before_a_timeout() -> None:
@@ -235,9 +198,7 @@ def test_trio_counts_what_left_before_a_timeout() -> None:
             return conn.written, await trio.to_thread.run_sync(received)
 
     written, got = trio.run(main)
-    assert written is not None
-    assert 0 < written < len(DATA)
-    assert got == DATA[:written]
+    check_count(written, got)
 
 
 def test_anyio_counts_what_left_before_a_timeout() -> None:
@@ -252,9 +213,7 @@ def test_anyio_counts_what_left_before_a_timeout() -> None:
             return conn.written, await anyio.to_thread.run_sync(received)
 
     written, got = anyio.run(main, backend="trio")
-    assert written is not None
-    assert 0 < written < len(DATA)
-    assert got == DATA[:written]
+    check_count(written, got)
 
 
 def test_a_write_to_a_reset_connection_took_nothing() -> None:

@@ -16,7 +16,7 @@ import os
 import socket
 import ssl
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, Final, final
 
@@ -530,6 +530,20 @@ class AwaitsCallbacks:
         result = callback(*args)
         if inspect.isawaitable(result):
             await result
+
+
+#: Plain octets handed to TLS at a time when a write must be counted: one
+#: record's at most (RFC 8446 5.1: 2^14). The records the kernel took whole
+#: are then what may have reached the server: the rest of a record is
+#: dropped with the connection, and the server cannot read half of one.
+RECORD_SIZE: Final = 16 * 1024
+
+
+def record_pieces(data: bytes) -> Iterator[memoryview]:
+    """``data`` in pieces of at most :data:`RECORD_SIZE` octets, in order."""
+    view = memoryview(data)
+    for start in range(0, len(view), RECORD_SIZE):
+        yield view[start : start + RECORD_SIZE]
 
 
 #: At most this many reads of what arrived before a failed write (1 MiB).

@@ -42,7 +42,14 @@ from anyio.streams.tls import TLSAttribute, TLSStream
 from smtpcore import SMTPTimeoutError, Stage, TLSError
 
 from ._async_client import AsyncClient, AsyncConnection, AsyncPool, AsyncSend
-from ._common import AwaitsCallbacks, ClientOptions, TLSInfo, connect_error, received_now
+from ._common import (
+    AwaitsCallbacks,
+    ClientOptions,
+    TLSInfo,
+    connect_error,
+    received_now,
+    record_pieces,
+)
 from .asyncio import open_stream as open_asyncio_stream
 
 __all__ = ["Client", "Pool", "send"]
@@ -50,9 +57,6 @@ __all__ = ["Client", "Pool", "send"]
 T = TypeVar("T")
 
 _READ_SIZE = 64 * 1024
-#: Plain octets a TLS write hands over at a time: one record's at most (RFC
-#: 8446 5.1: 2^14), to count a failed write by whole records.
-_RECORD_SIZE = 16 * 1024
 #: What a failed stream operation raises (TLSStream lets ssl.SSLError through).
 _BROKEN = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
@@ -247,9 +251,8 @@ class _AnyioConnection:
                 if not tls:
                     await stream.send(data)
                     return
-                for start in range(0, len(data), _RECORD_SIZE):
-                    piece = data[start : start + _RECORD_SIZE]
-                    await stream.send(piece)
+                for piece in record_pieces(data):
+                    await stream.send(bytes(piece))
                     sent += len(piece)
                 return
         except anyio.EndOfStream as exc:  # TLS wanted a record, the server closed

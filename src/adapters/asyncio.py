@@ -25,7 +25,14 @@ from typing import Any, NoReturn, TypeVar, final
 from smtpcore import SMTPTimeoutError, Stage, TLSError
 
 from ._async_client import AsyncClient, AsyncPool, AsyncSend
-from ._common import AwaitsCallbacks, ClientOptions, TLSInfo, connect_error
+from ._common import (
+    RECORD_SIZE,
+    AwaitsCallbacks,
+    ClientOptions,
+    TLSInfo,
+    connect_error,
+    record_pieces,
+)
 
 __all__ = ["Client", "Pool", "send"]
 
@@ -35,10 +42,6 @@ T = TypeVar("T")
 _READ_HIGH_WATER = 256 * 1024
 #: Decrypted bytes taken from the TLS layer at a time.
 _READ_SIZE = 64 * 1024
-#: Plain octets encrypted at a time: at most one TLS record's (RFC 8446
-#: 5.1: 2^14), so that the records the kernel took whole say how much of a
-#: write may have reached the server.
-_RECORD_SIZE = 16 * 1024
 
 
 def _written(data: bytes, records: Sequence[tuple[int, int]], buffered: int) -> int:
@@ -242,21 +245,20 @@ class _Stream(asyncio.Protocol):
         """Hand ``data`` to the transport as TLS records, a record's worth of
         plain octets at a time. Returns, for each piece, where its records
         end in what was handed over and where it ends in ``data``."""
-        if len(data) <= _RECORD_SIZE:
+        if len(data) <= RECORD_SIZE:  # every command, most data: one piece
             tls.write(data)  # an SSLError is an OSError: a failed write
             records = self._outgoing.read()
             transport.write(records)
             return [(len(records), len(data))]
         pieces: list[bytes] = []
-        records_end = 0
         ends: list[tuple[int, int]] = []
-        view = memoryview(data)
-        for start in range(0, len(data), _RECORD_SIZE):
-            piece = view[start : start + _RECORD_SIZE]
+        records_end = plain_end = 0
+        for piece in record_pieces(data):
             tls.write(piece)
             pieces.append(self._outgoing.read())
             records_end += len(pieces[-1])
-            ends.append((records_end, start + len(piece)))
+            plain_end += len(piece)
+            ends.append((records_end, plain_end))
         transport.write(b"".join(pieces))
         return ends
 

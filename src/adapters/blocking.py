@@ -22,7 +22,7 @@ from typing import Any, NoReturn, TypeVar, final
 
 from smtpcore import ConfigurationError, SMTPTimeoutError, Stage, TLSError
 
-from ._common import ClientOptions, TLSInfo, connect_error, received_now
+from ._common import RECORD_SIZE, ClientOptions, TLSInfo, connect_error, received_now
 from ._sync_client import SyncClient, SyncPool, SyncSend
 
 __all__ = ["Client", "Pool", "send"]
@@ -30,8 +30,6 @@ __all__ = ["Client", "Pool", "send"]
 T = TypeVar("T")
 
 _READ_SIZE = 65536
-#: Plain octets a TLS send takes at most: one record's (RFC 8446 5.1: 2^14).
-_RECORD_SIZE = 16 * 1024
 
 #: poll()'s event bits (select() stands in for it where there is none).
 _IN = getattr(select, "POLLIN", 1)
@@ -100,7 +98,7 @@ class _Socket:
             self._poll.register(sock.fileno(), _IN)
 
     def write(self, data: bytes, timeout: float) -> None:
-        if len(data) > _RECORD_SIZE and isinstance(self.sock, ssl.SSLSocket):
+        if len(data) > RECORD_SIZE and isinstance(self.sock, ssl.SSLSocket):
             self._write_rest(memoryview(data), time.monotonic() + timeout, 0, wait=False)
             return
         try:
@@ -127,7 +125,7 @@ class _Socket:
         connection, and the server cannot read half of one.
         """
         tls = isinstance(self.sock, ssl.SSLSocket)
-        size = _RECORD_SIZE if tls else len(rest)
+        size = RECORD_SIZE if tls else len(rest)
         want = _OUT
         try:
             while rest:

@@ -22,16 +22,20 @@ import trio
 from smtpcore import SMTPTimeoutError, Stage, TLSError
 
 from ._async_client import AsyncClient, AsyncPool, AsyncSend
-from ._common import AwaitsCallbacks, ClientOptions, TLSInfo, connect_error, received_now
+from ._common import (
+    AwaitsCallbacks,
+    ClientOptions,
+    TLSInfo,
+    connect_error,
+    received_now,
+    record_pieces,
+)
 
 __all__ = ["Client", "Pool", "send"]
 
 T = TypeVar("T")
 
 _READ_SIZE = 64 * 1024
-#: Plain octets a TLS write hands over at a time: one record's at most (RFC
-#: 8446 5.1: 2^14), to count a failed write by whole records.
-_RECORD_SIZE = 16 * 1024
 #: What a failed stream operation raises.
 _BROKEN = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
@@ -213,9 +217,7 @@ class _Connection:
                 if not counted:
                     await self.stream.send_all(data)
                     return
-                view = memoryview(data)
-                for start in range(0, len(data), _RECORD_SIZE):
-                    piece = view[start : start + _RECORD_SIZE]
+                for piece in record_pieces(data):
                     await self.stream.send_all(piece)
                     sent += len(piece)
                 return

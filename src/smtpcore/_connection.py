@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Final, NoReturn, final
 
@@ -228,6 +228,14 @@ class Pending:
         return 1
 
 
+class _Sealed(deque[Pending]):
+    """The FIFO of a connection whose writing ended (:meth:`Connection.seal`):
+    a command recorded from then on never leaves, so no reply is due to it."""
+
+    def append(self, pending: Pending) -> None:
+        pass
+
+
 @final
 class Connection:
     """The SMTP client protocol layer (see the module docstring).
@@ -314,6 +322,25 @@ class Connection:
         return self._pipelining and self._group_enders == 0
 
     # -- sending ---------------------------------------------------------------
+
+    def seal(self, unsent: Container[object] = ()) -> None:
+        """The client's writing failed: nothing more will leave.
+
+        A reply can only answer a command the server received. The commands
+        recorded from here on (what the replies still to be read prompt) are
+        never written, and neither was the end of data tagged with one of
+        ``unsent`` (the caller knows it lay beyond what left) nor anything
+        recorded after it: none of them is waiting for a reply any more. A
+        reply that comes for them answers nothing: a 421 the server sent
+        unasked (RFC 5321 3.8), or the server's protocol error.
+        """
+        kept: list[Pending] = []
+        for pending in self._pending:
+            if pending.final_data and pending.tag in unsent:
+                break
+            kept.append(pending)
+        self._pending = _Sealed(kept)
+        self._group_enders = sum(p.ends_group for p in kept)
 
     def send(self, command: Command, tag: object = None) -> bytes:
         """Check ``command`` against the state and the grouping rules, record

@@ -1876,14 +1876,17 @@ class Session:
         return caps
 
     def _failed_stage(self, written: int | None) -> Stage:
-        """The stage of a failed read or write, for its error.
+        """The stage of a failed read or write, for its error; the
+        connection is sealed (nothing more leaves).
 
         An end of data beyond the ``written`` octets of a Write that did not
         complete was never delivered: that message is not in the unknown
-        state of RFC 5321 4.5.3.2.6, it was not sent. One within them may
-        have reached the server, which may have taken the message.
+        state of RFC 5321 4.5.3.2.6, it was not sent, and no reply can answer
+        it (a 421 the server sent meanwhile came unasked). One within them
+        may have reached the server, which may have taken the message.
         """
         if self._writing is None:
+            self._conn.seal()
             return self._current_stage()
         stage, ends, size = self._writing
         if written is None:
@@ -1891,9 +1894,12 @@ class Session:
             written = size - 1
         elif not 0 <= written <= size:
             raise LocalProtocolError(f"written={written} is not within the Write's {size} octets")
+        unsent = []
         for txn in ends:
             if txn.end_at > written:
                 txn.end_unwritten = True
+                unsent.append(txn)
+        self._conn.seal(unsent)
         return stage
 
     def _answered_before_failing(self) -> bool:

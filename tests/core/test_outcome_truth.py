@@ -1165,35 +1165,50 @@ def test_an_end_of_data_belongs_to_the_write_that_carries_it(
         assert event.error.status_unknown is went_out[ident]
 
 
-def _one_write_with_an_end_inside(chunking: bool) -> tuple[Session, int, int, Write, int]:
+def _one_write_with_an_end_inside(
+    chunking: bool, lmtp: bool = False
+) -> tuple[Session, int, int, Write, int]:
     """A session whose next Write carries the first message's end of data
     with more after it: the second message's envelope and (with CHUNKING)
     its whole data. Returns the session, both message ids, that Write and
-    the offset just past the first end's last octet."""
-    session = Session(SessionConfig(tls=TLSPolicy.NONE))
+    the offset just past the first end's last octet. With ``lmtp``, an LMTP
+    session whose messages have two recipients each (RCPT1 and RCPT2)."""
+    session = Session(SessionConfig(tls=TLSPolicy.NONE, lmtp=lmtp))
     session.receive_data(b"220 model\r\n")
-    assert isinstance(session.next_action(), Write)  # EHLO
+    assert isinstance(session.next_action(), Write)  # EHLO or LHLO
     assert isinstance(session.next_action(), Read)
     extensions = b"250-PIPELINING\r\n250 CHUNKING\r\n" if chunking else b"250 PIPELINING\r\n"
     session.receive_data(b"250-model\r\n" + extensions)
     first = session.submit(
-        OutgoingMessage.build(sender=ALICE, recipients=[RCPT1], message=b"Subject: a\r\n\r\nhi\r\n")
+        OutgoingMessage.build(
+            sender=ALICE,
+            recipients=[RCPT1, RCPT2] if lmtp else [RCPT1],
+            message=b"Subject: a\r\n\r\nhi\r\n",
+        )
     )
     second = session.submit(
         OutgoingMessage.build(
             sender=BOB,
-            recipients=[RCPT2],
+            recipients=[RCPT2, RCPT1] if lmtp else [RCPT2],
             message=b"Subject: b\r\n\r\n" + (b"y" * 78 + b"\r\n") * 50,
         )
     )
     write = session.next_action()
     assert isinstance(write, Write)
+    if chunking and lmtp:
+        # RFC 2033 4.2 with RFC 3030: BDAT LAST waits for the RCPT replies
+        # (it gets one per accepted recipient).
+        assert write.data.endswith(b"RCPT TO:<rcpt2@example.org>\r\n")
+        assert isinstance(session.next_action(), Read)
+        session.receive_data(b"250 ok\r\n" * 3)
+        write = session.next_action()
+        assert isinstance(write, Write)
     if chunking:
         end = write.data.index(b"hi\r\n") + 4
     else:
         assert write.data.endswith(b"DATA\r\n")
         assert isinstance(session.next_action(), Read)
-        session.receive_data(b"250 ok\r\n250 ok\r\n354 go\r\n")
+        session.receive_data(b"250 ok\r\n" * (3 if lmtp else 2) + b"354 go\r\n")
         write = session.next_action()
         assert isinstance(write, Write)
         end = write.data.index(b"\r\n.\r\n") + 5
@@ -1331,10 +1346,7 @@ def test_a_421_received_before_a_failed_write_says_why(failure: str) -> None:
     assert refused.result.recipients[0].state is RecipientState.REFUSED
     assert not refused.error.status_unknown
     assert outcomes[second].result.recipients[0].state is RecipientState.NOT_SENT
-    assert isinstance(session.next_action(), Close)
-    [closed] = [e for e in session.events() if isinstance(e, SessionClosed)]
-    assert isinstance(closed.error, TemporaryReplyError)
-    assert closed.error.reply.code == 421
+    _closed_by_421(session)
 
 
 def test_what_the_replies_prompt_is_never_written() -> None:
@@ -1352,6 +1364,63 @@ def test_what_the_replies_prompt_is_never_written() -> None:
     assert not failed.error.status_unknown
     assert failed.result.recipients[0].state is RecipientState.NOT_SENT
     assert isinstance(session.next_action(), Close)
+
+
+def _closed_by_421(session: Session) -> None:
+    assert isinstance(session.next_action(), Close)
+    [closed] = [e for e in session.events() if isinstance(e, SessionClosed)]
+    assert isinstance(closed.error, TemporaryReplyError)
+    assert closed.error.reply.code == 421
+
+
+@pytest.mark.parametrize("failure", ["reset", "timeout"])
+@pytest.mark.parametrize("chunking", [True, False], ids=["bdat", "data"])
+@pytest.mark.parametrize("lmtp", [False, True], ids=["smtp", "lmtp"])
+def test_a_421_sent_before_the_end_of_data_left_answers_no_end(
+    failure: str, chunking: bool, lmtp: bool
+) -> None:
+    # RFC 5321 3.8: the server may send 421 at any time, here while the
+    # client was still writing the first message's data; it then closed,
+    # and the Write failed before the end of data left (written= stops one
+    # octet short of it). A reply only answers what the server received:
+    # the 421 came unasked, and the first message was not sent (status
+    # known). Before, the 421 was taken as the reply to the end of data
+    # that never left: SMTP reported the message refused by it; LMTP took
+    # it as the first recipient's reply and left the others unknown.
+    session, first, second, _, end = _one_write_with_an_end_inside(chunking, lmtp)
+    envelope = b"250 ok\r\n" * 2 if chunking and not lmtp else b""
+    session.receive_data(envelope + b"421 4.3.2 shutting down\r\n")
+    _fail(session, failure, end - 1)
+    outcomes = _outcomes(session)
+    assert set(outcomes) == {first, second}
+    for ident in (first, second):
+        event = outcomes[ident]
+        assert isinstance(event, MessageFailed)
+        assert not event.error.status_unknown
+        assert event.result.status_known
+        states = {status.state for status in event.result.recipients}
+        assert states == {RecipientState.NOT_SENT}, (ident, event.result.recipients)
+    _closed_by_421(session)
+
+
+@pytest.mark.parametrize("lmtp", [False, True], ids=["smtp", "lmtp"])
+def test_a_421_after_a_354_that_came_too_late_answers_nothing_unsent(lmtp: bool) -> None:
+    # The whole failed Write was answered, the second message's 354
+    # included, and then the server said 421. The 354 prompts the second's
+    # data and end of data, which are never written: the 421 cannot answer
+    # them. The second was not sent (before, it was reported refused by
+    # the 421, or with LMTP its other recipient unknown).
+    session, first, second, write, _ = _one_write_with_an_end_inside(False, lmtp)
+    answers = b"250 2.0.0 queued\r\n" * (2 if lmtp else 1) + b"250 ok\r\n" * (3 if lmtp else 2)
+    session.receive_data(answers + b"354 go\r\n421 4.3.2 shutting down\r\n")
+    _fail(session, "timeout", len(write.data))
+    outcomes = _outcomes(session)
+    assert isinstance(outcomes[first], MessageAccepted)
+    failed = outcomes[second]
+    assert isinstance(failed, MessageFailed)
+    assert not failed.error.status_unknown
+    assert {status.state for status in failed.result.recipients} == {RecipientState.NOT_SENT}
+    _closed_by_421(session)
 
 
 @pytest.mark.parametrize(

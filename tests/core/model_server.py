@@ -517,6 +517,22 @@ class ModelServer:
             if chunk.last and txn is not None:
                 self._dead_end(txn)
                 self._txn = None
+            elif chunk.last:
+                # The transaction had ended (a refused chunk, the client not
+                # told yet) when the fault came: to a client that never
+                # reads the refusal, this end went out unanswered.
+                self._orphans.append(
+                    DataEnd(
+                        sender=None,
+                        recipients=(),
+                        data=bytes(self._chunk_data),
+                        answered=frozenset(),
+                        live=False,
+                        asked=tuple(self._asked),
+                    )
+                )
+            if chunk.last:
+                self._chunk_data.clear()
             return True
         if chunk.last and (
             chunk.verdict is _Verdict.SILENT or (chunk.verdict is _Verdict.REFUSE and txn is None)

@@ -904,6 +904,32 @@ def test_a_421_in_the_data_then_the_end_fails_to_leave(lmtp: bool, chunking: boo
     assert set(states(result).values()) == {RecipientState.NOT_SENT}
 
 
+def test_a_chunk_refused_unread_then_a_421_then_the_end_goes_out() -> None:
+    # Found by the cut property in CI: a streamed body goes in chunks; the
+    # server refuses the first (450; Postfix resets the transaction), says
+    # 421 to the second and closes; the client, reading nothing yet, sends
+    # BDAT 0 LAST, and its next Write fails. To the client, the end of
+    # data went out with no reply: the status is unknown. The model now
+    # records such an end (the transaction it had ended) for the checks,
+    # as it does before a fault.
+    first = _plan(0, (ALICE, [RCPT1], [], True, [19]))  # in chunks of 19 octets
+    run = drive(
+        Scenario(
+            config=config(chunking=True),
+            messages=(first, _plan(1, (ALICE, [RCPT1], [], False, [1]))),
+            features=Features(chunking=True),
+            policy=Policy(data_command={ALICE: 450}),
+            fault=Fault(trigger=Trigger.COMMAND, nth=2, verb="BDAT", failure=Failure.CLOSE_421),
+            cut=WriteCut(nth=5, at=0, exact=False, timeout=False),
+        )
+    )
+    verify(run)
+    event, result = result_of(run, 0)
+    assert isinstance(event, MessageFailed)
+    assert event.error.status_unknown
+    assert states(result) == {RCPT1: RecipientState.UNKNOWN}
+
+
 @pytest.mark.parametrize("streamed", [False, True])
 def test_exim_bdat_refused_then_next_message_keeps_its_sender(streamed: bool) -> None:
     # a) Exim keeps the MAIL after "503 Valid RCPT command must precede BDAT":

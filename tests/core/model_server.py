@@ -521,16 +521,7 @@ class ModelServer:
                 # The transaction had ended (a refused chunk, the client not
                 # told yet) when the fault came: to a client that never
                 # reads the refusal, this end went out unanswered.
-                self._orphans.append(
-                    DataEnd(
-                        sender=None,
-                        recipients=(),
-                        data=bytes(self._chunk_data),
-                        answered=frozenset(),
-                        live=False,
-                        asked=tuple(self._asked),
-                    )
-                )
+                self._orphan(live=False)
             if chunk.last:
                 self._chunk_data.clear()
             return True
@@ -540,16 +531,7 @@ class ModelServer:
             # The client sent an end of data the model took for none: with
             # no transaction, nothing was delivered; kept for client_gone
             # (the client may not know that).
-            self._orphans.append(
-                DataEnd(
-                    sender=None,
-                    recipients=(),
-                    data=bytes(self._chunk_data),
-                    answered=frozenset(),
-                    live=True,
-                    asked=tuple(self._asked),
-                )
-            )
+            self._orphan(live=True)
         if chunk.last:
             self._chunk_data.clear()
         if chunk.verdict is _Verdict.SILENT:
@@ -571,6 +553,20 @@ class ModelServer:
                 tag=tag_of(bytes(txn.data)),
             )
         return True
+
+    def _orphan(self, *, live: bool) -> None:
+        """Keep the BDAT LAST just read, which ended no transaction of the
+        model's, for :meth:`client_gone`."""
+        self._orphans.append(
+            DataEnd(
+                sender=None,
+                recipients=(),
+                data=bytes(self._chunk_data),
+                answered=frozenset(),
+                live=live,
+                asked=tuple(self._asked),
+            )
+        )
 
     def _refuse_chunk(self, chunk: _Chunk, txn: _Transaction | None) -> None:
         rcpts = () if txn is None else tuple(txn.recipients)

@@ -1427,21 +1427,30 @@ def test_a_421_received_before_a_failed_write_says_why(failure: str) -> None:
     _closed_by_421(session)
 
 
-def test_what_the_replies_prompt_is_never_written() -> None:
+@pytest.mark.parametrize("then_421", [False, True], ids=["", "then-421"])
+@pytest.mark.parametrize("lmtp", [False, True], ids=["smtp", "lmtp"])
+def test_what_the_replies_prompt_is_never_written(lmtp: bool, then_421: bool) -> None:
     # With DATA, the whole failed Write (the first's dot, the second's
     # envelope and DATA) was answered, 354 included: the session would now
     # send the second's data, but the connection has failed. That data
     # never goes out, so the second message was not sent (status known).
-    session, first, second, write, _ = _one_write_with_an_end_inside(chunking=False)
-    session.receive_data(b"250 2.0.0 queued\r\n250 ok\r\n250 ok\r\n354 go\r\n")
+    # A 421 after the 354 cannot answer that data's end either: it came
+    # unasked, and is the session's error.
+    session, first, second, write, _ = _one_write_with_an_end_inside(False, lmtp)
+    answers = b"250 2.0.0 queued\r\n" * (2 if lmtp else 1) + b"250 ok\r\n" * (3 if lmtp else 2)
+    closing = b"421 4.3.2 shutting down\r\n" if then_421 else b""
+    session.receive_data(answers + b"354 go\r\n" + closing)
     _fail(session, "timeout", len(write.data))
     outcomes = _outcomes(session)
     assert isinstance(outcomes[first], MessageAccepted)
     failed = outcomes[second]
     assert isinstance(failed, MessageFailed)
     assert not failed.error.status_unknown
-    assert failed.result.recipients[0].state is RecipientState.NOT_SENT
-    assert isinstance(session.next_action(), Close)
+    assert {status.state for status in failed.result.recipients} == {RecipientState.NOT_SENT}
+    if then_421:
+        _closed_by_421(session)
+    else:
+        assert isinstance(session.next_action(), Close)
 
 
 def _closed_by_421(session: Session) -> None:
@@ -1478,26 +1487,6 @@ def test_a_421_sent_before_the_end_of_data_left_answers_no_end(
         assert event.result.status_known
         states = {status.state for status in event.result.recipients}
         assert states == {RecipientState.NOT_SENT}, (ident, event.result.recipients)
-    _closed_by_421(session)
-
-
-@pytest.mark.parametrize("lmtp", [False, True], ids=["smtp", "lmtp"])
-def test_a_421_after_a_354_that_came_too_late_answers_nothing_unsent(lmtp: bool) -> None:
-    # The whole failed Write was answered, the second message's 354
-    # included, and then the server said 421. The 354 prompts the second's
-    # data and end of data, which are never written: the 421 cannot answer
-    # them. The second was not sent (before, it was reported refused by
-    # the 421, or with LMTP its other recipient unknown).
-    session, first, second, write, _ = _one_write_with_an_end_inside(False, lmtp)
-    answers = b"250 2.0.0 queued\r\n" * (2 if lmtp else 1) + b"250 ok\r\n" * (3 if lmtp else 2)
-    session.receive_data(answers + b"354 go\r\n421 4.3.2 shutting down\r\n")
-    _fail(session, "timeout", len(write.data))
-    outcomes = _outcomes(session)
-    assert isinstance(outcomes[first], MessageAccepted)
-    failed = outcomes[second]
-    assert isinstance(failed, MessageFailed)
-    assert not failed.error.status_unknown
-    assert {status.state for status in failed.result.recipients} == {RecipientState.NOT_SENT}
     _closed_by_421(session)
 
 

@@ -959,6 +959,14 @@ class ClientHandle:
         result: MessageResult = await self.flavor.call(self.client.send_message, *args, **kwargs)
         return result
 
+    async def send_many(
+        self, messages: Iterable[Mapping[str, Any]]
+    ) -> list[MessageResult | SMTPError]:
+        results: list[MessageResult | SMTPError] = await self.flavor.call(
+            self.client.send_many, list(messages)
+        )
+        return results
+
     async def noop(self) -> Reply:
         reply: Reply = await self.flavor.call(self.client.noop)
         return reply

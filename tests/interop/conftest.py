@@ -1,4 +1,5 @@
-"""A private Postfix on a high loopback port, for the interop tests.
+"""A private Postfix, and a private Dovecot LMTP server, on high loopback
+ports, for the interop tests.
 
 Set up as /work/shared/interop/postfix.md describes (``servers.PostfixServer``):
 a config directory listed in the system main.cf's
@@ -9,7 +10,8 @@ instance starts once per session and is stopped and removed at the end.
 
 The tests skip (with the reason) when Postfix is not installed or the suite
 does not run as root, unless ``SMTPCORE_REQUIRE_POSTFIX=1`` (set by CI): then
-they fail loudly.
+they fail loudly. The same goes for Dovecot (tests/adapters/dovecot_server.py) with
+``SMTPCORE_REQUIRE_DOVECOT=1``; its server starts once per test module.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from dovecot_server import DovecotServer, dovecot_unavailable
 from servers import PostfixServer, TLSMaterial, postfix_unavailable
 
 
-def _skip_or_fail(reason: str) -> None:
-    if os.environ.get("SMTPCORE_REQUIRE_POSTFIX") == "1":
-        pytest.fail(f"{reason} (SMTPCORE_REQUIRE_POSTFIX=1)", pytrace=False)
+def _skip_or_fail(reason: str, required_by: str = "SMTPCORE_REQUIRE_POSTFIX") -> None:
+    if os.environ.get(required_by) == "1":
+        pytest.fail(f"{reason} ({required_by}=1)", pytrace=False)
     pytest.skip(reason)
 
 
@@ -34,6 +37,23 @@ def postfix(tls: TLSMaterial) -> Iterator[PostfixServer]:
     if reason is not None:
         _skip_or_fail(reason)
     server = PostfixServer(tls)
+    try:
+        try:
+            server.start()
+        except RuntimeError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def dovecot() -> Iterator[DovecotServer]:
+    """A private Dovecot LMTP server on 127.0.0.1, for one test module."""
+    reason = dovecot_unavailable()
+    if reason is not None:
+        _skip_or_fail(reason, "SMTPCORE_REQUIRE_DOVECOT")
+    server = DovecotServer()
     try:
         try:
             server.start()

@@ -1,0 +1,161 @@
+"""A private Dovecot LMTP server on a high loopback port, for the interop tests.
+
+Dovecot 2.3 (Debian's ``dovecot-lmtpd``) runs in the foreground from its
+own directory: configuration, runtime files, log and mailboxes all live
+there, nothing of the system's is read or changed. Its LMTP service offers
+PIPELINING and CHUNKING, and answers the end of data once per accepted
+recipient (RFC 2033 4.2), as real LMTP servers do:
+
+* the users ``rcpt1``, ``rcpt2`` and ``full`` (any domain) exist; any other
+  recipient is refused at RCPT (``550 5.1.1 ... User doesn't exist``);
+* ``full`` has a one-octet quota: the message is refused for that recipient
+  after the data (``552 5.2.2 ... Quota exceeded``) while the others get it;
+* every accepted message is stored in the recipient's Maildir, with the
+  envelope sender as its ``Return-Path``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Final
+
+from servers import LOOPBACK, WAIT, free_port, wait_until
+
+DOVECOT: Final = Path("/usr/sbin/dovecot")
+LMTP: Final = Path("/usr/lib/dovecot/lmtp")
+#: The users that exist, and the one whose mailbox is full.
+USERS: Final = ("rcpt1", "rcpt2", "full")
+FULL: Final = "full"
+_NOBODY: Final = 65534
+
+_CONF: Final = """\
+base_dir = {dir}/run
+state_dir = {dir}/state
+log_path = {dir}/dovecot.log
+protocols = lmtp
+listen = {host}
+ssl = no
+first_valid_uid = 1
+mail_location = maildir:~/Maildir
+# LMTP logs in with the whole address; the users are local parts.
+auth_username_format = %Ln
+mail_plugins = $mail_plugins quota
+plugin {{
+  quota = maildir:User quota
+}}
+passdb {{
+  driver = passwd-file
+  args = {dir}/users
+}}
+userdb {{
+  driver = passwd-file
+  args = {dir}/users
+}}
+service lmtp {{
+  inet_listener lmtp {{
+    address = {host}
+    port = {port}
+  }}
+}}
+"""
+
+
+def dovecot_unavailable() -> str | None:
+    """Why a private Dovecot LMTP server cannot run here, or None."""
+    if not DOVECOT.exists() or not LMTP.exists():
+        return "Dovecot's LMTP server is not installed (apt-get install dovecot-lmtpd)"
+    if os.geteuid() != 0:
+        return "the Dovecot interop tests must run as root"
+    return None
+
+
+class DovecotServer:
+    """A private Dovecot LMTP server on 127.0.0.1 (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="smtpcore-dovecot-"))
+        self.port = 0
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> DovecotServer:
+        """Write the configuration and start; raises RuntimeError (with its
+        log) if Dovecot does not come up listening."""
+        directory = self.directory
+        directory.chmod(0o755)  # the mail processes reach the mailboxes through it
+        for name in ("run", "state"):
+            (directory / name).mkdir(mode=0o755)
+        mail = directory / "mail"
+        mail.mkdir(mode=0o755)
+        os.chown(mail, _NOBODY, _NOBODY)
+        users = []
+        for user in USERS:
+            extra = "userdb_quota_rule=*:storage=1B" if user == FULL else ""
+            users.append(f"{user}::{_NOBODY}:{_NOBODY}::{mail / user}::{extra}\n")
+        (directory / "users").write_text("".join(users), encoding="utf-8")
+        self.port = free_port()
+        conf = directory / "dovecot.conf"
+        conf.write_text(
+            _CONF.format(dir=directory, host=LOOPBACK, port=self.port), encoding="utf-8"
+        )
+        self._process = subprocess.Popen(
+            [str(DOVECOT), "-F", "-c", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        if not wait_until(self._listening, timeout=WAIT, step=0.05):
+            self.stop(keep=True)
+            raise RuntimeError(
+                f"Dovecot did not listen on {LOOPBACK}:{self.port} within {WAIT} s:\n{self.log()}"
+            )
+        return self
+
+    def stop(self, *, keep: bool = False) -> None:
+        """Stop Dovecot (and its child processes) and remove its directory."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.terminate()  # the master stops its services
+            try:
+                process.wait(timeout=WAIT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=WAIT)
+        if process is not None and process.stderr is not None:
+            process.stderr.close()
+        if not keep:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def log(self) -> str:
+        """The end of Dovecot's log (for failure messages)."""
+        path = self.directory / "dovecot.log"
+        with contextlib.suppress(OSError):
+            return path.read_text(errors="replace")[-3000:]
+        return "(no log)"
+
+    def _listening(self) -> bool:
+        if self._process is not None and self._process.poll() is not None:
+            return False
+        try:
+            with socket.create_connection((LOOPBACK, self.port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    # -- what was delivered ------------------------------------------------------------------
+
+    def delivered(self, user: str) -> list[bytes]:
+        """Every message stored for ``user`` (its Maildir ``new/``), oldest first."""
+        new = self.directory / "mail" / user / "Maildir" / "new"
+        if not new.is_dir():
+            return []
+        paths = sorted(new.iterdir(), key=lambda p: p.stat().st_mtime_ns)
+        return [path.read_bytes() for path in paths]
+
+    def all_delivered(self) -> dict[str, list[bytes]]:
+        """What every user holds."""
+        return {user: self.delivered(user) for user in USERS}

@@ -190,16 +190,30 @@ class PermanentReplyError(ReplyError):
 
 
 class RecipientsRefusedError(ReplyError):
-    """No recipient of the message was accepted.
+    """No recipient of the message was accepted; or, with
+    ``require_all_recipients``, some were refused and the message went to
+    none.
 
-    ``replies`` maps each recipient to the server's reply for it; ``reply`` is
-    the reply that decided the outcome (the last recipient's).
+    ``replies`` maps each refused recipient to the server's reply for it;
+    ``reply`` is the reply that decided the outcome (the last recipient's).
+    ``unsent`` are the recipients the server accepted that the message was
+    not sent to (``require_all_recipients``), in order; empty otherwise.
     """
 
-    def __init__(self, replies: dict[str, Reply], reply: Reply) -> None:
+    def __init__(
+        self, replies: dict[str, Reply], reply: Reply, unsent: tuple[str, ...] = ()
+    ) -> None:
         self.replies = dict(replies)
+        self.unsent = tuple(unsent)
         refused = ", ".join(f"{rcpt} ({r.code})" for rcpt, r in self.replies.items())
-        super().__init__(reply, "RCPT", f"no valid recipients: {refused}")
+        if self.unsent:
+            text = (
+                f"recipients refused: {refused}; not sent to the accepted "
+                f"{', '.join(self.unsent)} (require_all_recipients)"
+            )
+        else:
+            text = f"no valid recipients: {refused}"
+        super().__init__(reply, "RCPT", text)
 
 
 class ConfigurationError(SMTPError):

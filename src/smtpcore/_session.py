@@ -1660,7 +1660,16 @@ class Session:
             if refusal is not None and refusal.command != "RCPT" and not accepted:
                 error = refusal
             elif rejected:
-                error = RecipientsRefusedError(rejected, _decisive(rejected, accepted))
+                # With require_all_recipients, those the server accepted at
+                # RCPT got nothing: the error names them.
+                unsent = tuple(
+                    r.recipient
+                    for r in result.recipients
+                    if r.state is RecipientState.NOT_SENT
+                    and r.reply is not None
+                    and r.reply.is_positive
+                )
+                error = RecipientsRefusedError(rejected, _decisive(rejected, accepted), unsent)
             else:
                 reply = msg.last_reply
                 error = (

@@ -1055,6 +1055,13 @@ def test_require_all_recipients_withholds_the_message(chunking: bool) -> None:
     assert isinstance(event, MessageFailed)
     assert states(result) == {RCPT1: RecipientState.NOT_SENT, REJECT: RecipientState.REFUSED}
     assert codes(result) == {RCPT1: 250, REJECT: 550}
+    # The error says so too: not "no valid recipients" (RCPT1 was valid).
+    error = event.error
+    assert isinstance(error, RecipientsRefusedError)
+    assert error.unsent == (RCPT1,)
+    assert set(error.replies) == {REJECT}
+    assert "no valid recipients" not in str(error)
+    assert f"not sent to the accepted {RCPT1}" in str(error)
 
 
 @pytest.mark.parametrize("queued", [False, True])

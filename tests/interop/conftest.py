@@ -11,7 +11,8 @@ instance starts once per session and is stopped and removed at the end.
 The tests skip (with the reason) when Postfix is not installed or the suite
 does not run as root, unless ``SMTPCORE_REQUIRE_POSTFIX=1`` (set by CI): then
 they fail loudly. The same goes for Dovecot (tests/adapters/dovecot_server.py) with
-``SMTPCORE_REQUIRE_DOVECOT=1``; its server starts once per test module.
+``SMTPCORE_REQUIRE_DOVECOT=1`` and for Exim (tests/adapters/exim_server.py)
+with ``SMTPCORE_REQUIRE_EXIM=1``; each of those starts once per test module.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Iterator
 
 import pytest
 from dovecot_server import DovecotServer, dovecot_unavailable
+from exim_server import EximServer, exim_unavailable
 from servers import PostfixServer, TLSMaterial, postfix_unavailable
 
 
@@ -54,6 +56,23 @@ def dovecot() -> Iterator[DovecotServer]:
     if reason is not None:
         _skip_or_fail(reason, "SMTPCORE_REQUIRE_DOVECOT")
     server = DovecotServer()
+    try:
+        try:
+            server.start()
+        except RuntimeError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def exim() -> Iterator[EximServer]:
+    """A private Exim on 127.0.0.1 that only queues, for one test module."""
+    reason = exim_unavailable()
+    if reason is not None:
+        _skip_or_fail(reason, "SMTPCORE_REQUIRE_EXIM")
+    server = EximServer()
     try:
         try:
             server.start()

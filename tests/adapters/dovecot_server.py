@@ -16,16 +16,12 @@ recipient (RFC 2033 4.2), as real LMTP servers do:
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import socket
-import subprocess
-import tempfile
 from pathlib import Path
 from typing import Final
 
-from servers import LOOPBACK, WAIT, free_port, wait_until
+from daemons import ForegroundDaemon
+from servers import LOOPBACK
 
 DOVECOT: Final = Path("/usr/sbin/dovecot")
 LMTP: Final = Path("/usr/lib/dovecot/lmtp")
@@ -75,19 +71,19 @@ def dovecot_unavailable() -> str | None:
     return None
 
 
-class DovecotServer:
+class DovecotServer(ForegroundDaemon):
     """A private Dovecot LMTP server on 127.0.0.1 (see the module docstring)."""
 
+    name = "Dovecot"
+    logs = ("dovecot.log",)
+
     def __init__(self) -> None:
-        self.directory = Path(tempfile.mkdtemp(prefix="smtpcore-dovecot-"))
-        self.port = 0
-        self._process: subprocess.Popen[bytes] | None = None
+        super().__init__("smtpcore-dovecot-")
 
     def start(self) -> DovecotServer:
         """Write the configuration and start; raises RuntimeError (with its
         log) if Dovecot does not come up listening."""
         directory = self.directory
-        directory.chmod(0o755)  # the mail processes reach the mailboxes through it
         for name in ("run", "state"):
             (directory / name).mkdir(mode=0o755)
         mail = directory / "mail"
@@ -98,53 +94,12 @@ class DovecotServer:
             extra = "userdb_quota_rule=*:storage=1B" if user == FULL else ""
             users.append(f"{user}::{_NOBODY}:{_NOBODY}::{mail / user}::{extra}\n")
         (directory / "users").write_text("".join(users), encoding="utf-8")
-        self.port = free_port()
         conf = directory / "dovecot.conf"
         conf.write_text(
             _CONF.format(dir=directory, host=LOOPBACK, port=self.port), encoding="utf-8"
         )
-        self._process = subprocess.Popen(
-            [str(DOVECOT), "-F", "-c", str(conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        if not wait_until(self._listening, timeout=WAIT, step=0.05):
-            self.stop(keep=True)
-            raise RuntimeError(
-                f"Dovecot did not listen on {LOOPBACK}:{self.port} within {WAIT} s:\n{self.log()}"
-            )
+        self.launch([str(DOVECOT), "-F", "-c", str(conf)])
         return self
-
-    def stop(self, *, keep: bool = False) -> None:
-        """Stop Dovecot (and its child processes) and remove its directory."""
-        process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()  # the master stops its services
-            try:
-                process.wait(timeout=WAIT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=WAIT)
-        if process is not None and process.stderr is not None:
-            process.stderr.close()
-        if not keep:
-            shutil.rmtree(self.directory, ignore_errors=True)
-
-    def log(self) -> str:
-        """The end of Dovecot's log (for failure messages)."""
-        path = self.directory / "dovecot.log"
-        with contextlib.suppress(OSError):
-            return path.read_text(errors="replace")[-3000:]
-        return "(no log)"
-
-    def _listening(self) -> bool:
-        if self._process is not None and self._process.poll() is not None:
-            return False
-        try:
-            with socket.create_connection((LOOPBACK, self.port), timeout=1):
-                return True
-        except OSError:
-            return False
 
     # -- what was delivered ------------------------------------------------------------------
 

@@ -24,14 +24,13 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from servers import LOOPBACK, WAIT, free_port, wait_until
+from daemons import ForegroundDaemon
+from servers import LOOPBACK
 
 #: Where scripts/exim-for-tests.sh puts the binary.
 UNPACKED: Final = Path("/opt/smtpcore-exim/usr/sbin/exim4")
@@ -100,16 +99,17 @@ class Queued:
     data: bytes
 
 
-class EximServer:
+class EximServer(ForegroundDaemon):
     """A private Exim on 127.0.0.1 (see the module docstring)."""
 
+    name = "Exim"
+    logs = ("log/mainlog", "log/paniclog")
+
     def __init__(self) -> None:
+        super().__init__("smtpcore-exim-")
         binary = exim_binary()
         assert binary is not None, "check exim_unavailable() first"
         self.binary = binary
-        self.directory = Path(tempfile.mkdtemp(prefix="smtpcore-exim-"))
-        self.port = 0
-        self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def _conf(self) -> Path:
@@ -118,58 +118,16 @@ class EximServer:
     def start(self) -> EximServer:
         """Write the configuration and start the daemon; raises RuntimeError
         (with its log) if it does not come up listening."""
-        self.directory.chmod(0o755)
         for name in ("spool", "log"):
             path = self.directory / name
             path.mkdir(mode=0o750)
             shutil.chown(path, user=EXIM_USER)
-        self.port = free_port()
         self._conf.write_text(
             _CONF.format(dir=self.directory, host=LOOPBACK, port=self.port), encoding="utf-8"
         )
         # -bdf: the daemon in the foreground; -odq: queue, never deliver.
-        self._process = subprocess.Popen(
-            [str(self.binary), "-C", str(self._conf), "-bdf", "-odq"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        if not wait_until(self._listening, timeout=WAIT, step=0.05):
-            self.stop(keep=True)
-            raise RuntimeError(
-                f"Exim did not listen on {LOOPBACK}:{self.port} within {WAIT} s:\n{self.log()}"
-            )
+        self.launch([str(self.binary), "-C", str(self._conf), "-bdf", "-odq"])
         return self
-
-    def stop(self, *, keep: bool = False) -> None:
-        """Stop the daemon and remove its directory."""
-        process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=WAIT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=WAIT)
-        if not keep:
-            shutil.rmtree(self.directory, ignore_errors=True)
-
-    def log(self) -> str:
-        """The end of Exim's main and panic logs (for failure messages)."""
-        parts = []
-        for name in ("mainlog", "paniclog"):
-            path = self.directory / "log" / name
-            if path.exists():
-                parts.append(path.read_text(errors="replace")[-3000:])
-        return "\n".join(parts) or "(no log)"
-
-    def _listening(self) -> bool:
-        if self._process is not None and self._process.poll() is not None:
-            return False
-        try:
-            with socket.create_connection((LOOPBACK, self.port), timeout=1):
-                return True
-        except OSError:
-            return False
 
     # -- what was queued ---------------------------------------------------------------------
 

@@ -18,7 +18,8 @@ with ``SMTPCORE_REQUIRE_EXIM=1``; each of those starts once per test module.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Protocol, TypeVar
 
 import pytest
 from dovecot_server import DovecotServer, dovecot_unavailable
@@ -26,58 +27,48 @@ from exim_server import EximServer, exim_unavailable
 from servers import PostfixServer, TLSMaterial, postfix_unavailable
 
 
-def _skip_or_fail(reason: str, required_by: str = "SMTPCORE_REQUIRE_POSTFIX") -> None:
-    if os.environ.get(required_by) == "1":
-        pytest.fail(f"{reason} ({required_by}=1)", pytrace=False)
-    pytest.skip(reason)
+class _Server(Protocol):
+    def start(self) -> object: ...
+
+    def stop(self) -> None: ...
+
+
+_S = TypeVar("_S", bound=_Server)
+
+
+def _running(why_not: str | None, required_by: str, make: Callable[[], _S]) -> Iterator[_S]:
+    """Start the server ``make`` builds, yield it, stop it. Where it cannot
+    run (``why_not``), skip, or fail when CI set ``required_by`` to 1."""
+    if why_not is not None:
+        if os.environ.get(required_by) == "1":
+            pytest.fail(f"{why_not} ({required_by}=1)", pytrace=False)
+        pytest.skip(why_not)
+    server = make()
+    try:
+        try:
+            server.start()
+        except RuntimeError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
 def postfix(tls: TLSMaterial) -> Iterator[PostfixServer]:
     """A private Postfix on 127.0.0.1, started once for the session."""
-    reason = postfix_unavailable()
-    if reason is not None:
-        _skip_or_fail(reason)
-    server = PostfixServer(tls)
-    try:
-        try:
-            server.start()
-        except RuntimeError as exc:
-            pytest.fail(str(exc), pytrace=False)
-        yield server
-    finally:
-        server.stop()
+    yield from _running(
+        postfix_unavailable(), "SMTPCORE_REQUIRE_POSTFIX", lambda: PostfixServer(tls)
+    )
 
 
 @pytest.fixture(scope="module")
 def dovecot() -> Iterator[DovecotServer]:
     """A private Dovecot LMTP server on 127.0.0.1, for one test module."""
-    reason = dovecot_unavailable()
-    if reason is not None:
-        _skip_or_fail(reason, "SMTPCORE_REQUIRE_DOVECOT")
-    server = DovecotServer()
-    try:
-        try:
-            server.start()
-        except RuntimeError as exc:
-            pytest.fail(str(exc), pytrace=False)
-        yield server
-    finally:
-        server.stop()
+    yield from _running(dovecot_unavailable(), "SMTPCORE_REQUIRE_DOVECOT", DovecotServer)
 
 
 @pytest.fixture(scope="module")
 def exim() -> Iterator[EximServer]:
     """A private Exim on 127.0.0.1 that only queues, for one test module."""
-    reason = exim_unavailable()
-    if reason is not None:
-        _skip_or_fail(reason, "SMTPCORE_REQUIRE_EXIM")
-    server = EximServer()
-    try:
-        try:
-            server.start()
-        except RuntimeError as exc:
-            pytest.fail(str(exc), pytrace=False)
-        yield server
-    finally:
-        server.stop()
+    yield from _running(exim_unavailable(), "SMTPCORE_REQUIRE_EXIM", EximServer)

@@ -15,11 +15,13 @@ RCPT (550).
 from __future__ import annotations
 
 import uuid
-from typing import Any, Final
+from typing import Final
 
 import pytest
+from daemons import as_stored, plain_options
+from daemons import interop_message as message
 from dovecot_server import DovecotServer
-from servers import LOOPBACK, Flavor, canonical
+from servers import Flavor
 
 from smtpcore import (
     MessageResult,
@@ -40,14 +42,8 @@ FULL: Final = "full@example.test"  # refused after the data: 552, quota
 NOSUCH: Final = "nosuch@example.test"  # refused at RCPT: 550
 
 
-def message(token: str, index: int) -> bytes:
-    return (
-        f"Message-ID: <{token}.{index}@example.test>\r\n"
-        f"Subject: lmtp {token} message {index}\r\n"
-        "\r\n"
-        f"message {index}\r\n"
-        ".a line that needs its dot doubled\r\n"
-    ).encode()
+def lmtp_options(dovecot: DovecotServer, **overrides: object) -> dict[str, object]:
+    return plain_options(dovecot.port, lmtp=True, **overrides)
 
 
 def stored(dovecot: DovecotServer, user: str, token: str) -> list[tuple[str, bytes]]:
@@ -65,22 +61,6 @@ def stored(dovecot: DovecotServer, user: str, token: str) -> list[tuple[str, byt
     return found
 
 
-def as_stored(body: bytes) -> bytes:
-    return canonical(body).replace(b"\r\n", b"\n")
-
-
-def client_options(dovecot: DovecotServer, **overrides: Any) -> dict[str, Any]:
-    options: dict[str, Any] = {
-        "server": LOOPBACK,
-        "port": dovecot.port,
-        "tls": "none",
-        "lmtp": True,
-        "timeout": 10.0,
-    }
-    options.update(overrides)
-    return options
-
-
 @pytest.mark.parametrize("chunking", [True, False], ids=["bdat", "data"])
 async def test_a_refused_message_leaves_the_next_its_own_sender(
     flavor: Flavor, dovecot: DovecotServer, chunking: bool
@@ -92,7 +72,7 @@ async def test_a_refused_message_leaves_the_next_its_own_sender(
     # replies out of step. Now each message says what Dovecot did.
     token = uuid.uuid4().hex
     sent = [message(token, 0), message(token, 1)]
-    async with flavor.client(**client_options(dovecot, chunking=chunking)) as client:
+    async with flavor.client(**lmtp_options(dovecot, chunking=chunking)) as client:
         first, second = await client.send_many(
             [
                 {"sender": ALICE, "recipients": [NOSUCH], "message": sent[0]},
@@ -116,7 +96,7 @@ async def test_a_message_no_recipient_takes_is_refused_at_once(
     # recipient after the data, so none here; the session waited for one
     # and ended in a timeout ("delivery status unknown").
     token = uuid.uuid4().hex
-    async with flavor.client(**client_options(dovecot, chunking=chunking)) as client:
+    async with flavor.client(**lmtp_options(dovecot, chunking=chunking)) as client:
         with pytest.raises(RecipientsRefusedError) as refused:
             await client.send_message(ALICE, [NOSUCH], message=message(token, 0))
         # The connection is still in step: the next message goes through.
@@ -135,7 +115,7 @@ async def test_each_recipient_gets_its_own_reply_after_the_data(
     # recipient by recipient, and only those two mailboxes hold it.
     token = uuid.uuid4().hex
     body = message(token, 0)
-    async with flavor.client(**client_options(dovecot, chunking=chunking)) as client:
+    async with flavor.client(**lmtp_options(dovecot, chunking=chunking)) as client:
         result = await client.send_message(ALICE, [RCPT1, FULL, RCPT2], message=body)
     assert result.accepted == (RCPT1, RCPT2)
     assert {rcpt: reply.code for rcpt, reply in result.rejected.items()} == {FULL: 552}
@@ -151,7 +131,7 @@ async def test_every_recipient_refused_after_the_data(
     # Issue 11, bug 9's class: every recipient was accepted at RCPT and
     # refused after the data. The error carries each recipient's outcome.
     token = uuid.uuid4().hex
-    async with flavor.client(**client_options(dovecot)) as client:
+    async with flavor.client(**lmtp_options(dovecot)) as client:
         [outcome] = await client.send_many(
             [{"sender": ALICE, "recipients": [FULL], "message": message(token, 0)}]
         )
@@ -182,7 +162,7 @@ async def test_a_pipelined_batch_of_mixed_outcomes(
         (BOB, [RCPT2]),
     ]
     sent = [message(token, i) for i in range(len(plans))]
-    options = client_options(dovecot, chunking=chunking, max_recipients=2)
+    options = lmtp_options(dovecot, chunking=chunking, max_recipients=2)
     async with flavor.client(**options) as client:
         outcomes = await client.send_many(
             [

@@ -15,11 +15,12 @@ data (550).
 from __future__ import annotations
 
 import uuid
-from typing import Any, Final
+from typing import Final
 
 import pytest
+from daemons import as_stored, interop_message, plain_options
 from exim_server import EximServer, Queued
-from servers import LOOPBACK, Flavor, canonical
+from servers import Flavor
 
 from smtpcore import (
     MessageResult,
@@ -39,16 +40,7 @@ RCPT2: Final = "rcpt2@example.com"
 REJECT: Final = "reject@example.com"  # 550 at RCPT
 NOSUCH: Final = "nosuch@example.com"  # 550 at RCPT
 TEMPFAIL: Final = "tempfail@example.com"  # 451 at RCPT
-
-
-def message(token: str, index: int, *, refuse: bool = False) -> bytes:
-    return (
-        ("X-Refuse: yes\r\n" if refuse else "") + f"Message-ID: <{token}.{index}@example.test>\r\n"
-        f"Subject: exim {token} message {index}\r\n"
-        "\r\n"
-        f"message {index}\r\n"
-        ".a line that needs its dot doubled\r\n"
-    ).encode()
+REFUSE: Final = "X-Refuse: yes\r\n"  # 550 after the data
 
 
 def queued(exim: EximServer, token: str) -> list[Queued]:
@@ -63,21 +55,6 @@ def body_of(stored: Queued) -> bytes:
     return stored.data[start:]
 
 
-def as_stored(body: bytes) -> bytes:
-    return canonical(body).replace(b"\r\n", b"\n")
-
-
-def client_options(exim: EximServer, **overrides: Any) -> dict[str, Any]:
-    options: dict[str, Any] = {
-        "server": LOOPBACK,
-        "port": exim.port,
-        "tls": "none",
-        "timeout": 10.0,
-    }
-    options.update(overrides)
-    return options
-
-
 @pytest.mark.parametrize("chunking", [True, False], ids=["bdat", "data"])
 async def test_a_refused_bdat_leaves_the_next_message_its_own_sender(
     flavor: Flavor, exim: EximServer, chunking: bool
@@ -88,8 +65,8 @@ async def test_a_refused_bdat_leaves_the_next_message_its_own_sender(
     # joined Alice's transaction, and Exim queued Bob's message under
     # Alice's sender while Bob's result said PermanentReplyError.
     token = uuid.uuid4().hex
-    sent = [message(token, 0), message(token, 1)]
-    async with flavor.client(**client_options(exim, chunking=chunking)) as client:
+    sent = [interop_message(token, 0), interop_message(token, 1)]
+    async with flavor.client(**plain_options(exim.port, chunking=chunking)) as client:
         first, second = await client.send_many(
             [
                 {"sender": ALICE, "recipients": [REJECT], "message": sent[0]},
@@ -113,10 +90,10 @@ async def test_require_all_recipients_sends_nothing_when_one_is_refused(
     # Issue 11, bug 2: the accepted recipient was reported refused, with
     # the other recipient's 550. It is not sent, with its own 250.
     token = uuid.uuid4().hex
-    options = client_options(exim, chunking=chunking, require_all_recipients=True)
+    options = plain_options(exim.port, chunking=chunking, require_all_recipients=True)
     async with flavor.client(**options) as client:
         [outcome] = await client.send_many(
-            [{"sender": ALICE, "recipients": [RCPT1, REJECT], "message": message(token, 0)}]
+            [{"sender": ALICE, "recipients": [RCPT1, REJECT], "message": interop_message(token, 0)}]
         )
     assert isinstance(outcome, RecipientsRefusedError), outcome
     assert outcome.unsent == (RCPT1,)
@@ -146,8 +123,11 @@ async def test_a_pipelined_batch_of_mixed_outcomes(
         (ALICE, [NOSUCH, RCPT1, RCPT2], False),
         (BOB, [RCPT2], False),
     ]
-    sent = [message(token, i, refuse=refuse) for i, (_, _, refuse) in enumerate(plans)]
-    options = client_options(exim, chunking=chunking, max_recipients=2)
+    sent = [
+        interop_message(token, i, extra=REFUSE if refuse else "")
+        for i, (_, _, refuse) in enumerate(plans)
+    ]
+    options = plain_options(exim.port, chunking=chunking, max_recipients=2)
     async with flavor.client(**options) as client:
         outcomes = await client.send_many(
             [

@@ -958,3 +958,58 @@ def test_deliver_runs_each_handler_before_the_next_reply() -> None:
 
     assert conn.deliver(on_reply) is NEED_DATA
     assert seen == [MAIL, BOB, CAROL]
+
+
+# -- seal: a write failed ---------------------------------------------------------------
+
+
+def _in_body(*, lmtp: bool = False) -> Connection:
+    """MAIL, two RCPTs and DATA answered (354): the body is going out."""
+    conn = after(MAIL, BOB, CAROL, Data(), lmtp=lmtp)()
+    collect(conn, [OK + OK + OK + GO])
+    assert state_of(conn) is ConnState.BODY
+    return conn
+
+
+@pytest.mark.parametrize("lmtp", [False, True], ids=["smtp", "lmtp"])
+def test_seal_drops_the_end_of_data_that_did_not_leave(lmtp: bool) -> None:
+    # The end of data was recorded (tagged "m1"), then the write carrying
+    # it failed before it left. The server's 421, sent during the data,
+    # answers nothing that reached it: it came unasked (RFC 5321 3.8).
+    conn = _in_body(lmtp=lmtp)
+    conn.send(EndOfData(), tag="m1")
+    conn.send(Mail(sender="bob@example.com"), tag="m2")  # pipelined after the dot
+    conn.seal(["m1"])
+    assert outstanding(conn) == ()
+    conn.receive_data(b"421 4.3.2 shutting down\r\n")
+    assert conn.next_event() == ServiceClosing(reply=reply(421, "4.3.2 shutting down"))
+
+
+def test_seal_keeps_what_left_before_the_failure() -> None:
+    # Only the commands before the unsent end wait for their replies; an end
+    # not named in ``unsent`` (it may have left) still waits for its own.
+    conn = after(MAIL, BOB, Data())()
+    conn.seal()
+    assert outstanding(conn) == (MAIL, BOB, Data())
+    collect(conn, [OK + OK + GO])
+    conn = _in_body()
+    conn.send(EndOfData(), tag="m1")
+    conn.seal(["another"])
+    assert outstanding(conn) == (EndOfData(),)
+    [event] = collect(conn, [b"250 2.0.0 queued\r\n"])
+    assert isinstance(event, ReplyReceived)
+    assert (event.command, event.reply.code, event.tag) == (EndOfData(), 250, "m1")
+
+
+def test_after_seal_what_is_sent_waits_for_no_reply() -> None:
+    # What the replies read after the failure prompt (here the end of data
+    # after a 354) is never written: no reply is due to it, so a later
+    # reply cannot be paired with it.
+    conn = after(MAIL, BOB, Data())()
+    conn.seal()
+    collect(conn, [OK + OK + GO])
+    conn.send(EndOfData(), tag="m1")
+    assert outstanding(conn) == ()
+    conn.receive_data(b"250 2.0.0 queued\r\n")
+    with pytest.raises(RemoteProtocolError, match="unsolicited"):
+        conn.next_event()

@@ -150,20 +150,20 @@ class _Socket:
 
     def read(self, timeout: float) -> bytes:
         sock = self.sock
-        # Decrypted bytes OpenSSL holds are not the kernel's to report.
-        if isinstance(sock, ssl.SSLSocket) and sock.pending():
-            return sock.recv(_READ_SIZE)
-        deadline = time.monotonic() + timeout
-        want = _IN
+        deadline = 0.0  # set when a wait is first needed
         while True:
-            self._wait(want, deadline)
-            want = _IN
+            # A reply is often there already (the server answered while the
+            # client did its part): try first, wait in poll() only if not.
+            # Under TLS this also takes the decrypted bytes OpenSSL holds.
             try:
                 return sock.recv(_READ_SIZE)
             except (BlockingIOError, ssl.SSLWantReadError):
-                pass  # a partial TLS record: its rest is due
+                want = _IN  # nothing yet, or a partial TLS record
             except ssl.SSLWantWriteError:
                 want = _OUT
+            if not deadline:
+                deadline = time.monotonic() + timeout
+            self._wait(want, deadline)
 
     def _wait(self, events: int, deadline: float) -> None:
         """Wait until the socket is ready for ``events`` (or has failed);

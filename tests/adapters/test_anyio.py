@@ -208,6 +208,9 @@ async def test_sock_and_stream_together_are_refused(smtpd: SMTPServer) -> None:
         async with stream:
             with pytest.raises(TypeError):
                 smtp.Client(sock=sock, stream=stream, **smtpd.client_options())
+            # Closed only once the server has them: a connection it accepted
+            # after the test (a busy machine) would outlive its event loop.
+            assert await wait_until_async(lambda: smtpd.open_connections() == 2, timeout=5.0)
 
 
 async def test_abort_shuts_a_callers_stream_down(smtpd: SMTPServer) -> None:

@@ -940,6 +940,7 @@ class ModelServer:
         if verb == b"MAIL":
             sender = _address(line, b"MAIL FROM")
             self._txn = _Transaction(sender=sender or "")
+            self._asked = []  # the client starts a transaction, as it sees it
         elif verb == b"RCPT":
             rcpt = _address(line, b"RCPT TO")
             if self._txn is not None and rcpt is not None:
@@ -956,6 +957,8 @@ class ModelServer:
         # DATA after the fault got no 354: the client sends no data after it.
 
     def _dead_end(self, txn: _Transaction) -> None:
+        # ``asked``: the RCPTs the model answered before its fault; a client
+        # that never read a refusal among them counts that one too.
         self.ends.append(
             DataEnd(
                 sender=txn.sender,
@@ -963,6 +966,7 @@ class ModelServer:
                 data=bytes(txn.data),
                 answered=frozenset(),
                 live=False,
+                asked=tuple(self._asked),
             )
         )
 

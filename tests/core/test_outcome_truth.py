@@ -930,6 +930,36 @@ def test_a_chunk_refused_unread_then_a_421_then_the_end_goes_out() -> None:
     assert states(result) == {RCPT1: RecipientState.UNKNOWN}
 
 
+def test_an_unread_rcpt_refusal_then_a_fault_then_the_end_goes_out() -> None:
+    # Found by the cut property at the long profile: the model refuses rcpt1
+    # (550), takes rcpt2, then says 421 at the first octet of the data; the
+    # client, having read none of it, sends the end and its next Write
+    # fails. To the client rcpt1 may have been accepted and the end went
+    # out unanswered: UNKNOWN is right. The model's end read after its fault
+    # now keeps the RCPTs it had answered, as one read before does.
+    messages = tuple(
+        _plan(i, (ALICE, rcpts, [], streamed, [1]))
+        for i, (rcpts, streamed) in enumerate(
+            [([RCPT1], True), ([RCPT1], True), ([RCPT1, RCPT2], False), ([RCPT1], False)]
+        )
+    )
+    run = drive(
+        Scenario(
+            config=config(chunking=True),
+            messages=messages,
+            features=Features(chunking=True),
+            policy=Policy(rcpt={RCPT1: 550}),
+            fault=Fault(trigger=Trigger.MID_DATA, failure=Failure.CLOSE_421),
+            cut=WriteCut(nth=4, at=0, exact=False, timeout=False),
+        )
+    )
+    verify(run)
+    event, result = result_of(run, 2)
+    assert isinstance(event, MessageFailed)
+    assert event.error.status_unknown
+    assert states(result) == {RCPT1: RecipientState.UNKNOWN, RCPT2: RecipientState.UNKNOWN}
+
+
 @pytest.mark.parametrize("streamed", [False, True])
 def test_exim_bdat_refused_then_next_message_keeps_its_sender(streamed: bool) -> None:
     # a) Exim keeps the MAIL after "503 Valid RCPT command must precede BDAT":

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import bench.micro  # noqa: F401  (registers the S4 functions)
-from bench import servers
+from bench import servers, validity
 from bench.clients import REGISTRY, REQUIRES, Params
 from bench.data import write_big_message
 
@@ -787,7 +787,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"smtpcore benchmarks ({mode.name}, {reps} repetition(s), "
         f"{meta['seconds']} s, load {meta['loadavg_start'][0]:.1f} -> "
-        f"{meta['loadavg_end'][0]:.1f} on {meta['cpus']} CPUs)"
+        f"{meta['loadavg_end'][0]:.1f} on {meta['cpus']} CPUs: {meta['cpu'] or 'unknown CPU'})"
     )
     print(table)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -811,6 +811,15 @@ def main(argv: list[str] | None = None) -> int:
         "ratios": ratio_rows,
         "table": table,
     }
+    # Whether the run can back a claim: judged against the earlier quiet
+    # runs on the same CPU (the ones saved beside it and in bench/results).
+    earlier = validity.load_earlier(RESULTS, leave_out=out)
+    if out.parent.resolve() != RESULTS.resolve() and out.parent.is_dir():
+        earlier += validity.load_earlier(out.parent, leave_out=out)
+    verdict = validity.judge(document, earlier)
+    meta["validity"] = verdict.as_dict()
+    print()
+    print(verdict.describe())
     out.write_text(json.dumps(document, indent=2) + "\n")
     print(f"\nJSON: {out}")
     failed = [r for r in rows if r.errors]

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass
 from typing import Final, NoReturn, final
 
@@ -235,6 +235,9 @@ class _Sealed(deque[Pending]):
     def append(self, pending: Pending) -> None:
         pass
 
+    def extend(self, pendings: Iterable[Pending]) -> None:
+        pass
+
 
 @final
 class Connection:
@@ -422,10 +425,9 @@ class Connection:
             self._refuse_waiting(command)
         # RFC 2920 3.1: commands that do not end a group may follow each
         # other without waiting; the state does not move between them.
-        txn = self._txn
-        append = self._pending.append
-        for _ in range(count - 1):
-            append(Pending(command, tag, txn))
+        # One entry stands for each: a reply to one of them changes nothing
+        # in it (only an LMTP end of data counts its replies).
+        self._pending.extend([Pending(command, tag, self._txn)] * (count - 1))
 
     def push_bdat(
         self, size: int, last: bool, tag: object = None, command: Bdat | None = None

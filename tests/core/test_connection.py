@@ -1013,3 +1013,34 @@ def test_after_seal_what_is_sent_waits_for_no_reply() -> None:
     conn.receive_data(b"250 2.0.0 queued\r\n")
     with pytest.raises(RemoteProtocolError, match="unsolicited"):
         conn.next_event()
+
+
+def test_after_seal_pipelined_rcpts_wait_for_no_reply() -> None:
+    # push_many records a transaction's RCPTs at once: after the seal none
+    # of them is waiting either (a reply then is unsolicited).
+    conn = after(MAIL)()
+    conn.seal()
+    conn.push_many(BOB, 3, tag="t")
+    assert outstanding(conn) == (MAIL,)
+    collect(conn, [OK])
+    conn.receive_data(OK)
+    with pytest.raises(RemoteProtocolError, match="unsolicited"):
+        conn.next_event()
+
+
+def test_pipelined_rcpts_each_get_their_own_reply() -> None:
+    # The RCPTs pushed together share one FIFO entry: each reply still
+    # answers one of them, in order, and the next command's reply comes
+    # after the last.
+    conn = after(MAIL)()
+    conn.push_many(BOB, 3, tag="t")
+    conn.send(Data(), tag="d")
+    events = collect(conn, [OK + OK + b"550 5.1.1 no\r\n" + OK + GO])
+    assert [(e.command, e.reply.code, e.tag) for e in events if isinstance(e, ReplyReceived)] == [
+        (MAIL, 250, None),
+        (BOB, 250, "t"),
+        (BOB, 550, "t"),
+        (BOB, 250, "t"),
+        (Data(), 354, "d"),
+    ]
+    assert outstanding(conn) == ()

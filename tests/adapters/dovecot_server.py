@@ -3,7 +3,8 @@
 Dovecot 2.3 (Debian's ``dovecot-lmtpd``) runs in the foreground from its
 own directory: configuration, runtime files, log and mailboxes all live
 there, nothing of the system's is read or changed. Its LMTP service offers
-PIPELINING and CHUNKING, and answers the end of data once per accepted
+PIPELINING, CHUNKING and STARTTLS (a trustme certificate,
+:class:`servers.TLSMaterial`), and answers the end of data once per accepted
 recipient (RFC 2033 4.2), as real LMTP servers do:
 
 * the users ``rcpt1``, ``rcpt2`` and ``full`` (any domain) exist; any other
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Final
 
 from daemons import ForegroundDaemon
-from servers import LOOPBACK
+from servers import LOOPBACK, TLSMaterial
 
 DOVECOT: Final = Path("/usr/sbin/dovecot")
 LMTP: Final = Path("/usr/lib/dovecot/lmtp")
@@ -36,7 +37,9 @@ state_dir = {dir}/state
 log_path = {dir}/dovecot.log
 protocols = lmtp
 listen = {host}
-ssl = no
+ssl = yes
+ssl_cert = <{dir}/cert.pem
+ssl_key = <{dir}/key.pem
 first_valid_uid = 1
 mail_location = maildir:~/Maildir
 # LMTP logs in with the whole address; the users are local parts.
@@ -77,8 +80,9 @@ class DovecotServer(ForegroundDaemon):
     name = "Dovecot"
     logs = ("dovecot.log",)
 
-    def __init__(self) -> None:
+    def __init__(self, tls: TLSMaterial) -> None:
         super().__init__("smtpcore-dovecot-")
+        self.tls = tls
 
     def start(self) -> DovecotServer:
         """Write the configuration and start; raises RuntimeError (with its
@@ -94,6 +98,12 @@ class DovecotServer(ForegroundDaemon):
             extra = "userdb_quota_rule=*:storage=1B" if user == FULL else ""
             users.append(f"{user}::{_NOBODY}:{_NOBODY}::{mail / user}::{extra}\n")
         (directory / "users").write_text("".join(users), encoding="utf-8")
+        # Read by the master process (root) at start, for STARTTLS.
+        cert = self.tls.cert
+        (directory / "cert.pem").write_bytes(b"".join(pem.bytes() for pem in cert.cert_chain_pems))
+        key = directory / "key.pem"
+        key.write_bytes(cert.private_key_pem.bytes())
+        key.chmod(0o600)
         conf = directory / "dovecot.conf"
         conf.write_text(
             _CONF.format(dir=directory, host=LOOPBACK, port=self.port), encoding="utf-8"

@@ -10,7 +10,8 @@ Exim).
 The daemon runs in the foreground from its own directory (configuration,
 spool, logs) and only queues (``queue_only``: nothing is delivered, every
 accepted message stays in the spool, where the tests read it back with its
-envelope). It offers PIPELINING and CHUNKING, and refuses:
+envelope). It offers PIPELINING, CHUNKING and STARTTLS (a trustme
+certificate, :class:`servers.TLSMaterial`), and refuses:
 
 * at RCPT, the local parts ``reject`` and ``nosuch`` (550) and ``tempfail``
   (451);
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Final
 
 from daemons import ForegroundDaemon
-from servers import LOOPBACK
+from servers import LOOPBACK, TLSMaterial
 
 #: Where scripts/exim-for-tests.sh puts the binary.
 UNPACKED: Final = Path("/opt/smtpcore-exim/usr/sbin/exim4")
@@ -46,7 +47,9 @@ daemon_smtp_ports = {port}
 local_interfaces = {host}
 chunking_advertise_hosts = *
 pipelining_advertise_hosts = *
-tls_advertise_hosts =
+tls_advertise_hosts = *
+tls_certificate = {dir}/tls/cert.pem
+tls_privatekey = {dir}/tls/key.pem
 queue_only = true
 host_lookup =
 rfc1413_hosts =
@@ -105,11 +108,12 @@ class EximServer(ForegroundDaemon):
     name = "Exim"
     logs = ("log/mainlog", "log/paniclog")
 
-    def __init__(self) -> None:
+    def __init__(self, tls: TLSMaterial) -> None:
         super().__init__("smtpcore-exim-")
         binary = exim_binary()
         assert binary is not None, "check exim_unavailable() first"
         self.binary = binary
+        self.tls = tls
 
     @property
     def _conf(self) -> Path:
@@ -118,9 +122,17 @@ class EximServer(ForegroundDaemon):
     def start(self) -> EximServer:
         """Write the configuration and start the daemon; raises RuntimeError
         (with its log) if it does not come up listening."""
-        for name in ("spool", "log"):
+        for name in ("spool", "log", "tls"):
             path = self.directory / name
             path.mkdir(mode=0o750)
+            shutil.chown(path, user=EXIM_USER)
+        # Exim reads its certificate as its own user, at each STARTTLS.
+        cert = self.tls.cert
+        tls = self.directory / "tls"
+        (tls / "cert.pem").write_bytes(b"".join(pem.bytes() for pem in cert.cert_chain_pems))
+        (tls / "key.pem").write_bytes(cert.private_key_pem.bytes())
+        for path in tls.iterdir():
+            path.chmod(0o640)
             shutil.chown(path, user=EXIM_USER)
         self._conf.write_text(
             _CONF.format(dir=self.directory, host=LOOPBACK, port=self.port), encoding="utf-8"

@@ -63,12 +63,16 @@ def postfix(tls: TLSMaterial) -> Iterator[PostfixServer]:
 
 
 @pytest.fixture(scope="module")
-def dovecot() -> Iterator[DovecotServer]:
-    """A private Dovecot LMTP server on 127.0.0.1, for one test module."""
-    yield from _running(dovecot_unavailable(), "SMTPCORE_REQUIRE_DOVECOT", DovecotServer)
+def dovecot(tls: TLSMaterial) -> Iterator[DovecotServer]:
+    """A private Dovecot LMTP server on 127.0.0.1 (STARTTLS offered with
+    the test CA's certificate), for one test module."""
+    yield from _running(
+        dovecot_unavailable(), "SMTPCORE_REQUIRE_DOVECOT", lambda: DovecotServer(tls)
+    )
 
 
 @pytest.fixture(scope="module")
-def exim() -> Iterator[EximServer]:
-    """A private Exim on 127.0.0.1 that only queues, for one test module."""
-    yield from _running(exim_unavailable(), "SMTPCORE_REQUIRE_EXIM", EximServer)
+def exim(tls: TLSMaterial) -> Iterator[EximServer]:
+    """A private Exim on 127.0.0.1 that only queues (STARTTLS offered with
+    the test CA's certificate), for one test module."""
+    yield from _running(exim_unavailable(), "SMTPCORE_REQUIRE_EXIM", lambda: EximServer(tls))

@@ -21,7 +21,7 @@ import pytest
 from daemons import as_stored, plain_options
 from daemons import interop_message as message
 from dovecot_server import DovecotServer
-from servers import Flavor
+from servers import Flavor, TLSMaterial
 
 from smtpcore import (
     MessageResult,
@@ -29,6 +29,7 @@ from smtpcore import (
     RecipientsRefusedError,
     RecipientState,
     SMTPError,
+    TLSError,
 )
 
 pytestmark = [pytest.mark.anyio, pytest.mark.dovecot]
@@ -186,3 +187,63 @@ async def test_a_pipelined_batch_of_mixed_outcomes(
             if f"{user}@example.test" in accepted[i]
         ]
         assert sorted(stored(dovecot, user, token)) == sorted(expected), user
+
+
+# -- over STARTTLS ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chunking", [True, False], ids=["bdat", "data"])
+async def test_over_starttls_each_message_and_recipient_gets_its_own_outcome(
+    flavor: Flavor, dovecot: DovecotServer, tls: TLSMaterial, chunking: bool
+) -> None:
+    # Bug 7's batch after STARTTLS (RFC 3207: LHLO again once TLS is up),
+    # with a third message whose recipients get one reply each after the
+    # data (RFC 2033 4.2): saved for rcpt1, refused for full (552).
+    token = uuid.uuid4().hex
+    sent = [message(token, i) for i in range(3)]
+    options = lmtp_options(
+        dovecot,
+        tls="starttls",
+        ssl_context=tls.client_context(),
+        chunking=chunking,
+        transaction_log=True,
+    )
+    async with flavor.client(**options) as client:
+        first, second, third = await client.send_many(
+            [
+                {"sender": ALICE, "recipients": [NOSUCH], "message": sent[0]},
+                {"sender": BOB, "recipients": [RCPT1], "message": sent[1]},
+                {"sender": CAROL, "recipients": [FULL, RCPT1], "message": sent[2]},
+            ]
+        )
+        lines = [str(entry) for entry in client.transcript]
+    starttls = lines.index("-> STARTTLS")
+    established = next(i for i, line in enumerate(lines) if "TLS established" in line)
+    lhlos = [i for i, line in enumerate(lines) if line.startswith("-> LHLO ")]
+    mail = next(i for i, line in enumerate(lines) if line.startswith("-> MAIL FROM:"))
+    assert lhlos[0] < starttls < established < lhlos[1] < mail
+    assert isinstance(first, RecipientsRefusedError), first
+    assert not first.status_unknown
+    assert isinstance(second, MessageResult), second
+    assert second.accepted == (RCPT1,)
+    assert isinstance(third, MessageResult), third
+    assert third.accepted == (RCPT1,)
+    assert third.status_known
+    assert third.rejected[FULL].code == 552
+    assert stored(dovecot, "rcpt1", token) == [
+        (BOB, as_stored(sent[1])),
+        (CAROL, as_stored(sent[2])),
+    ]
+    assert stored(dovecot, "full", token) == []
+
+
+async def test_starttls_with_an_untrusted_certificate_delivers_nothing(
+    flavor: Flavor, dovecot: DovecotServer
+) -> None:
+    # No context given: the system's CAs do not know the test CA, the
+    # handshake fails, and nothing goes out in the clear.
+    token = uuid.uuid4().hex
+    with pytest.raises(TLSError):
+        async with flavor.client(**lmtp_options(dovecot, tls="starttls")) as client:
+            await client.send_message(ALICE, [RCPT1], message=message(token, 0))
+    assert stored(dovecot, "rcpt1", token) == []

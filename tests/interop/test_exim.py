@@ -15,12 +15,12 @@ data (550).
 from __future__ import annotations
 
 import uuid
-from typing import Final
+from typing import Any, Final
 
 import pytest
 from daemons import as_stored, interop_message, plain_options
 from exim_server import EximServer, Queued
-from servers import Flavor
+from servers import Flavor, TLSMaterial
 
 from smtpcore import (
     MessageResult,
@@ -28,6 +28,7 @@ from smtpcore import (
     RecipientsRefusedError,
     RecipientState,
     SMTPError,
+    TLSError,
 )
 
 pytestmark = [pytest.mark.anyio, pytest.mark.exim]
@@ -153,3 +154,70 @@ async def test_a_pipelined_batch_of_mixed_outcomes(
         expected += [(plans[index][0], g, as_stored(sent[index])) for g in groups if g]
     found = [(q.sender, q.recipients, body_of(q)) for q in queued(exim, token)]
     assert sorted(found) == sorted(expected)
+
+
+# -- over STARTTLS ------------------------------------------------------------------------------
+
+
+def tls_options(exim: EximServer, tls: TLSMaterial, **overrides: Any) -> dict[str, Any]:
+    """STARTTLS required, trusting the test CA (Exim presents its certificate)."""
+    options = plain_options(exim.port, tls="starttls", ssl_context=tls.client_context())
+    options.update(overrides)
+    return options
+
+
+@pytest.mark.parametrize("chunking", [True, False], ids=["bdat", "data"])
+async def test_over_starttls_a_refused_message_leaves_the_next_its_own_sender(
+    flavor: Flavor, exim: EximServer, tls: TLSMaterial, chunking: bool
+) -> None:
+    # Bug 1's batch again, after STARTTLS (RFC 3207: EHLO again once TLS
+    # is up, then the pipelined transactions), with a third message split
+    # over two transactions: each is queued once, under its own sender.
+    token = uuid.uuid4().hex
+    sent = [interop_message(token, i) for i in range(3)]
+    options = tls_options(exim, tls, chunking=chunking, max_recipients=1, transaction_log=True)
+    async with flavor.client(**options) as client:
+        first, second, third = await client.send_many(
+            [
+                {"sender": ALICE, "recipients": [REJECT], "message": sent[0]},
+                {"sender": BOB, "recipients": [CAROL], "message": sent[1]},
+                {"sender": CAROL, "recipients": [RCPT1, RCPT2], "message": sent[2]},
+            ]
+        )
+        lines = [str(entry) for entry in client.transcript]
+    assert isinstance(first, RecipientsRefusedError), first
+    assert not first.status_unknown
+    assert isinstance(second, MessageResult), second
+    assert second.accepted == (CAROL,)
+    assert isinstance(third, MessageResult), third
+    assert third.accepted == (RCPT1, RCPT2)
+    # RFC 3207 4.2: EHLO again once TLS is up, and only then MAIL.
+    starttls = lines.index("-> STARTTLS")
+    established = next(i for i, line in enumerate(lines) if "TLS established" in line)
+    ehlos = [i for i, line in enumerate(lines) if line.startswith("-> EHLO ")]
+    mail = next(i for i, line in enumerate(lines) if line.startswith("-> MAIL FROM:"))
+    assert ehlos[0] < starttls < established < ehlos[1] < mail
+    found = sorted((q.sender, q.recipients, body_of(q)) for q in queued(exim, token))
+    assert found == sorted(
+        [
+            (BOB, (CAROL,), as_stored(sent[1])),
+            (CAROL, (RCPT1,), as_stored(sent[2])),
+            (CAROL, (RCPT2,), as_stored(sent[2])),
+        ]
+    )
+
+
+async def test_starttls_with_an_untrusted_certificate_sends_nothing(
+    flavor: Flavor, exim: EximServer, tls: TLSMaterial
+) -> None:
+    # The system's CAs do not know the test CA: the handshake fails and
+    # no MAIL goes out in the clear (STARTTLS required).
+    token = uuid.uuid4().hex
+    options = tls_options(exim, tls)
+    del options["ssl_context"]
+    with pytest.raises(TLSError):
+        async with flavor.client(**options) as client:
+            await client.send_many(
+                [{"sender": ALICE, "recipients": [RCPT1], "message": interop_message(token, 0)}]
+            )
+    assert queued(exim, token) == []

@@ -137,16 +137,19 @@ def _medians(document: Mapping[str, Any]) -> dict[str, float]:
 
 
 def quiet(document: Mapping[str, Any]) -> bool:
-    """Whether an earlier run was itself taken on a quiet machine (by the
-    load and repetitions it recorded) and had no verdict against it."""
+    """Whether an earlier run was taken on a quiet machine, by the load and
+    repetitions it recorded.
+
+    A run whose peers were out of line still counts: the usual speed is
+    the median over every quiet run, which a few slow spells do not move.
+    Leaving those runs out would let a fast first baseline void every later
+    run, none of which could then correct it.
+    """
     meta = document.get("meta", {})
     try:
         load = float(meta["loadavg_start"][0])
         reps = int(meta["reps"])
     except (KeyError, IndexError, TypeError, ValueError):
-        return False
-    verdict = meta.get("validity")
-    if isinstance(verdict, Mapping) and verdict.get("valid") is False:
         return False
     return load < MAX_START_LOAD and reps >= MIN_REPS
 

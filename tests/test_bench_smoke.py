@@ -75,6 +75,12 @@ def test_quick_mode_runs_every_scenario(tmp_path: Path) -> None:
     assert ("S3", "smtpcore-blocking") in ran
     assert ("S4-encode", "smtpcore") in ran
     assert document["ratios"], "no ratios computed"
+    # One repetition: the run says it cannot back a claim, and why.
+    validity = document["meta"]["validity"]
+    assert validity["valid"] is False
+    assert "1 repetition(s)" in validity["reasons"]
+    assert "verdict: VOID" in proc.stdout
+    assert document["meta"]["cpu"] in proc.stdout
 
 
 @pytest.mark.parametrize("queued", [False, True], ids=["one-at-a-time", "queued"])

@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +104,14 @@ def plain_options(port: int, **overrides: Any) -> dict[str, Any]:
     options: dict[str, Any] = {"server": LOOPBACK, "port": port, "tls": "none", "timeout": 10.0}
     options.update(overrides)
     return options
+
+
+def assert_hello_again_after_tls(lines: Sequence[str], hello: str = "EHLO") -> None:
+    """RFC 3207 4.2: in a transcript (``str`` of each entry), the client
+    greets again once TLS is up, and only then sends MAIL."""
+    starttls = lines.index("-> STARTTLS")
+    established = next(i for i, line in enumerate(lines) if "TLS established" in line)
+    hellos = [i for i, line in enumerate(lines) if line.startswith(f"-> {hello} ")]
+    mail = next(i for i, line in enumerate(lines) if line.startswith("-> MAIL FROM:"))
+    assert len(hellos) == 2, hellos
+    assert hellos[0] < starttls < established < hellos[1] < mail, lines

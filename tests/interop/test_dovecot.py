@@ -18,7 +18,7 @@ import uuid
 from typing import Final
 
 import pytest
-from daemons import as_stored, plain_options
+from daemons import as_stored, assert_hello_again_after_tls, plain_options
 from daemons import interop_message as message
 from dovecot_server import DovecotServer
 from servers import Flavor, TLSMaterial
@@ -217,11 +217,7 @@ async def test_over_starttls_each_message_and_recipient_gets_its_own_outcome(
             ]
         )
         lines = [str(entry) for entry in client.transcript]
-    starttls = lines.index("-> STARTTLS")
-    established = next(i for i, line in enumerate(lines) if "TLS established" in line)
-    lhlos = [i for i, line in enumerate(lines) if line.startswith("-> LHLO ")]
-    mail = next(i for i, line in enumerate(lines) if line.startswith("-> MAIL FROM:"))
-    assert lhlos[0] < starttls < established < lhlos[1] < mail
+    assert_hello_again_after_tls(lines, "LHLO")
     assert isinstance(first, RecipientsRefusedError), first
     assert not first.status_unknown
     assert isinstance(second, MessageResult), second

@@ -18,7 +18,7 @@ import uuid
 from typing import Any, Final
 
 import pytest
-from daemons import as_stored, interop_message, plain_options
+from daemons import as_stored, assert_hello_again_after_tls, interop_message, plain_options
 from exim_server import EximServer, Queued
 from servers import Flavor, TLSMaterial
 
@@ -191,12 +191,7 @@ async def test_over_starttls_a_refused_message_leaves_the_next_its_own_sender(
     assert second.accepted == (CAROL,)
     assert isinstance(third, MessageResult), third
     assert third.accepted == (RCPT1, RCPT2)
-    # RFC 3207 4.2: EHLO again once TLS is up, and only then MAIL.
-    starttls = lines.index("-> STARTTLS")
-    established = next(i for i, line in enumerate(lines) if "TLS established" in line)
-    ehlos = [i for i, line in enumerate(lines) if line.startswith("-> EHLO ")]
-    mail = next(i for i, line in enumerate(lines) if line.startswith("-> MAIL FROM:"))
-    assert ehlos[0] < starttls < established < ehlos[1] < mail
+    assert_hello_again_after_tls(lines)
     found = sorted((q.sender, q.recipients, body_of(q)) for q in queued(exim, token))
     assert found == sorted(
         [

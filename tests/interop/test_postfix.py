@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from daemons import assert_hello_again_after_tls
 from servers import (
     POSTFIX_SIZE_LIMIT,
     Flavor,
@@ -193,14 +194,8 @@ async def test_starttls(flavor: Flavor, postfix: PostfixServer) -> None:
         **postfix.client_options(transaction_log=True),
     )
     lines = transcript_lines(result)
-    starttls = lines.index("-> STARTTLS")
-    assert lines[starttls + 1].startswith("<- 220")
-    established = next(i for i, line in enumerate(lines) if "TLS established" in line)
-    # RFC 3207 4.2: EHLO again after the handshake, before MAIL.
-    ehlos = [i for i, line in enumerate(lines) if line.startswith("-> EHLO ")]
-    mail = next(i for i, line in enumerate(lines) if line.startswith("-> MAIL FROM:"))
-    assert len(ehlos) == 2
-    assert ehlos[0] < starttls < established < ehlos[1] < mail
+    assert lines[lines.index("-> STARTTLS") + 1].startswith("<- 220")
+    assert_hello_again_after_tls(lines)
     postfix.wait_for(containing(token))
 
 

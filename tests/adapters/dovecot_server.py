@@ -99,11 +99,7 @@ class DovecotServer(ForegroundDaemon):
             users.append(f"{user}::{_NOBODY}:{_NOBODY}::{mail / user}::{extra}\n")
         (directory / "users").write_text("".join(users), encoding="utf-8")
         # Read by the master process (root) at start, for STARTTLS.
-        cert = self.tls.cert
-        (directory / "cert.pem").write_bytes(b"".join(pem.bytes() for pem in cert.cert_chain_pems))
-        key = directory / "key.pem"
-        key.write_bytes(cert.private_key_pem.bytes())
-        key.chmod(0o600)
+        self.tls.write_server_files(directory)
         conf = directory / "dovecot.conf"
         conf.write_text(
             _CONF.format(dir=directory, host=LOOPBACK, port=self.port), encoding="utf-8"

@@ -127,12 +127,7 @@ class EximServer(ForegroundDaemon):
             path.mkdir(mode=0o750)
             shutil.chown(path, user=EXIM_USER)
         # Exim reads its certificate as its own user, at each STARTTLS.
-        cert = self.tls.cert
-        tls = self.directory / "tls"
-        (tls / "cert.pem").write_bytes(b"".join(pem.bytes() for pem in cert.cert_chain_pems))
-        (tls / "key.pem").write_bytes(cert.private_key_pem.bytes())
-        for path in tls.iterdir():
-            path.chmod(0o640)
+        for path in self.tls.write_server_files(self.directory / "tls"):
             shutil.chown(path, user=EXIM_USER)
         self._conf.write_text(
             _CONF.format(dir=self.directory, host=LOOPBACK, port=self.port), encoding="utf-8"

@@ -162,6 +162,16 @@ class TLSMaterial:
         """The same CA, with a certificate for other names."""
         return TLSMaterial(ca=self.ca, cert=self.ca.issue_cert(*hosts))
 
+    def write_server_files(self, directory: Path) -> tuple[Path, Path]:
+        """The certificate chain and its private key as ``cert.pem`` and
+        ``key.pem`` in ``directory`` (the key readable by its owner only),
+        for a server that reads them from files."""
+        cert, key = directory / "cert.pem", directory / "key.pem"
+        cert.write_bytes(b"".join(pem.bytes() for pem in self.cert.cert_chain_pems))
+        key.touch(mode=0o600)
+        key.write_bytes(self.cert.private_key_pem.bytes())
+        return cert, key
+
     def server_context(self) -> ssl.SSLContext:
         """A server context presenting the certificate."""
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -704,11 +714,7 @@ class PostfixServer:
         mail = directory / "mail"
         mail.mkdir(mode=0o755)
         os.chown(mail, _NOBODY, _NOBODY)
-        chain = b"".join(pem.bytes() for pem in self.tls.cert.cert_chain_pems)
-        (directory / "cert.pem").write_bytes(chain)
-        key = directory / "key.pem"
-        key.touch(mode=0o600)
-        key.write_bytes(self.tls.cert.private_key_pem.bytes())
+        self.tls.write_server_files(directory)
 
         self.port = free_port()
         (directory / "master.cf").write_text(self._master_cf(), encoding="utf-8")

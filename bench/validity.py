@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +70,7 @@ class Verdict:
     start_load: float
     reps: int
     peers: tuple[PeerCheck, ...] = ()
-    reasons: tuple[str, ...] = field(default=())  # why it is void; empty if valid
+    reasons: tuple[str, ...] = ()  # why it is void; empty if valid
     baseline: bool = False  # no earlier quiet run on this CPU to compare with
 
     @property

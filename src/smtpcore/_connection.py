@@ -13,9 +13,10 @@ knows the SMTP grammar and the ordering rules, not the policy:
 * ``receive_data(data)`` buffers server bytes (``b""`` means EOF), and
   ``next_event()`` returns the next :class:`ReplyReceived` (bound to the
   command it answers), :class:`ServiceClosing` (an unsolicited 421),
-  :class:`ConnectionClosed` (EOF) or :data:`NEED_DATA`. ``deliver(on_reply)``
-  is the same as a loop: each reply goes to ``on_reply`` before the next is
-  read (the session's reply loop, one call for a whole pipelined group).
+  :class:`ConnectionClosed` (EOF) or :data:`NEED_DATA`. ``deliver(handlers,
+  closing)`` is the same as a loop: each reply goes to the handler of its
+  command's class (a 421 to ``closing``) before the next is read (the
+  session's reply loop, one call for a whole pipelined group).
 
 Pipelining is bookkeeping, not special cases: every command sent pushes the
 reply it expects onto the FIFO and every complete reply pops one, so replies
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, NoReturn, final
 
@@ -228,6 +229,22 @@ class Pending:
         return 1
 
 
+#: A reply handler of :meth:`Connection.deliver`: ``(pending, reply, index,
+#: final)``; a true result stops the delivery.
+OnReply = Callable[[Pending, Reply, int, bool], "bool | None"]
+
+
+class OneHandler(dict[type[Command] | type[None], OnReply]):
+    """A handler table with one handler for every command."""
+
+    def __init__(self, handler: OnReply) -> None:
+        super().__init__()
+        self.handler = handler
+
+    def __missing__(self, key: type[Command] | type[None]) -> OnReply:
+        return self.handler
+
+
 class _Sealed(deque[Pending]):
     """The FIFO of a connection whose writing ended (:meth:`Connection.seal`):
     a command recorded from then on never leaves, so no reply is due to it."""
@@ -274,6 +291,9 @@ class Connection:
         self._error: Exception | None = None
         # Octets were buffered when the last outstanding reply was delivered.
         self._surplus = False
+        self._halted = False  # the caller takes no more replies (halt())
+        #: Replies handed out so far, each paired with its command.
+        self.delivered = 0
 
     # -- inspection ------------------------------------------------------------
 
@@ -325,6 +345,11 @@ class Connection:
         return self._pipelining and self._group_enders == 0
 
     # -- sending ---------------------------------------------------------------
+
+    def halt(self) -> None:
+        """The caller takes no more replies: :meth:`deliver` stops after the
+        handler that called this (the session closed)."""
+        self._halted = True
 
     def seal(self, unsent: Container[object] = ()) -> None:
         """The client's writing failed: nothing more will leave.
@@ -540,20 +565,23 @@ class Connection:
             taken.append((pending, reply, index, final))
             return True  # one at a time
 
-        other = self.deliver(take)
+        other = self.deliver(OneHandler(take), take)
         return taken[0] if other is None else other
 
     def deliver(
-        self, on_reply: Callable[[Pending, Reply, int, bool], bool]
+        self, handlers: Mapping[type[Command] | type[None], OnReply], closing: OnReply
     ) -> ServiceClosing | ConnectionClosed | NeedData | None:
-        """Hand each complete reply buffered to ``on_reply(pending, reply,
-        index, final)``, as :meth:`next_reply` would return it, in order and
-        each before the next is read, so that what ``on_reply`` does (send a
-        command, say) is in place for the next. Stops when ``on_reply``
-        returns True (then returns None) or at the first outcome that is no
+        """Hand each complete reply buffered to ``handler(pending, reply,
+        index, final)``, the handler being ``handlers[type(command)]``
+        (``type(None)``: the greeting) or, for a 421, ``closing``; each reply
+        as :meth:`next_reply` would return it, in order and each before the
+        next is read, so that what the handler does (send a command, say) is
+        in place for the next. Stops when a handler returns True or after
+        :meth:`halt` (then returns None), or at the first outcome that is no
         reply to a command (returned, :data:`NEED_DATA` included).
 
-        One call for a whole pipelined group's replies: the session's loop.
+        One call for a whole pipelined group's replies: the session's loop,
+        with no frame of its own between the connection and each handler.
 
         Raises:
             RemoteProtocolError: the server broke the protocol (after every
@@ -581,6 +609,7 @@ class Connection:
                 return self._no_reply()
             if not queue:
                 return self._unasked(reply, f"unsolicited reply: {reply.describe()}")
+            self.delivered += 1
             pending = queue[0]
             command = pending.command
             code = reply.code
@@ -608,7 +637,8 @@ class Connection:
                 pending.txn.accepted += 1  # type: ignore[union-attr]
             elif code >= 400 or cls in REPLY_MOVES_STATE:
                 self._after_reply(pending, reply)
-            if on_reply(pending, reply, index, final):
+            handler = handlers[cls] if code != 421 else closing
+            if handler(pending, reply, index, final) or self._halted:
                 return None
 
     def _unasked(self, reply: Reply | None, why: str) -> ServiceClosing:

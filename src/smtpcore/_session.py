@@ -59,7 +59,8 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from types import MethodType
 from typing import Final, final
 
 from ._auth import SASLMechanism, choose_mechanism, decode_challenge
@@ -88,7 +89,7 @@ from ._commands import (
     rcpt_line,
 )
 from ._config import OutgoingMessage, QuitAfter, SessionConfig, TLSPolicy
-from ._connection import NEED_DATA, Connection, ConnectionClosed, Pending
+from ._connection import NEED_DATA, Connection, ConnectionClosed, OneHandler, OnReply, Pending
 from ._errors import (
     AuthenticationError,
     ConfigurationError,
@@ -437,7 +438,7 @@ class Session:
         self._quit_queued = False
         self._error: SMTPError | None = None
         self._close_reported = False
-        self._replies_received = 0
+        self._unpaired = 0  # replies and events that answer no command
         # Bytes (or EOF) were received since the connection last had no
         # complete reply: only then can there be a reply to process.
         self._unparsed = True
@@ -450,6 +451,17 @@ class Session:
         self._logging = config.transaction_log  # config is frozen and read-only
         self._rcpt_events = config.recipient_events
         self._quit_after = config.quit_after
+        # Each reply's handler, by the class of the command it answers: the
+        # command's own (an AUTH exchange's replies, and any reply while a
+        # secret is to be hidden or a transcript kept, through _on_reply).
+        self._handlers: Mapping[type[Command] | type[None], OnReply] = (
+            OneHandler(self._on_reply)
+            if self._logging
+            else {
+                cls: self._on_reply if cls in _SASL_COMMANDS else MethodType(handler, self)
+                for cls, handler in _HANDLERS.items()
+            }
+        )
         if self._tls:
             self._events.append(TLSEstablished())
 
@@ -709,7 +721,7 @@ class Session:
             elif self._advance():
                 continue
             if self._conn.waiting:
-                return build_read(self._current_stage(), self._replies_received)
+                return build_read(self._current_stage(), self._conn.delivered + self._unpaired)
             return IDLE
 
     # -- replies ---------------------------------------------------------------
@@ -718,11 +730,11 @@ class Session:
         """Handle every complete reply buffered; True if anything happened."""
         if not self._unparsed:
             return False
-        before = self._replies_received  # every reply and event counts
         conn = self._conn
+        before = conn.delivered + self._unpaired  # every reply and event counts
         while self._phase is not _CLOSED:
             try:
-                got = conn.deliver(self._dispatch)
+                got = conn.deliver(self._handlers, self._on_reply)
             except RemoteProtocolError as exc:
                 self._fatal(exc, quit=False)
                 return True
@@ -731,22 +743,18 @@ class Session:
             if got is NEED_DATA:
                 self._unparsed = False
                 break
-            self._replies_received += 1
+            self._unpaired += 1
             self._on_unpaired(got)
-        return self._replies_received != before
+        return conn.delivered + self._unpaired != before
 
-    def _dispatch(self, pending: Pending, reply: Reply, index: int, final: bool) -> bool:
-        """One reply to a command, from the connection's loop; True stops
-        it (the session closed)."""
-        self._replies_received += 1
-        cls = type(pending.command)
-        if self._redactor.active or self._logging or reply.code == 421 or cls in _SASL_COMMANDS:
-            self._on_reply(pending, reply, index, final)
-        else:
-            # The common case, which needs neither redaction nor the
-            # transcript: straight to the command's handler.
-            _HANDLERS[cls](self, pending, reply, index, final)
-        return self._phase is _CLOSED
+    def _close(self) -> None:
+        self._phase = _CLOSED
+        self._conn.halt()  # no reply is handled after this
+
+    def _careful(self) -> None:
+        """From now on every reply goes through :meth:`_on_reply` (a secret
+        to hide, or a transcript to keep)."""
+        self._handlers = OneHandler(self._on_reply)
 
     def _on_reply(self, pending: Pending, received: Reply, index: int, final: bool) -> None:
         """A reply with what the common case skips: logs, events and errors
@@ -803,7 +811,7 @@ class Session:
         waiting = [c for c in event.outstanding if type(c) is not Quit]
         if self._phase is Phase.QUITTING and not waiting:
             # The server closed after (or instead of) its 221: a clean end.
-            self._phase = Phase.CLOSED
+            self._close()
             return
         # The oldest outstanding command is the one that was waiting.
         if event.outstanding:
@@ -912,6 +920,8 @@ class Session:
             self._fatal(exc, quit=True)
             return
         self._redactor.add(*self._mechanism.secrets())
+        if self._redactor.active:
+            self._careful()
         self._phase = Phase.AUTH
 
     def _on_starttls(self, pending: Pending, reply: Reply, index: int, final: bool) -> None:
@@ -956,6 +966,8 @@ class Session:
                 self._send(AuthCancel())
                 return
             self._redactor.add(*mech.secrets())
+            if self._redactor.active:
+                self._careful()
             self._send(AuthResponse(data=response, shown=mech.transcript_response(response)))
             return
         if self._auth_error is not None:
@@ -1772,7 +1784,7 @@ class Session:
             self._fatal(_reply_error(reply, "RSET"), quit=True)
 
     def _on_quit(self, pending: Pending, reply: Reply, index: int, final: bool) -> None:
-        self._phase = Phase.CLOSED
+        self._close()
 
     def _on_user(self, pending: Pending, reply: Reply, index: int, final: bool) -> None:
         command = pending.command
@@ -1791,11 +1803,11 @@ class Session:
             try:
                 self._send(Quit())
             except LocalProtocolError:
-                self._phase = Phase.CLOSED
+                self._close()
                 return
             self._phase = Phase.QUITTING
         else:
-            self._phase = Phase.CLOSED
+            self._close()
 
     def _fatal(self, error: SMTPError, *, quit: bool) -> None:
         """End the session with ``error``: fail everything in flight and
@@ -1835,7 +1847,7 @@ class Session:
         # No byte after a fatal error: drop anything not yet written.
         self._out.clear()
         self._writes.clear()
-        self._phase = Phase.CLOSED
+        self._close()
 
     def _drop_jobs(self, error: SMTPError | None) -> None:
         for job in self._jobs:

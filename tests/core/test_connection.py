@@ -41,7 +41,7 @@ from smtpcore import (
     StartTLS,
     Vrfy,
 )
-from smtpcore._connection import Pending
+from smtpcore._connection import OneHandler, OnReply, Pending
 from smtpcore._state import ConnState
 
 
@@ -886,7 +886,7 @@ def _delivered(conn: Connection, pieces: list[bytes], *, eof: bool) -> list[Outc
         conn.receive_data(piece)
         while True:
             try:
-                other = conn.deliver(on_reply)
+                other = conn.deliver(OneHandler(on_reply), on_reply)
             except RemoteProtocolError:
                 out.append(("raised", RemoteProtocolError))
                 return out
@@ -936,7 +936,7 @@ def test_deliver_stops_when_asked_and_keeps_the_rest() -> None:
         seen.append(reply.code)
         return len(seen) == 2
 
-    assert conn.deliver(first_two) is None
+    assert conn.deliver(OneHandler(first_two), first_two) is None
     assert seen == [250, 250]
     assert outstanding(conn) == (CAROL,)
     assert conn.next_event() == got(CAROL, 250, "2.0.0 ok")
@@ -956,8 +956,45 @@ def test_deliver_runs_each_handler_before_the_next_reply() -> None:
             conn.send(CAROL)
         return False
 
-    assert conn.deliver(on_reply) is NEED_DATA
+    assert conn.deliver(OneHandler(on_reply), on_reply) is NEED_DATA
     assert seen == [MAIL, BOB, CAROL]
+
+
+def test_deliver_goes_by_the_command_class_and_a_421_to_closing() -> None:
+    conn = after(MAIL, BOB, CAROL)()
+    conn.receive_data(OK + b"550 5.1.1 no\r\n" + b"421 4.3.2 bye\r\n")
+    seen: list[tuple[str, int]] = []
+
+    def handler(name: str) -> OnReply:
+        def on_reply(pending: Pending, reply: Reply, index: int, final: bool) -> None:
+            seen.append((name, reply.code))
+
+        return on_reply
+
+    handlers = {Mail: handler("mail"), Rcpt: handler("rcpt")}
+    before = conn.delivered
+    assert conn.deliver(handlers, handler("closing")) is NEED_DATA
+    assert seen == [("mail", 250), ("rcpt", 550), ("closing", 421)]
+    assert conn.delivered == before + 3
+
+
+def test_deliver_stops_after_the_handler_that_halts() -> None:
+    # The session halts the connection when it closes: no reply after that
+    # one is handed out (or counted).
+    conn = after(MAIL, BOB, CAROL)()
+    conn.receive_data(OK + OK + OK)
+    seen: list[Command | None] = []
+    before = conn.delivered
+
+    def on_reply(pending: Pending, reply: Reply, index: int, final: bool) -> None:
+        seen.append(pending.command)
+        if pending.command == BOB:
+            conn.halt()
+
+    assert conn.deliver(OneHandler(on_reply), on_reply) is None
+    assert seen == [MAIL, BOB]
+    assert conn.delivered == before + 2
+    assert outstanding(conn) == (CAROL,)
 
 
 # -- seal: a write failed ---------------------------------------------------------------

@@ -157,6 +157,13 @@ _TLS_PENDING: Final = ConnState.TLS_PENDING
 _BODY: Final = ConnState.BODY
 
 
+#: Where a pipelined envelope leaves the state: the table's rows for RCPT
+#: after MAIL (and after RCPT: the same state) and for DATA after RCPT.
+_AFTER_RCPT: Final = TRANSITIONS[(ConnState.MAIL_SENT, Rcpt)]
+_AFTER_DATA: Final = TRANSITIONS[(_AFTER_RCPT, Data)]
+assert TRANSITIONS[(_AFTER_RCPT, Rcpt)] is _AFTER_RCPT
+
+
 #: Stand-ins for BDAT commands whose line the caller built (``push_bdat``).
 _BDAT_LAST: Final = Bdat(size=0, last=True)
 _BDAT_MORE: Final = Bdat(size=0, last=False)
@@ -453,6 +460,40 @@ class Connection:
         # One entry stands for each: a reply to one of them changes nothing
         # in it (only an LMTP end of data counts its replies).
         self._pending.extend([Pending(command, tag, self._txn)] * (count - 1))
+
+    def push_envelope(
+        self, mail: Mail, rcpt: Rcpt, rcpts: int, data: Data | None, tag: object = None
+    ) -> None:
+        """Record a pipelined envelope as sent, as :meth:`push` of ``mail``,
+        ``rcpts`` times ``rcpt`` and then ``data`` (when given) would: lines
+        the caller built, each command standing for its kind. A transaction
+        with PIPELINING goes out as one group (RFC 2920 3.1: MAIL and RCPT
+        may be followed without waiting; DATA ends the group), so the checks
+        that cannot change between its commands are made once.
+
+        Raises:
+            LocalProtocolError: MAIL may not be sent now, or the rest may
+                not follow it without a reply (no PIPELINING; DATA with no
+                RCPT before it).
+        """
+        if rcpts or data is not None:
+            # All or nothing: nothing is recorded for a group that may not go.
+            if not self._pipelining:
+                self._refuse_waiting(rcpt if rcpts else data or mail)
+            if not rcpts:
+                next_state(ConnState.MAIL_SENT, data or mail)  # DATA needs a RCPT: raises
+        self.push(mail, tag)
+        queue = self._pending
+        txn = self._txn
+        if rcpts:
+            # RFC 2033 4.2 counts the RCPTs accepted: the session's handler
+            # reads each reply; a non-LMTP entry changes with none of them.
+            queue.extend([Pending(rcpt, tag, txn)] * rcpts)
+            self._state = _AFTER_RCPT
+        if data is not None:
+            self._state = _AFTER_DATA
+            queue.append(Pending(data, tag, txn))
+            self._group_enders += 1
 
     def push_bdat(
         self, size: int, last: bool, tag: object = None, command: Bdat | None = None

@@ -250,6 +250,7 @@ _ANSWERED: Final = _In.ANSWERED
 _STAGE_DATA_BLOCK: Final = Stage.DATA_BLOCK
 _STAGE_MAIL: Final = Stage.MAIL
 _STAGE_RCPT: Final = Stage.RCPT
+_STAGE_DATA_INIT: Final = Stage.DATA_INIT
 _ACCEPTED: Final = RecipientState.ACCEPTED
 _BINARY_MIME: Final = BodyType.BINARY_MIME
 _EIGHT_BIT_MIME: Final = BodyType.EIGHT_BIT_MIME
@@ -263,6 +264,7 @@ _AFTER_RCPT: Final = QuitAfter.RCPT
 # transaction. ``_MAIL`` and ``_RCPT`` stand for the lines the session builds
 # itself (``Connection.push``): only their type, verb and stage are read.
 _DATA: Final = Data()
+_DATA_LINE: Final = _DATA.to_bytes()
 _END_OF_DATA: Final = EndOfData()
 _RSET: Final = Rset()
 _MAIL: Final = Mail(sender="")
@@ -1205,6 +1207,9 @@ class Session:
         if txn.state is not _ENVELOPE or self._phase is not _READY or not conn.can_send():
             return False
         pipelining = conn.pipelining
+        if pipelining and txn.sent < 0:
+            self._send_envelope(txn)
+            return True
         did = False
         if txn.sent < 0:
             self._send_mail(txn, pipelining)
@@ -1228,6 +1233,48 @@ class Session:
         else:
             self._begin_stream(txn, _MODE_BDAT)
         return True
+
+    def _send_envelope(self, txn: _Txn) -> None:
+        """With PIPELINING, ``txn``'s envelope as one group (RFC 2920 3.1):
+        an RSET when one is due, the MAIL, every RCPT and then, unless
+        something makes it wait for the RCPT replies, DATA (which ends the
+        group) or BDAT. Recorded and written together."""
+        if self._rset_due:
+            # RFC 5321 4.1.1.5 / RFC 3030 4.2: the server's last transaction
+            # may still be open: reset it, in the same group as this MAIL.
+            self._send(_RSET)
+        msg = txn.msg
+        lines = [msg.mail_line]
+        if self._quit_after is not _AFTER_MAIL:
+            m = msg.message
+            notify, orcpt, utf8 = m.notify, m.orcpt, msg.utf8
+            for rcpt in txn.rcpts:
+                lines.append(
+                    rcpt_line(rcpt, notify=notify, orcpt=rcpt if orcpt else None, utf8=utf8)
+                )
+        sent = len(lines) - 1
+        # Every line is built (a RCPT line can be too long) before any of
+        # them is recorded as sent.
+        txn.sent = sent
+        self._rset_due = True
+        self._latest = txn
+        data = not msg.use_bdat and self._data_command_due(txn)
+        if data:
+            lines.append(_DATA_LINE)
+        self._conn.push_envelope(_MAIL, _RCPT, sent, _DATA if data else None, txn)
+        self._write_command(
+            b"".join(lines), _STAGE_DATA_INIT if data else _STAGE_RCPT if sent else _STAGE_MAIL
+        )
+        if self._logging:
+            for line in lines:
+                self._log(Direction.SENT, line)
+        if data:
+            txn.move(_SEND_DATA)
+        elif msg.use_bdat and self._data_command_due(txn):
+            if msg.wire is not None:
+                self._send_bdat(txn, msg.wire, last=True)
+            else:
+                self._begin_stream(txn, _MODE_BDAT)
 
     def _send_mail(self, txn: _Txn, pipelining: bool) -> None:
         """The MAIL of ``txn``, after an RSET when one is due (without

@@ -848,6 +848,89 @@ def test_push_many_is_push_repeated(
     assert outcome(many=True) == outcome(many=False)
 
 
+@pytest.mark.parametrize(
+    "before",
+    [
+        pytest.param((), id="ready"),
+        pytest.param((Rset(),), id="after-rset"),
+        pytest.param((MAIL,), id="mail-open"),
+        pytest.param((Noop(),), id="after-group-ender"),
+    ],
+)
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one-at-a-time"])
+@pytest.mark.parametrize("rcpts", [0, 1, 3])
+@pytest.mark.parametrize("data", [True, False], ids=["data", "no-data"])
+def test_push_envelope_is_its_pushes_or_nothing(
+    before: tuple[Command, ...], pipelining: bool, rcpts: int, data: bool
+) -> None:
+    # push_envelope(MAIL, RCPT, n, DATA) must leave the connection as push()
+    # of each of them does, so that every later reply is paired with the
+    # same command; where one of them would be refused it refuses with the
+    # same error type and records none of them.
+    def view(conn: Connection) -> tuple[object, ...]:
+        return (*_pending_view(conn), conn._txn.accepted)
+
+    def start() -> Connection:
+        conn = ready(pipelining=True)
+        for command in before:
+            conn.send(command)
+        conn.pipelining = pipelining
+        return conn
+
+    pushed = start()
+    try:
+        pushed.push(MAIL, tag="t")
+        for _ in range(rcpts):
+            pushed.push(BOB, tag="t")
+        if data:
+            pushed.push(Data(), tag="t")
+    except LocalProtocolError as exc:
+        refused: type[LocalProtocolError] | None = type(exc)
+    else:
+        refused = None
+    enveloped = start()
+    untouched = view(enveloped)
+    if refused is not None:
+        with pytest.raises(refused) as raised:
+            enveloped.push_envelope(MAIL, BOB, rcpts, Data() if data else None, tag="t")
+        assert raised.type is refused
+        assert view(enveloped) == untouched
+    else:
+        enveloped.push_envelope(MAIL, BOB, rcpts, Data() if data else None, tag="t")
+        assert view(enveloped) == view(pushed)
+
+
+def test_push_envelope_pairs_each_reply_with_its_command() -> None:
+    conn = ready()
+    conn.push_envelope(MAIL, BOB, 3, Data(), tag="txn")
+    assert state_of(conn) is ConnState.DATA_SENT
+    assert not conn.can_send()  # DATA ends the group (RFC 2920 3.1)
+    events = collect(conn, [OK + OK + b"550 5.1.1 no\r\n" + OK + GO])
+    assert [(e.command, e.reply.code, e.tag) for e in events if isinstance(e, ReplyReceived)] == [
+        (MAIL, 250, "txn"),
+        (BOB, 250, "txn"),
+        (BOB, 550, "txn"),
+        (BOB, 250, "txn"),
+        (Data(), 354, "txn"),
+    ]
+    assert state_of(conn) is ConnState.BODY
+
+
+def test_push_envelope_counts_lmtp_acceptances_for_the_end_of_data() -> None:
+    # RFC 2033 4.2: after the data, one reply per RCPT accepted in this
+    # transaction: two of the three here.
+    conn = ready(lmtp=True)
+    conn.push_envelope(MAIL, BOB, 3, Data(), tag="txn")
+    collect(conn, [OK + OK + b"550 5.1.1 no\r\n" + OK + GO])
+    conn.push(EndOfData(), tag="end")
+    events = collect(conn, [OK + b"452 4.2.2 full\r\n"])
+    assert [(e.reply.code, e.index, e.final) for e in events if isinstance(e, ReplyReceived)] == [
+        (250, 0, False),
+        (452, 1, True),
+    ]
+    assert outstanding(conn) == ()
+
+
 def test_push_many_rcpts_then_their_replies_in_order() -> None:
     conn = ready()
     conn.send(MAIL)

@@ -318,6 +318,7 @@ def rcpt_line(
     notify: frozenset[Notify] | None,
     orcpt: str | None,
     utf8: bool,
+    extra: Params = (),
 ) -> bytes:
     """The ``RCPT TO`` line :class:`Rcpt` makes of the same values.
 
@@ -325,8 +326,9 @@ def rcpt_line(
     that ``recipient`` passed :func:`validate_mailbox` (with the same
     ``utf8``) or is ``"Postmaster"``, that ``notify`` is ``{Notify.NEVER}``
     or a non-empty set of the others, and that ``orcpt`` is non-empty text
-    ``Rcpt`` accepts. ``utf8`` does not change the line (non-ASCII goes out
-    as UTF-8 either way); it is taken so that the values are Rcpt's.
+    ``Rcpt`` accepts, and that ``extra`` passed ``Rcpt``'s checks. ``utf8``
+    does not change the line (non-ASCII goes out as UTF-8 either way); it is
+    taken so that the values are Rcpt's.
 
     Returns:
         The exact line, CRLF included: ``Rcpt(...).to_bytes()``.
@@ -335,7 +337,24 @@ def rcpt_line(
         InvalidInputError: the line is longer than its limit (the error
             ``Rcpt`` raises).
     """
-    return _rcpt_line(recipient, notify, orcpt, ())
+    # Parameters in a fixed order: NOTIFY ORCPT, then the extra ones.
+    line = "RCPT TO:<" + recipient + ">"
+    if notify is not None:
+        line += _NOTIFY_PARAMS.get(notify) or _notify_param(notify)
+    if orcpt is not None:
+        if orcpt.isascii():
+            line += " ORCPT=rfc822;" + xtext_encode(orcpt)
+        else:
+            # RFC 6533 3: the 7-bit form of a UTF-8 address, safe in ORCPT.
+            line += " ORCPT=utf-8;" + _utf8_addr_xtext(orcpt)
+    if extra:
+        line += _format_params(extra)
+    wire = (line + "\r\n").encode()
+    if len(wire) > MAX_COMMAND_LINE:
+        limit = _rcpt_line_limit(notify is not None or orcpt is not None)
+        if len(wire) > limit:
+            raise _line_too_long(len(wire), limit, "RCPT parameters")
+    return wire
 
 
 def _mail_line(
@@ -402,29 +421,6 @@ def _mail_line_limit(
     if requiretls:
         limit += _REQUIRETLS_ALLOWANCE
     return limit
-
-
-def _rcpt_line(
-    recipient: str, notify: frozenset[Notify] | None, orcpt: str | None, extra: Params
-) -> bytes:
-    # Parameters in a fixed order: NOTIFY ORCPT, then the extra ones.
-    line = "RCPT TO:<" + recipient + ">"
-    if notify is not None:
-        line += _NOTIFY_PARAMS.get(notify) or _notify_param(notify)
-    if orcpt is not None:
-        if orcpt.isascii():
-            line += " ORCPT=rfc822;" + xtext_encode(orcpt)
-        else:
-            # RFC 6533 3: the 7-bit form of a UTF-8 address, safe in ORCPT.
-            line += " ORCPT=utf-8;" + _utf8_addr_xtext(orcpt)
-    if extra:
-        line += _format_params(extra)
-    wire = (line + "\r\n").encode()
-    if len(wire) > MAX_COMMAND_LINE:
-        limit = _rcpt_line_limit(notify is not None or orcpt is not None)
-        if len(wire) > limit:
-            raise _line_too_long(len(wire), limit, "RCPT parameters")
-    return wire
 
 
 def _rcpt_line_limit(dsn: bool) -> int:
@@ -879,7 +875,9 @@ class Rcpt(Command):
         if self.extra != ():
             extra = _check_extra(self.extra, reserved=_RCPT_KEYWORDS, utf8=self.utf8)
             object.__setattr__(self, "extra", extra)
-        line = _rcpt_line(self.recipient, self.notify, self.orcpt, self.extra)
+        line = rcpt_line(
+            self.recipient, notify=self.notify, orcpt=self.orcpt, utf8=self.utf8, extra=self.extra
+        )
         object.__setattr__(self, "_wire", line)
 
     def to_bytes(self) -> bytes:

@@ -55,7 +55,7 @@ from ._commands import (
     StartTLS,
     Vrfy,
 )
-from ._errors import LocalProtocolError, RemoteProtocolError
+from ._errors import LocalProtocolError, RemoteProtocolError, Stage
 from ._events import ServiceClosing
 from ._replies import (
     DEFAULT_MAX_LINE_LENGTH,
@@ -333,6 +333,14 @@ class Connection:
         """The command whose reply comes next (None: the greeting, or nothing)."""
         return self._pending[0].command if self._pending else None
 
+    def waiting_stage(self) -> Stage | None:
+        """The stage of the reply awaited next (the greeting's, or its
+        command's), or None when no reply is awaited."""
+        if not self._pending:
+            return None
+        command = self._pending[0].command
+        return Stage.GREETING if command is None else command.stage
+
     @property
     def buffered(self) -> int:
         """Received octets not yet handed out in an event."""
@@ -529,7 +537,8 @@ class Connection:
 
     def send_body(self, data: bytes) -> bytes:
         """Pass encoded message data through, checking that it is due now."""
-        self._check_usable()
+        if self._error is not None:
+            self._check_usable()
         if self._state is _BODY:
             return data
         if self._bdat_remaining:
@@ -555,7 +564,8 @@ class Connection:
             RemoteProtocolError: bytes arrived where none may (after the 220
                 to STARTTLS and before TLS is up), or the line limit is hit.
         """
-        self._check_usable()
+        if self._error is not None:
+            self._check_usable()
         if not data:
             self._eof = True
             return

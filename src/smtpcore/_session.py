@@ -722,8 +722,9 @@ class Session:
                     )
             elif self._advance():
                 continue
-            if self._conn.waiting:
-                return build_read(self._current_stage(), self._conn.delivered + self._unpaired)
+            awaited = self._conn.waiting_stage()
+            if awaited is not None:
+                return build_read(awaited, self._conn.delivered + self._unpaired)
             return IDLE
 
     # -- replies ---------------------------------------------------------------
@@ -1130,7 +1131,7 @@ class Session:
     def _check_message(self, msg: _Msg, caps: Capabilities) -> None:
         m = msg.message
         # RFC 6531 3.4: non-ASCII addresses need SMTPUTF8.
-        if m.needs_smtputf8 and not caps.smtputf8:
+        if msg.utf8 and not caps.smtputf8:
             raise MessageContentError(
                 "the server does not offer SMTPUTF8, needed for this message's non-ASCII addresses"
             )
@@ -1988,9 +1989,9 @@ class Session:
         return self._phase is _CLOSED
 
     def _current_stage(self) -> Stage:
-        if self._conn.waiting:
-            first = self._conn.oldest
-            return Stage.GREETING if first is None else first.stage
+        stage = self._conn.waiting_stage()
+        if stage is not None:
+            return stage
         if self._phase is Phase.TLS_HANDSHAKE:
             return Stage.TLS_HANDSHAKE
         if self._body_txn is not None:

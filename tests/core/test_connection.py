@@ -38,6 +38,7 @@ from smtpcore import (
     ReplyReceived,
     Rset,
     ServiceClosing,
+    Stage,
     StartTLS,
     Vrfy,
 )
@@ -929,6 +930,23 @@ def test_push_envelope_counts_lmtp_acceptances_for_the_end_of_data() -> None:
         (452, 1, True),
     ]
     assert outstanding(conn) == ()
+
+
+def test_waiting_stage_is_the_oldest_outstanding_commands() -> None:
+    conn = Connection()
+    assert conn.waiting_stage() is Stage.GREETING  # the 220 comes first
+    collect(conn, [b"220 mx ESMTP\r\n"])
+    assert conn.waiting_stage() is None
+    conn.send(EHLO)
+    assert conn.waiting_stage() is Stage.EHLO
+    collect(conn, [b"250-mx\r\n250 PIPELINING\r\n"])
+    conn.pipelining = True  # the session's reading of the EHLO reply
+    conn.push_envelope(MAIL, BOB, 2, Data())
+    assert conn.waiting_stage() is Stage.MAIL
+    collect(conn, [OK])
+    assert conn.waiting_stage() is Stage.RCPT
+    collect(conn, [OK + OK])
+    assert conn.waiting_stage() is Stage.DATA_INIT
 
 
 def test_push_many_rcpts_then_their_replies_in_order() -> None:

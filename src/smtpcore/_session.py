@@ -1011,15 +1011,15 @@ class Session:
         if phase is _AUTH:
             self._send_auth()
             return True
-        if phase is not _READY:
-            return False
+        conn = self._conn
+        if phase is not _READY or not conn.can_send():
+            return False  # (everything below sends, which needs can_send)
         did = False
         active = self._active
         if active and active[-1].state is _ENVELOPE:
             # Only the newest transaction can still have envelope to send:
             # a MAIL goes out once every earlier transaction's end is out.
             did = self._pump(active[-1])
-        conn = self._conn
         jobs = self._jobs
         while jobs and self._body_txn is None and conn.can_send():
             job = jobs[0]

@@ -2518,6 +2518,65 @@ def test_a_334_and_a_501_echoing_the_login_password() -> None:
             assert secret not in text, (secret, text)
 
 
+@pytest.mark.parametrize(
+    ("steps", "recipients"),
+    [
+        pytest.param(
+            [
+                (
+                    envelope(BOB),
+                    b"553 5.7.1 not with " + PASSWORD.encode() + b"\r\n"
+                    b"503 5.5.1 MAIL first\r\n503 5.5.1 RCPT first\r\n",
+                )
+            ],
+            (BOB,),
+            id="mail",
+        ),
+        pytest.param(
+            [
+                (
+                    envelope(BOB, CAROL),
+                    OK + OK + b"550 5.1.1 " + AUTH_PLAIN.rstrip() + b" unknown\r\n" + GO,
+                ),
+                (WIRE, QUEUED),
+            ],
+            (BOB, CAROL),
+            id="rcpt",
+        ),
+        pytest.param(
+            [(envelope(BOB), OK + OK + GO), (WIRE, b"554 5.6.0 you sent " + PLAIN_IR + b"\r\n")],
+            (BOB,),
+            id="end-of-data",
+        ),
+    ],
+)
+def test_a_transaction_reply_echoing_the_credentials_without_a_transcript(
+    steps: list[Step], recipients: tuple[str, ...]
+) -> None:
+    # Without transaction_log, replies take the session's quick path to
+    # their handlers: once AUTH has sent a secret, every later reply (a
+    # refused MAIL, RCPT or end of data echoing it) must still be scrubbed
+    # in the events, the results and the errors (RFC 4954 4).
+    cfg = config(tls=TLSPolicy.IMPLICIT, credentials=CREDS, transaction_log=False)
+    script: list[Step] = [
+        (b"", GREETING),
+        (EHLO, AUTH_EHLO),
+        (AUTH_PLAIN, b"235 2.7.0 ok\r\n"),
+        *steps,
+        QUIT_STEP,
+    ]
+    run = converse(cfg, [message(*recipients)], script)
+    shown = everything_shown(run)
+    for event in run.events:
+        result = getattr(event, "result", None)
+        if result is not None:
+            shown += [repr(r.reply) for r in result.recipients] + [repr(result.reply)]
+    assert any("<redacted>" in text for text in shown)
+    for text in shown:
+        for secret in (PASSWORD, PLAIN_IR.decode(), b64(PASSWORD.encode()).decode()):
+            assert secret not in text, (secret, text)
+
+
 @pytest.mark.usefixtures("fixed_nonce")
 def test_a_scram_transcript_is_no_password_verifier() -> None:
     # RFC 5802 9: salt, iteration count, nonces and a proof or signature let

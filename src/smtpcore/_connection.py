@@ -147,10 +147,6 @@ _ANSWERED_2YZ: frozenset[type[Command]] = frozenset(
 )
 
 
-#: Commands that push() treats apart: MAIL starts the count of accepted
-#: RCPTs, LHLO turns LMTP on, the end of data is answered per recipient.
-_OPENS_TRANSACTION: frozenset[type[Command]] = frozenset({Mail, Lhlo, EndOfData, Bdat})
-
 #: States every message's path tests (a module constant is much cheaper
 #: than an enum member looked up on its class, on Python 3.11).
 _TLS_PENDING: Final = ConnState.TLS_PENDING
@@ -435,39 +431,6 @@ class Connection:
             self._pending.append(Pending(command, tag, self._txn))
         if command.ends_group:
             self._group_enders += 1
-
-    def push_many(self, command: Command, count: int, tag: object = None) -> None:
-        """Record ``count`` commands like ``command`` as sent, as ``count``
-        calls of :meth:`push` would (a transaction's pipelined RCPTs): the
-        checks that cannot change between them are made once.
-
-        Raises:
-            LocalProtocolError: the first command may not be sent now, or
-                the others may not follow it without a reply (no PIPELINING,
-                or a command that ends a pipelined group).
-        """
-        if count <= 0:
-            return
-        self.push(command, tag)
-        cls = type(command)
-        if count == 1:
-            return
-        if (
-            command.ends_group
-            or cls in _OPENS_TRANSACTION
-            or TRANSITIONS.get((self._state, cls)) is not self._state
-        ):
-            # Each would change what the next may be: one at a time.
-            for _ in range(count - 1):
-                self.push(command, tag)
-            return
-        if not self._pipelining:
-            self._refuse_waiting(command)
-        # RFC 2920 3.1: commands that do not end a group may follow each
-        # other without waiting; the state does not move between them.
-        # One entry stands for each: a reply to one of them changes nothing
-        # in it (only an LMTP end of data counts its replies).
-        self._pending.extend([Pending(command, tag, self._txn)] * (count - 1))
 
     def push_envelope(
         self, mail: Mail, rcpt: Rcpt, rcpts: int, data: Data | None, tag: object = None

@@ -1208,21 +1208,23 @@ class Session:
         if txn.state is not _ENVELOPE or self._phase is not _READY or not conn.can_send():
             return False
         pipelining = conn.pipelining
-        if pipelining and txn.sent < 0:
-            self._send_envelope(txn)
-            return True
         did = False
         if txn.sent < 0:
-            self._send_mail(txn, pipelining)
-            if not pipelining:
+            if self._send_envelope(txn, pipelining) or not pipelining:
                 return True
             did = True
-        if txn.sent < len(txn.rcpts):
-            if not self._send_rcpts(txn, pipelining):
-                return did
-            if not pipelining:
-                return True
-            did = True
+        elif txn.sent < len(txn.rcpts):
+            # Without PIPELINING, one RCPT per reply (with it, every RCPT
+            # went with the MAIL, unless quit_after stops at MAIL).
+            if (
+                pipelining
+                or txn.mail_refused is not None
+                or txn.withheld
+                or self._quit_after is _AFTER_MAIL
+            ):
+                return False
+            self._send_rcpt(txn)
+            return True
         if not self._data_command_due(txn):
             return did
         msg = txn.msg
@@ -1235,88 +1237,47 @@ class Session:
             self._begin_stream(txn, _MODE_BDAT)
         return True
 
-    def _send_envelope(self, txn: _Txn) -> None:
-        """With PIPELINING, ``txn``'s envelope as one group (RFC 2920 3.1):
-        an RSET when one is due, the MAIL, every RCPT and then, unless
-        something makes it wait for the RCPT replies, DATA (which ends the
-        group) or BDAT. Recorded and written together."""
+    def _send_envelope(self, txn: _Txn, pipelining: bool) -> bool:
+        """``txn``'s MAIL, after an RSET when one is due. With PIPELINING the
+        envelope goes as one group (RFC 2920 3.1): the RSET, the MAIL, every
+        RCPT and then DATA (which ends the group) unless something makes it
+        wait for the RCPT replies, recorded and written together; without
+        it the RSET goes alone (MAIL waits for its reply). True if DATA went
+        with it."""
         if self._rset_due:
             # RFC 5321 4.1.1.5 / RFC 3030 4.2: the server's last transaction
-            # may still be open: reset it, in the same group as this MAIL.
+            # may still be open: reset it.
             self._send(_RSET)
+            self._rset_due = False
+            if not pipelining:
+                return False
         msg = txn.msg
-        lines = [msg.mail_line]
-        if self._quit_after is not _AFTER_MAIL:
-            m = msg.message
-            notify, orcpt, utf8 = m.notify, m.orcpt, msg.utf8
-            for rcpt in txn.rcpts:
-                lines.append(
-                    rcpt_line(rcpt, notify=notify, orcpt=rcpt if orcpt else None, utf8=utf8)
-                )
-        sent = len(lines) - 1
+        rcpts = txn.rcpts if pipelining and self._quit_after is not _AFTER_MAIL else []
         # Every line is built (a RCPT line can be too long) before any of
         # them is recorded as sent.
-        txn.sent = sent
+        lines = [msg.mail_line, *_rcpt_lines(msg, rcpts)]
+        txn.sent = len(rcpts)
         self._rset_due = True
         self._latest = txn
-        data = not msg.use_bdat and self._data_command_due(txn)
+        data = pipelining and not msg.use_bdat and self._data_command_due(txn)
         if data:
             lines.append(_DATA_LINE)
-        self._conn.push_envelope(_MAIL, _RCPT, sent, _DATA if data else None, txn)
+        self._conn.push_envelope(_MAIL, _RCPT, len(rcpts), _DATA if data else None, txn)
         self._write_command(
-            b"".join(lines), _STAGE_DATA_INIT if data else _STAGE_RCPT if sent else _STAGE_MAIL
+            b"".join(lines), _STAGE_DATA_INIT if data else _STAGE_RCPT if rcpts else _STAGE_MAIL
         )
         if self._logging:
             for line in lines:
                 self._log(Direction.SENT, line)
         if data:
             txn.move(_SEND_DATA)
-        elif msg.use_bdat and self._data_command_due(txn):
-            if msg.wire is not None:
-                self._send_bdat(txn, msg.wire, last=True)
-            else:
-                self._begin_stream(txn, _MODE_BDAT)
+        return data
 
-    def _send_mail(self, txn: _Txn, pipelining: bool) -> None:
-        """The MAIL of ``txn``, after an RSET when one is due (without
-        PIPELINING the RSET goes alone: MAIL waits for its reply)."""
-        if self._rset_due:
-            # RFC 5321 4.1.1.5 / RFC 3030 4.2: the server's last transaction
-            # may still be open: reset it (with PIPELINING in the same group
-            # as this MAIL).
-            self._send(_RSET)
-            self._rset_due = False
-            if not pipelining:
-                return
-        self._send_line(_MAIL, txn.msg.mail_line, txn, _STAGE_MAIL)
-        self._rset_due = True
-        self._latest = txn
-        txn.sent = 0
-
-    def _send_rcpts(self, txn: _Txn, pipelining: bool) -> bool:
-        """``txn``'s RCPTs not sent yet (one without PIPELINING); False when
-        none may go."""
-        if txn.mail_refused is not None or txn.withheld or self._quit_after is _AFTER_MAIL:
-            return False  # replies known (no pipelining): no further RCPT
-        msg = txn.msg
-        m = msg.message
-        notify, orcpt, utf8 = m.notify, m.orcpt, msg.utf8
-        lines: list[bytes] = []
-        try:
-            for rcpt in txn.rcpts[txn.sent : None if pipelining else txn.sent + 1]:
-                lines.append(
-                    rcpt_line(rcpt, notify=notify, orcpt=rcpt if orcpt else None, utf8=utf8)
-                )
-        finally:
-            if lines:
-                # The RCPT lines go out together, each recorded as sent first.
-                self._conn.push_many(_RCPT, len(lines), txn)
-                txn.sent += len(lines)
-                self._write_command(b"".join(lines), _STAGE_RCPT)
-                if self._logging:
-                    for line in lines:
-                        self._log(Direction.SENT, line)
-        return True
+    def _send_rcpt(self, txn: _Txn) -> None:
+        """``txn``'s next RCPT, alone (no PIPELINING)."""
+        [line] = _rcpt_lines(txn.msg, [txn.rcpts[txn.sent]])
+        self._send_line(_RCPT, line, txn, _STAGE_RCPT)
+        txn.sent += 1
 
     def _data_command_due(self, txn: _Txn) -> bool:
         """Whether ``txn``'s DATA (or BDAT) may follow its envelope now."""
@@ -2052,6 +2013,17 @@ _HANDLERS: dict[type[Command] | type[None], _Handler] = {
     Expn: Session._on_user,
     RawCommand: Session._on_user,
 }
+
+
+def _rcpt_lines(msg: _Msg, rcpts: list[str]) -> list[bytes]:
+    """The RCPT lines of ``rcpts`` for ``msg``, from addresses checked when
+    the message was made."""
+    m = msg.message
+    notify, orcpt, utf8 = m.notify, m.orcpt, msg.utf8
+    lines = []
+    for rcpt in rcpts:  # a loop: a comprehension costs a frame of its own on 3.11
+        lines.append(rcpt_line(rcpt, notify=notify, orcpt=rcpt if orcpt else None, utf8=utf8))
+    return lines
 
 
 def _own_error(error: SMTPError, result: MessageResult) -> SMTPError:

@@ -813,43 +813,6 @@ def _pending_view(conn: Connection) -> tuple[object, ...]:
 
 
 @pytest.mark.parametrize(
-    ("before", "command"),
-    [
-        pytest.param((MAIL,), BOB, id="rcpts-after-mail"),
-        pytest.param((MAIL, BOB), CAROL, id="rcpts-after-rcpt"),
-        pytest.param((), Rset(), id="rsets"),
-        pytest.param((), MAIL, id="mails-one-at-a-time"),
-        pytest.param((MAIL, BOB), Data(), id="group-ender"),
-        pytest.param((), Noop(), id="noop-ender"),
-    ],
-)
-@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one-at-a-time"])
-@pytest.mark.parametrize("count", [0, 1, 2, 5])
-def test_push_many_is_push_repeated(
-    before: tuple[Command, ...], command: Command, pipelining: bool, count: int
-) -> None:
-    # push_many(c, n) must leave the connection as n calls of push(c) do,
-    # or refuse where one of them would (with the same error type), so
-    # that every later reply is paired with the same command either way.
-    def outcome(many: bool) -> tuple[object, ...]:
-        conn = ready(pipelining=True)
-        for command_before in before:
-            conn.send(command_before)
-        conn.pipelining = pipelining
-        try:
-            if many:
-                conn.push_many(command, count, tag="t")
-            else:
-                for _ in range(count):
-                    conn.push(command, tag="t")
-        except LocalProtocolError as exc:
-            return ("refused", type(exc), _pending_view(conn))
-        return _pending_view(conn)
-
-    assert outcome(many=True) == outcome(many=False)
-
-
-@pytest.mark.parametrize(
     "before",
     [
         pytest.param((), id="ready"),
@@ -947,28 +910,6 @@ def test_waiting_stage_is_the_oldest_outstanding_commands() -> None:
     assert conn.waiting_stage() is Stage.RCPT
     collect(conn, [OK + OK])
     assert conn.waiting_stage() is Stage.DATA_INIT
-
-
-def test_push_many_rcpts_then_their_replies_in_order() -> None:
-    conn = ready()
-    conn.send(MAIL)
-    conn.push_many(BOB, 3, tag="txn")
-    conn.send(Data())
-    events = collect(conn, [OK + OK + b"550 5.1.1 no\r\n" + OK + GO])
-    assert [e.reply.code for e in events if isinstance(e, ReplyReceived)] == [
-        250,
-        250,
-        550,
-        250,
-        354,
-    ]
-    assert [e.tag for e in events if isinstance(e, ReplyReceived)] == [
-        None,
-        "txn",
-        "txn",
-        "txn",
-        None,
-    ]
 
 
 def _delivered(conn: Connection, pieces: list[bytes], *, eof: bool) -> list[Outcome]:
@@ -1153,32 +1094,14 @@ def test_after_seal_what_is_sent_waits_for_no_reply() -> None:
         conn.next_event()
 
 
-def test_after_seal_pipelined_rcpts_wait_for_no_reply() -> None:
-    # push_many records a transaction's RCPTs at once: after the seal none
-    # of them is waiting either (a reply then is unsolicited).
-    conn = after(MAIL)()
+def test_after_seal_a_pipelined_envelope_waits_for_no_reply() -> None:
+    # push_envelope records a transaction's commands at once: after the
+    # seal none of them is waiting either (a reply then is unsolicited).
+    conn = after(Rset())()
     conn.seal()
-    conn.push_many(BOB, 3, tag="t")
-    assert outstanding(conn) == (MAIL,)
+    conn.push_envelope(MAIL, BOB, 3, Data(), tag="t")
+    assert outstanding(conn) == (Rset(),)
     collect(conn, [OK])
     conn.receive_data(OK)
     with pytest.raises(RemoteProtocolError, match="unsolicited"):
         conn.next_event()
-
-
-def test_pipelined_rcpts_each_get_their_own_reply() -> None:
-    # The RCPTs pushed together share one FIFO entry: each reply still
-    # answers one of them, in order, and the next command's reply comes
-    # after the last.
-    conn = after(MAIL)()
-    conn.push_many(BOB, 3, tag="t")
-    conn.send(Data(), tag="d")
-    events = collect(conn, [OK + OK + b"550 5.1.1 no\r\n" + OK + GO])
-    assert [(e.command, e.reply.code, e.tag) for e in events if isinstance(e, ReplyReceived)] == [
-        (MAIL, 250, None),
-        (BOB, 250, "t"),
-        (BOB, 550, "t"),
-        (BOB, 250, "t"),
-        (Data(), 354, "d"),
-    ]
-    assert outstanding(conn) == ()
